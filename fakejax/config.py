@@ -1,0 +1,131 @@
+"""The one place where an experiment config is checked, before any work starts.
+
+The schema lists every key the code reads with its type; values live only in `configs/`.
+"""
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+
+NUM_FASHION_MNIST_CLASSES = 10
+
+OPTIMIZER_SCHEMA = {'learning_rate': float, 'b1': float, 'b2': float}
+GAN_SCHEMA = {'architecture': str, 'latent_dim': int, 'optimizer': OPTIMIZER_SCHEMA}
+SCHEMA = {
+    'seed': int,
+    'batch_size': int,
+    'num_epochs': int,
+    'log_every_steps': int,
+    'checkpoint_every_steps': int,
+    'sample_every_steps': int,
+    'max_checkpoints_to_keep': int,
+    'data': {
+        'name': str,
+        'data_dir': str,
+        'local_dir': str,
+        'allow_download': bool,
+        'train_split': str,
+        'test_split': str,
+        'anomaly_classes': tuple,
+        'validation_fraction': float,
+    },
+    # Any number of named entries, each of GAN_SCHEMA.
+    'gans': {'*': GAN_SCHEMA},
+    'evaluation': {'num_fake_samples': int, 'batch_size': int},
+}
+
+
+class ConfigError(ValueError):
+  """A config that cannot run, with the key at fault in the message."""
+
+
+def _is_group(value: Any) -> bool:
+  return isinstance(value, (Mapping, ml_collections.ConfigDict))
+
+
+def _check_keys(config: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> None:
+  for key in config.keys():
+    if key not in schema and '*' not in schema:
+      close = difflib.get_close_matches(key, list(schema), n=1)
+      hint = f" Did you mean '{prefix}{close[0]}'?" if close else ''
+      raise ConfigError(
+          f"Unknown config key '{prefix}{key}'.{hint} Known keys here: {sorted(schema)}.")
+  for key, expected in schema.items():
+    if key == '*':
+      for name, value in config.items():
+        _check_value(value, expected, f'{prefix}{name}')
+      continue
+    if key not in config:
+      raise ConfigError(f"Missing config key '{prefix}{key}'.")
+    _check_value(config[key], expected, f'{prefix}{key}')
+
+
+def _check_value(value: Any, expected: Any, key: str) -> None:
+  if isinstance(expected, dict):
+    if not _is_group(value):
+      raise ConfigError(f"Config key '{key}' must be a group of keys, got {value!r}.")
+    _check_keys(value, expected, f'{key}.')
+    return
+  ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+  if expected is float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  if expected is tuple:
+    ok = isinstance(value, (tuple, list))
+  if not ok:
+    raise ConfigError(
+        f"Config key '{key}' must be of type {expected.__name__}, got {value!r} "
+        f"({type(value).__name__}).")
+
+
+def _check_positive(config: ml_collections.ConfigDict, *keys: str) -> None:
+  for key in keys:
+    value = config
+    for part in key.split('.'):
+      value = value[part]
+    if value <= 0:
+      raise ConfigError(f"Config key '{key}' must be positive, got {value}.")
+
+
+def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
+                    architectures: Mapping[str, Any]) -> None:
+  """Raises ConfigError naming the key for anything that cannot run.
+
+  Args:
+    config: the experiment config.
+    num_devices: devices of all processes the global batch is split over.
+    architectures: the known model architectures, by name.
+  """
+  _check_keys(config, SCHEMA, '')
+  _check_positive(config, 'batch_size', 'num_epochs', 'log_every_steps',
+                  'checkpoint_every_steps', 'sample_every_steps', 'max_checkpoints_to_keep')
+  if config.batch_size % num_devices:
+    raise ConfigError(
+        f"Config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
+        f"devices ({num_devices}): every device takes an equal share of the global batch.")
+  anomalies = list(config.data.anomaly_classes)
+  bad = [c for c in anomalies if not isinstance(c, int) or not 0 <= c < NUM_FASHION_MNIST_CLASSES]
+  if bad:
+    raise ConfigError(
+        f"Config key 'data.anomaly_classes' has class indices out of range 0..9: {bad}.")
+  if len(set(anomalies)) != len(anomalies) or len(anomalies) >= NUM_FASHION_MNIST_CLASSES:
+    raise ConfigError(
+        f"Config key 'data.anomaly_classes' must be distinct and leave seen classes, "
+        f"got {anomalies}.")
+  if not 0.0 < config.data.validation_fraction < 1.0:
+    raise ConfigError(
+        f"Config key 'data.validation_fraction' must be in (0, 1), got "
+        f"{config.data.validation_fraction}.")
+  if not config.gans:
+    raise ConfigError("Config key 'gans' names no model to train.")
+  for name, gan in config.gans.items():
+    if gan.architecture not in architectures:
+      raise ConfigError(
+          f"Config key 'gans.{name}.architecture' is {gan.architecture!r}; known "
+          f"architectures: {sorted(architectures)}.")
+  _check_positive(config, 'evaluation.num_fake_samples', 'evaluation.batch_size')
+  if config.evaluation.batch_size % num_devices:
+    raise ConfigError(
+        f"Config key 'evaluation.batch_size' ({config.evaluation.batch_size}) must be "
+        f"divisible by the number of devices ({num_devices}).")

@@ -1,0 +1,76 @@
+"""Seen/anomaly class splits of Fashion-MNIST and the grain pipeline that batches them.
+
+Every process computes the same global batch of indices from the seed and keeps only its
+own slice, so a run on P processes sees exactly the data of a run on one process.
+"""
+
+import dataclasses
+
+import grain
+import ml_collections
+import numpy as np
+
+from fakejax.data import fashion_mnist
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySplits:
+  """Real images of the study, uint8 [N, 28, 28, 1]."""
+  train: np.ndarray  # Seen classes of the train split, minus the validation slice.
+  validation: np.ndarray  # Seen classes of the train split, never trained on.
+  test_seen: np.ndarray  # Seen classes of the test split.
+  test_anomaly: np.ndarray  # Held-out (anomaly) classes of the test split.
+
+
+def split_by_class(data: fashion_mnist.LabelledImages, anomaly_classes) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (seen-class images, anomaly-class images)."""
+  is_anomaly = np.isin(data.labels, np.asarray(anomaly_classes, dtype=np.int32))
+  return data.images[~is_anomaly], data.images[is_anomaly]
+
+
+def hold_out(images: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Splits images into (kept, held out) by a seeded permutation."""
+  order = np.random.default_rng(seed).permutation(len(images))
+  num_held_out = int(round(len(images) * fraction))
+  return images[np.sort(order[num_held_out:])], images[np.sort(order[:num_held_out])]
+
+
+def load_study_splits(config: ml_collections.ConfigDict) -> StudySplits:
+  """Loads Fashion-MNIST and splits it by the config's anomaly classes."""
+  data = config.data
+  read = lambda split: fashion_mnist.load_split(
+      data.data_dir, data.local_dir, data.allow_download, split)
+  train_seen, _ = split_by_class(read(data.train_split), data.anomaly_classes)
+  train, validation = hold_out(train_seen, data.validation_fraction, config.seed)
+  test_seen, test_anomaly = split_by_class(read(data.test_split), data.anomaly_classes)
+  return StudySplits(train=train, validation=validation, test_seen=test_seen,
+                     test_anomaly=test_anomaly)
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  return num_examples // batch_size
+
+
+def train_batches(images: np.ndarray, *, seed: int, num_epochs: int, batch_size: int,
+                  process_index: int, process_count: int) -> grain.DatasetIterator:
+  """An iterator of this process's slice of each global batch of uint8 images.
+
+  Shuffled anew each epoch from `seed`; batches may span epoch boundaries. Its position
+  is `get_state()`/`set_state()`, saved with every checkpoint.
+  """
+  if steps_per_epoch(len(images), batch_size) == 0:
+    raise ValueError(
+        f'The training set has {len(images)} images, fewer than one batch of {batch_size}.')
+  per_process = batch_size // process_count
+  begin = process_index * per_process
+
+  def gather(global_indices: np.ndarray) -> np.ndarray:
+    return images[global_indices[begin:begin + per_process]]
+
+  dataset = (grain.MapDataset.range(len(images))
+             .shuffle(seed=seed)
+             .repeat(num_epochs)
+             .batch(batch_size, drop_remainder=True)
+             .map(gather))
+  # Gathering from RAM takes ~1 ms a batch: one thread and a short buffer keep ahead.
+  return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4)))

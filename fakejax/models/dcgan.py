@@ -1,0 +1,86 @@
+"""Two DCGAN architectures for 28x28x1 images, as pure Flax Linen modules.
+
+Generators map latent vectors [B, latent_dim] to images in [-1, 1] of shape [B, 28, 28, 1];
+discriminators map images to one logit per image [B] (positive: real). Transposed
+convolutions are `SubPixelConvTranspose`: the same layer and parameters as
+`nn.ConvTranspose(padding='SAME')`, written the way XLA's CPU backend runs fast.
+"""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from fakejax.models.layers import SubPixelConvTranspose
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+class TFGenerator(nn.Module):
+  """Generator of the TensorFlow DCGAN tutorial (Keras defaults: LeakyReLU 0.3, BN eps 1e-3)."""
+
+  @nn.compact
+  def __call__(self, latents: jax.Array, *, train: bool) -> jax.Array:
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.99,
+                             epsilon=1e-3)
+    act = functools.partial(nn.leaky_relu, negative_slope=0.3)
+    x = nn.Dense(7 * 7 * 256, use_bias=False)(latents)
+    x = act(norm()(x)).reshape(-1, 7, 7, 256)
+    x = SubPixelConvTranspose(128, (5, 5), strides=(1, 1), use_bias=False)(x)
+    x = act(norm()(x))
+    x = SubPixelConvTranspose(64, (5, 5), strides=(2, 2), use_bias=False)(x)
+    x = act(norm()(x))
+    x = SubPixelConvTranspose(1, (5, 5), strides=(2, 2), use_bias=False)(x)
+    return jnp.tanh(x)
+
+
+class TFDiscriminator(nn.Module):
+  """Discriminator of the TensorFlow DCGAN tutorial."""
+
+  @nn.compact
+  def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
+    act = functools.partial(nn.leaky_relu, negative_slope=0.3)
+    x = images
+    for features in (64, 128):
+      x = act(nn.Conv(features, (5, 5), strides=(2, 2), padding='SAME')(x))
+      x = nn.Dropout(0.3, deterministic=not train)(x)
+    return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
+
+
+# Radford et al. (2015): weights from N(0, 0.02), BatchNorm scale from N(1, 0.02).
+radford_init = nn.initializers.normal(stddev=0.02)
+
+
+def radford_norm(train: bool) -> nn.BatchNorm:
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                      scale_init=lambda key, shape, dtype: 1.0 + radford_init(key, shape, dtype))
+
+
+class RadfordGenerator(nn.Module):
+  """Fractional-strided convolutions, BatchNorm, ReLU, tanh output (Radford et al. 2015)."""
+
+  @nn.compact
+  def __call__(self, latents: jax.Array, *, train: bool) -> jax.Array:
+    x = nn.Dense(7 * 7 * 256, use_bias=False, kernel_init=radford_init)(latents)
+    x = nn.relu(radford_norm(train)(x)).reshape(-1, 7, 7, 256)
+    x = SubPixelConvTranspose(128, (4, 4), strides=(2, 2), use_bias=False,
+                         kernel_init=radford_init)(x)
+    x = nn.relu(radford_norm(train)(x))
+    x = SubPixelConvTranspose(1, (4, 4), strides=(2, 2), kernel_init=radford_init)(x)
+    return jnp.tanh(x)
+
+
+class RadfordDiscriminator(nn.Module):
+  """All-convolutional: strided convolutions, LeakyReLU 0.2, BatchNorm after the first layer."""
+
+  @nn.compact
+  def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
+    act = functools.partial(nn.leaky_relu, negative_slope=0.2)
+    x = act(nn.Conv(64, (4, 4), strides=(2, 2), padding='SAME', kernel_init=radford_init)(images))
+    x = nn.Conv(128, (4, 4), strides=(2, 2), padding='SAME', use_bias=False,
+                kernel_init=radford_init)(x)
+    x = act(radford_norm(train)(x))
+    # A 7x7 valid convolution over the 7x7 map: the logit, without a dense layer.
+    x = nn.Conv(1, (7, 7), padding='VALID', kernel_init=radford_init)(x)
+    return x.reshape(x.shape[0])

@@ -1,0 +1,30 @@
+"""Mesh and shardings, in one place: data parallel over every device of every host."""
+
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = 'data'
+
+
+def build_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh over `devices` (default: all devices of all processes)."""
+  devices = jax.devices() if devices is None else list(devices)
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """Every device holds the whole value (parameters, optimiser state)."""
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  """The leading (batch) axis is split over the devices."""
+  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def global_batch(mesh: Mesh, local_batch: np.ndarray) -> jax.Array:
+  """Assembles the global batch from each process's slice of it."""
+  return jax.make_array_from_process_local_data(batch_sharded(mesh), local_batch)

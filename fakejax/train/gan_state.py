@@ -1,0 +1,53 @@
+"""The GAN state pytree: both players' parameters, batch statistics and optimiser states."""
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from fakejax.models import GanModels
+
+
+@flax.struct.dataclass
+class GanState:
+  step: jax.Array
+  rng: jax.Array  # Raw uint32 key; each step folds in the step number.
+  g_params: dict
+  g_batch_stats: dict
+  g_opt_state: optax.OptState
+  d_params: dict
+  d_batch_stats: dict
+  d_opt_state: optax.OptState
+
+
+def build_optimizer(optimizer_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam, as both DCGAN papers train both players."""
+  return optax.adam(optimizer_config.learning_rate, b1=optimizer_config.b1,
+                    b2=optimizer_config.b2)
+
+
+def init_state(models: GanModels, tx: optax.GradientTransformation, latent_dim: int,
+               rng: jax.Array) -> GanState:
+  """Initial state for a seed (pure: jit it with replicated out_shardings)."""
+  g_key, d_key, train_key = jax.random.split(rng, 3)
+  g_vars = models.generator.init(g_key, jnp.zeros((1, latent_dim)), train=False)
+  d_vars = models.discriminator.init(d_key, jnp.zeros((1, *models.image_shape)), train=False)
+  return GanState(
+      step=jnp.zeros((), jnp.int32),
+      rng=train_key,
+      g_params=g_vars['params'],
+      g_batch_stats=g_vars.get('batch_stats', {}),
+      g_opt_state=tx.init(g_vars['params']),
+      d_params=d_vars['params'],
+      d_batch_stats=d_vars.get('batch_stats', {}),
+      d_opt_state=tx.init(d_vars['params']),
+  )
+
+
+def generator_variables(state: GanState) -> dict:
+  return {'params': state.g_params, 'batch_stats': state.g_batch_stats}
+
+
+def discriminator_variables(state: GanState) -> dict:
+  return {'params': state.d_params, 'batch_stats': state.d_batch_stats}

@@ -1,0 +1,137 @@
+"""Training one GAN: build, restore or initialise, loop with metrics, samples and checkpoints."""
+
+import dataclasses
+import pathlib
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers, periodic_actions
+from jax.sharding import Mesh
+
+from fakejax import sharding
+from fakejax.data import pipeline
+from fakejax.evaluation import detector
+from fakejax.models import GanModels, build_gan
+from fakejax.train import checkpoints, gan_state, gan_steps
+
+NUM_SAMPLES_IN_GRID = 64
+
+
+@dataclasses.dataclass
+class GanRun:
+  """A trained GAN and how its training went."""
+  name: str
+  models: GanModels
+  state: gan_state.GanState
+  latent_dim: int
+  resumed_from_step: int  # 0 when training started from scratch.
+  num_steps: int
+  workdir: pathlib.Path
+
+
+def make_writer(logdir: pathlib.Path) -> metric_writers.MetricWriter:
+  """TensorBoard writer on process 0; the others only log."""
+  return metric_writers.create_default_writer(logdir, just_logging=jax.process_index() > 0)
+
+
+def init_sharded_state(models: GanModels, tx, latent_dim: int, seed: int, mesh: Mesh):
+  init = jax.jit(lambda key: gan_state.init_state(models, tx, latent_dim, key),
+                 out_shardings=sharding.replicated(mesh))
+  return init(jax.random.PRNGKey(seed))
+
+
+def restore_or_init(manager, state, data_iterator: grain.DatasetIterator):
+  """Continues from the latest checkpoint if there is one; returns (state, step)."""
+  step = manager.latest_step()
+  if step is None:
+    return state, 0
+  state, data_state = checkpoints.restore(manager, step, state)
+  data_iterator.set_state(data_state)
+  logging.info('Resumed from the checkpoint of step %d in %s.', step, manager.directory)
+  return state, step
+
+
+def flush_metrics(writer, step: int, pending: list[dict]) -> None:
+  """Writes the mean of the metrics since the last flush; stops on non-finite values."""
+  if not pending:
+    return
+  means = {name: float(np.mean(values)) for name, values in
+           jax.device_get({name: [m[name] for m in pending] for name in pending[0]}).items()}
+  bad = sorted(name for name, value in means.items() if not np.isfinite(value))
+  if bad:
+    raise FloatingPointError(
+        f'Non-finite {", ".join(bad)} at step {step} ({means}); training stopped, the last '
+        'checkpoint written holds the last finite state.')
+  writer.write_scalars(step, means)
+  logging.info('step %d: %s', step, ', '.join(f'{k}={v:.4f}' for k, v in sorted(means.items())))
+  pending.clear()
+
+
+def image_grid(images_uint8: np.ndarray, columns: int = 8) -> np.ndarray:
+  """[N, H, W, C] -> one [rows * H, columns * W, C] image."""
+  n, h, w, c = images_uint8.shape
+  rows = -(-n // columns)
+  padded = np.zeros((rows * columns, h, w, c), images_uint8.dtype)
+  padded[:n] = images_uint8
+  return padded.reshape(rows, columns, h, w, c).transpose(0, 2, 1, 3, 4).reshape(
+      rows * h, columns * w, c)
+
+
+def train_gan(config: ml_collections.ConfigDict, name: str, train_images: np.ndarray,
+              workdir: pathlib.Path, mesh: Mesh) -> GanRun:
+  """Trains (or resumes) the GAN `config.gans[name]` on uint8 `train_images`."""
+  gan_config = config.gans[name]
+  models = build_gan(gan_config.architecture)
+  tx = gan_state.build_optimizer(gan_config.optimizer)
+  run_dir = workdir / name
+  num_steps = pipeline.steps_per_epoch(len(train_images), config.batch_size) * config.num_epochs
+
+  state = init_sharded_state(models, tx, gan_config.latent_dim, config.seed, mesh)
+  data_iterator = pipeline.train_batches(
+      train_images, seed=config.seed, num_epochs=config.num_epochs,
+      batch_size=config.batch_size, process_index=jax.process_index(),
+      process_count=jax.process_count())
+  manager = checkpoints.checkpoint_manager(
+      run_dir / 'checkpoints', max_to_keep=config.max_checkpoints_to_keep,
+      save_interval_steps=config.checkpoint_every_steps)
+  state, start_step = restore_or_init(manager, state, data_iterator)
+  writer = make_writer(run_dir / 'tensorboard')
+  train_step = jax.jit(
+      gan_steps.make_train_step(models, tx, gan_config.latent_dim),
+      in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+      out_shardings=sharding.replicated(mesh), donate_argnums=0)
+  _, generate_uint8 = detector.jit_scoring(models, mesh)
+
+  def write_samples(step: int, state) -> None:
+    samples = detector.sample_images(
+        generate_uint8, gan_state.generator_variables(state), num_images=NUM_SAMPLES_IN_GRID,
+        latent_dim=gan_config.latent_dim, seed=config.seed, mesh=mesh,
+        batch_size=NUM_SAMPLES_IN_GRID)
+    writer.write_images(step, {'samples': image_grid(samples)[None]})
+
+  logging.info('%s: %d train images, %d steps of %d (global batch), from step %d.', name,
+               len(train_images), num_steps, config.batch_size, start_step)
+  progress = periodic_actions.ReportProgress(
+      num_train_steps=num_steps, writer=writer, every_steps=config.log_every_steps)
+  pending_metrics = []
+  for step in range(start_step + 1, num_steps + 1):
+    batch = sharding.global_batch(mesh, next(data_iterator))
+    state, metrics = train_step(state, batch)
+    pending_metrics.append(metrics)
+    progress(step)
+    is_last = step == num_steps
+    checkpoint_due = is_last or step % config.checkpoint_every_steps == 0
+    if checkpoint_due or step % config.log_every_steps == 0:
+      # Checked before saving: a checkpoint never holds a non-finite state.
+      flush_metrics(writer, step, pending_metrics)
+    if is_last or step % config.sample_every_steps == 0:
+      write_samples(step, state)
+    if checkpoint_due:
+      checkpoints.save(manager, step, state, data_iterator.get_state(), force=is_last)
+  manager.wait_until_finished()
+  writer.flush()
+  return GanRun(name=name, models=models, state=state, latent_dim=gan_config.latent_dim,
+                resumed_from_step=start_step, num_steps=num_steps, workdir=run_dir)
