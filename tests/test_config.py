@@ -1,0 +1,79 @@
+"""Config validation: every mistake is an error naming the key."""
+
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from configs import dcgan_fmnist
+from fakejax.config import ConfigError, validate_config
+from fakejax.models import GAN_ARCHITECTURES
+from tests.conftest import REPO_ROOT
+
+
+def check(config, num_devices=8):
+  validate_config(config, num_devices=num_devices, architectures=GAN_ARCHITECTURES)
+
+
+@pytest.mark.parametrize('variant', ['full', 'quick', 'tiny'])
+def test_shipped_variants_are_valid(variant):
+  check(dcgan_fmnist.get_config(variant))
+
+
+def test_mistyped_key_is_named_with_a_suggestion():
+  config = dcgan_fmnist.get_config('tiny')
+  config.btach_size = 64
+  with pytest.raises(ConfigError, match=r"Unknown config key 'btach_size'.*'batch_size'"):
+    check(config)
+
+
+def test_mistyped_nested_key_is_named_with_its_path():
+  config = dcgan_fmnist.get_config('tiny')
+  config.gans.dcgan_tf.optimizer.learnig_rate = 1e-3
+  with pytest.raises(ConfigError, match=r"'gans.dcgan_tf.optimizer.learnig_rate'.*learning_rate"):
+    check(config)
+
+
+def test_wrong_type_in_a_config_file_is_named():
+  values = dcgan_fmnist.get_config('tiny').to_dict()
+  values['data']['validation_fraction'] = 'ten percent'  # As a hand-written config might.
+  config = ml_collections.ConfigDict(values)
+  with pytest.raises(ConfigError, match="'data.validation_fraction' must be of type float"):
+    check(config)
+
+
+def test_class_index_out_of_range_is_named():
+  config = dcgan_fmnist.get_config('tiny')
+  config.data.anomaly_classes = (5, 7, 10)
+  with pytest.raises(ConfigError, match=r"'data.anomaly_classes'.*out of range.*\[10\]"):
+    check(config)
+
+
+def test_batch_that_does_not_split_over_devices_is_named():
+  config = dcgan_fmnist.get_config('tiny')
+  config.batch_size = 36
+  with pytest.raises(ConfigError, match=r"'batch_size' \(36\) must be divisible.*\(8\)"):
+    check(config)
+
+
+def test_unknown_architecture_is_named():
+  config = dcgan_fmnist.get_config('tiny')
+  config.gans.dcgan_tf.architecture = 'stylegan9'
+  with pytest.raises(ConfigError, match=r"'gans.dcgan_tf.architecture' is 'stylegan9'"):
+    check(config)
+
+
+def test_unknown_variant_is_an_error():
+  with pytest.raises(ValueError, match="Unknown variant 'tinyy'"):
+    dcgan_fmnist.get_config('tinyy')
+
+
+def test_mistyped_command_line_override_fails_before_any_work(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'fakejax.main', '--config=configs/dcgan_fmnist.py:tiny',
+       f'--workdir={tmp_path}', '--config.btach_size=64'],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert 'btach_size' in result.stderr
+  assert not any(tmp_path.iterdir())

@@ -1,0 +1,69 @@
+"""Model shapes, value ranges, and the sub-pixel layer's equality with the textbook one."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fakejax.models import GAN_ARCHITECTURES, build_gan
+from fakejax.models.layers import SubPixelConvTranspose
+
+
+@pytest.mark.parametrize('architecture', sorted(GAN_ARCHITECTURES))
+def test_generator_makes_28x28_images_in_tanh_range(architecture):
+  models = build_gan(architecture)
+  latents = jax.random.normal(jax.random.PRNGKey(0), (5, 100))
+  variables = models.generator.init(jax.random.PRNGKey(1), latents, train=False)
+  images = models.generator.apply(variables, latents, train=False)
+  assert images.shape == (5, 28, 28, 1)
+  assert float(images.min()) >= -1.0 and float(images.max()) <= 1.0
+  assert float(images.std()) > 0.0
+
+
+@pytest.mark.parametrize('architecture', sorted(GAN_ARCHITECTURES))
+def test_discriminator_gives_one_finite_logit_per_image(architecture):
+  models = build_gan(architecture)
+  images = jax.random.uniform(jax.random.PRNGKey(0), (7, 28, 28, 1), minval=-1, maxval=1)
+  variables = models.discriminator.init(jax.random.PRNGKey(1), images, train=False)
+  logits = models.discriminator.apply(variables, images, train=False)
+  assert logits.shape == (7,)
+  assert bool(jnp.all(jnp.isfinite(logits)))
+
+
+def test_unknown_architecture_is_a_clear_error():
+  with pytest.raises(ValueError, match="Unknown GAN architecture 'dcgan_tff'.*dcgan_tf"):
+    build_gan('dcgan_tff')
+
+
+@pytest.mark.parametrize('kernel,stride,in_features,out_features,size', [
+    (5, 2, 64, 1, 14),  # dcgan_tf's last layer
+    (5, 2, 128, 64, 7),  # dcgan_tf's middle layer
+    (4, 2, 256, 128, 7),  # dcgan_radford's first layer
+    (4, 2, 128, 1, 14),  # dcgan_radford's last layer
+    (3, 2, 4, 5, 6),
+    (4, 3, 3, 2, 5),
+    (5, 1, 8, 4, 7),
+])
+def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, stride, in_features,
+                                                             out_features, size):
+  textbook = nn.ConvTranspose(out_features, (kernel, kernel), strides=(stride, stride),
+                              padding='SAME')
+  fast = SubPixelConvTranspose(out_features, (kernel, kernel), strides=(stride, stride))
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, in_features))
+  variables = textbook.init(jax.random.PRNGKey(1), x)
+  assert jax.tree.map(jnp.shape, fast.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+      jnp.shape, variables)
+
+  def loss(module, variables, x):
+    y = module.apply(variables, x)
+    return jnp.sum(jnp.sin(y)), y  # A non-linear loss: gradients differ per output.
+
+  (_, y_ref), grads_ref = jax.value_and_grad(lambda v, x: loss(textbook, v, x), argnums=(0, 1),
+                                             has_aux=True)(variables, x)
+  (_, y_fast), grads_fast = jax.value_and_grad(lambda v, x: loss(fast, v, x), argnums=(0, 1),
+                                               has_aux=True)(variables, x)
+  assert y_fast.shape == y_ref.shape == (2, size * stride, size * stride, out_features)
+  np.testing.assert_allclose(y_fast, y_ref, rtol=1e-5, atol=1e-5)
+  for fast_leaf, ref_leaf in zip(jax.tree.leaves(grads_fast), jax.tree.leaves(grads_ref)):
+    np.testing.assert_allclose(fast_leaf, ref_leaf, rtol=1e-4, atol=1e-4)
