@@ -71,8 +71,22 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       dcgan_tf=dcgan_tf(), dcgan_radford=dcgan_radford()))
 
   config.evaluation = ml_collections.ConfigDict(dict(
-      num_fake_samples=10_000,
+      num_fake_samples=10_000,  # Per generator, for test and again for validation.
       batch_size=1000,
+      # Operating points chosen on the validation split (seen-class reals held out of
+      # training + fresh own fakes), never on test: Youden's J, and this fake recall.
+      fake_recall_target=0.95,
+      num_histogram_bins=20,
+  ))
+
+  # The evaluation splits. `reals`: test-split reals of the 'seen', 'anomaly' or 'all'
+  # classes, or '' for none. `fakes`: 'own' (this GAN's generator), 'others' (every other
+  # GAN of the run), a GAN name, 'folder:<path>' (image files), or '' for none.
+  config.evals = ml_collections.ConfigDict(dict(
+      own_fakes_vs_reals=dict(reals='all', fakes='own'),
+      anomaly_class_reals=dict(reals='anomaly', fakes=''),
+      seen_class_reals=dict(reals='seen', fakes=''),
+      other_gan_fakes=dict(reals='', fakes='others'),
   ))
 
   if arg == 'quick':

@@ -33,8 +33,13 @@ SCHEMA = {
     },
     # Any number of named entries, each of GAN_SCHEMA.
     'gans': {'*': GAN_SCHEMA},
-    'evaluation': {'num_fake_samples': int, 'batch_size': int},
+    'evaluation': {'num_fake_samples': int, 'batch_size': int, 'fake_recall_target': float,
+                   'num_histogram_bins': int},
+    # Any number of named splits.
+    'evals': {'*': {'reals': str, 'fakes': str}},
 }
+
+REAL_SOURCES = ('', 'seen', 'anomaly', 'all')
 
 
 class ConfigError(ValueError):
@@ -124,8 +129,26 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
       raise ConfigError(
           f"Config key 'gans.{name}.architecture' is {gan.architecture!r}; known "
           f"architectures: {sorted(architectures)}.")
-  _check_positive(config, 'evaluation.num_fake_samples', 'evaluation.batch_size')
+  _check_positive(config, 'evaluation.num_fake_samples', 'evaluation.batch_size',
+                  'evaluation.num_histogram_bins')
+  if not 0.0 < config.evaluation.fake_recall_target <= 1.0:
+    raise ConfigError("Config key 'evaluation.fake_recall_target' must be in (0, 1], got "
+                      f"{config.evaluation.fake_recall_target}.")
+  _check_evals(config)
   if config.evaluation.batch_size % num_devices:
     raise ConfigError(
         f"Config key 'evaluation.batch_size' ({config.evaluation.batch_size}) must be "
         f"divisible by the number of devices ({num_devices}).")
+
+
+def _check_evals(config: ml_collections.ConfigDict) -> None:
+  fake_sources = ('', 'own', 'others', *config.gans.keys())
+  for name, split in config.evals.items():
+    if split.reals not in REAL_SOURCES:
+      raise ConfigError(f"Config key 'evals.{name}.reals' is {split.reals!r}; use one of "
+                        f"{list(REAL_SOURCES)}.")
+    if split.fakes not in fake_sources and not split.fakes.startswith('folder:'):
+      raise ConfigError(f"Config key 'evals.{name}.fakes' is {split.fakes!r}; use one of "
+                        f"{list(fake_sources)} or 'folder:<path>'.")
+    if not split.reals and not split.fakes:
+      raise ConfigError(f"Config key 'evals.{name}' names neither reals nor fakes.")

@@ -1,61 +1,54 @@
-"""The study: train every configured GAN, then score its discriminator as a fake detector."""
+"""The study: train every configured GAN, then evaluate each discriminator as a fake detector."""
 
 import json
 import pathlib
+import time
 
 import jax
 import ml_collections
-import numpy as np
 from absl import logging
-from PIL import Image
 
 from fakejax import sharding
 from fakejax.config import validate_config
 from fakejax.data import pipeline
-from fakejax.evaluation import detector
+from fakejax.evaluation import evaluator, report
 from fakejax.models import GAN_ARCHITECTURES
-from fakejax.train import gan_state, gan_trainer
+from fakejax.train import gan_trainer
 
-DETECTOR_METRICS_FILE = 'detector_metrics.json'
-
-
-def first_detector_numbers(run: gan_trainer.GanRun, splits: pipeline.StudySplits,
-                           config: ml_collections.ConfigDict, mesh) -> dict:
-  """Scores the discriminator on seen/anomaly test reals and fresh own-generator fakes."""
-  score, generate_uint8 = detector.jit_scoring(run.models, mesh)
-  d_variables = gan_state.discriminator_variables(run.state)
-  batch_size = config.evaluation.batch_size
-  fakes = detector.sample_images(
-      generate_uint8, gan_state.generator_variables(run.state),
-      num_images=config.evaluation.num_fake_samples, latent_dim=run.latent_dim,
-      # A seed of its own: these fakes are not the ones drawn during training.
-      seed=config.seed + 1, mesh=mesh, batch_size=batch_size)
-  scores = {name: detector.score_images(score, d_variables, images, mesh=mesh,
-                                        batch_size=batch_size)
-            for name, images in (('seen', splits.test_seen), ('anomaly', splits.test_anomaly),
-                                 ('fakes', fakes))}
-  summary = detector.summarise(scores['seen'], scores['anomaly'], scores['fakes'])
-  return {'step': run.num_steps, **summary}, fakes
+TRAINING_FILE = 'training.json'
 
 
-def write_outputs(run: gan_trainer.GanRun, numbers: dict, fakes: np.ndarray) -> None:
-  """detector_metrics.json, TensorBoard scalars and a PNG of samples, from process 0."""
+def record_training_time(run: gan_trainer.GanRun, seconds: float) -> None:
+  """Adds this invocation's training wall time to the GAN's total (kept across resumes)."""
+  path = run.workdir / TRAINING_FILE
+  total = json.loads(path.read_text())['train_seconds'] if path.exists() else 0.0
+  path.write_text(json.dumps({'num_steps': run.num_steps, 'train_seconds': total + seconds}) + '\n')
+
+
+def training_seconds(workdir: pathlib.Path, names) -> dict[str, float]:
+  paths = {name: workdir / name / TRAINING_FILE for name in names}
+  return {name: json.loads(p.read_text())['train_seconds'] for name, p in paths.items() if p.exists()}
+
+
+def write_reports(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                  reports: dict[str, list[dict]]) -> None:
+  """Per-checkpoint reports, TensorBoard scalars, and the workdir's summary (process 0)."""
   if jax.process_index() != 0:
     return
-  (run.workdir / DETECTOR_METRICS_FILE).write_text(json.dumps(numbers, indent=2) + '\n')
-  writer = gan_trainer.make_writer(run.workdir / 'tensorboard')
-  writer.write_scalars(numbers['step'], {
-      f'detector/{split}/{metric}': value
-      for split, values in numbers.items() if isinstance(values, dict)
-      for metric, value in values.items() if metric != 'support'})
-  writer.flush()
-  grid = gan_trainer.image_grid(fakes[:gan_trainer.NUM_SAMPLES_IN_GRID])
-  Image.fromarray(grid[..., 0]).resize((grid.shape[1] * 2, grid.shape[0] * 2),
-                                       Image.NEAREST).save(run.workdir / 'samples.png')
+  latest = {}
+  for name, gan_reports in reports.items():
+    writer = gan_trainer.make_writer(workdir / name / 'tensorboard')
+    for gan_report in gan_reports:
+      out = report.write_checkpoint_report(workdir / name, gan_report, writer)
+      logging.info('Wrote the evaluation of %s step %d to %s.', name, gan_report['step'], out)
+    latest[name] = gan_reports[-1]
+  summary = report.summary_markdown(latest, training_seconds(workdir, config.gans.keys()))
+  (workdir / report.REPORT_MD).write_text(summary)
+  logging.info('Summary:\n%s', summary)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict]:
-  """Runs the study in `workdir` (resuming what is there); returns numbers by GAN name."""
+  """Runs the study in `workdir` (resuming what is there); returns the latest reports."""
   workdir = pathlib.Path(workdir)
   mesh = sharding.build_mesh()
   validate_config(config, num_devices=mesh.size, architectures=GAN_ARCHITECTURES)
@@ -68,12 +61,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
-  results = {}
+  runs = {}
   for name in config.gans:
+    start = time.perf_counter()
     run = gan_trainer.train_gan(config, name, splits.train, workdir, mesh)
-    numbers, fakes = first_detector_numbers(run, splits, config, mesh)
-    write_outputs(run, numbers, fakes)
-    logging.info('%s detector: %s', name, json.dumps(numbers))
-    results[name] = {'numbers': numbers, 'resumed_from_step': run.resumed_from_step,
-                     'num_steps': run.num_steps}
-  return results
+    if run.resumed_from_step < run.num_steps and jax.process_index() == 0:
+      record_training_time(run, time.perf_counter() - start)
+    runs[name] = run
+  reports = evaluator.evaluate_workdir(config, workdir, 'latest', mesh=mesh, splits=splits)
+  write_reports(config, workdir, reports)
+  return {name: {'report': gan_reports[-1], 'resumed_from_step': runs[name].resumed_from_step,
+                 'num_steps': runs[name].num_steps} for name, gan_reports in reports.items()}

@@ -1,4 +1,4 @@
-r"""Entry point: flags -> config -> the study.
+r"""Entry point: flags -> config -> the study (train every GAN, then evaluate).
 
   python -m fakejax.main --config=configs/dcgan_fmnist.py --workdir=runs/dcgan_fmnist
 """
@@ -12,26 +12,11 @@ flags.DEFINE_string('workdir', None, 'Where checkpoints, TensorBoard files and r
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def hide_accelerators_from_tensorflow() -> None:
-  """TensorFlow is only here for TensorBoard files: keep it off GPUs and TPUs."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], 'GPU')
-  tf.config.set_visible_devices([], 'TPU')
-
-
-class _QuietLibraryInfo(logging.logging.Filter):
-  """Drops INFO lines of Orbax (dozens per checkpoint) so progress lines stay readable."""
-
-  def filter(self, record) -> bool:
-    return record.levelno > logging.logging.INFO or '/orbax/' not in record.pathname
-
-
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  logging.get_absl_handler().addFilter(_QuietLibraryInfo())
-  hide_accelerators_from_tensorflow()
-  from fakejax import experiment  # pylint: disable=g-import-not-at-top
+  from fakejax import experiment, runtime  # pylint: disable=g-import-not-at-top
+  runtime.setup()
   logging.info('Config:\n%s', FLAGS.config)
   experiment.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 

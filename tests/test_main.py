@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,6 @@ import orbax.checkpoint as ocp
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from fakejax import experiment
 from configs import dcgan_fmnist
 from tests.conftest import REPO_ROOT
 
@@ -63,28 +63,52 @@ def test_main_job_writes_checkpoints_tensorboard_and_detector_numbers(finished_r
     tags = set(events.Tags()['tensors'])
     assert {'d_loss', 'g_loss', 'd_real', 'd_fake', 'g_grad_norm', 'd_grad_norm',
             'steps_per_sec', 'samples'} <= tags
-    assert {'detector/own_fakes/fake_recall', 'detector/anomaly_class_reals/real_recall'} <= tags
-    numbers = json.loads((run_dir / experiment.DETECTOR_METRICS_FILE).read_text())
-    assert numbers['step'] == TINY_STEPS
-    for split in ('seen_class_reals', 'anomaly_class_reals', 'own_fakes',
-                  'own_fakes_vs_all_reals'):
-      assert 0.0 <= numbers[split]['accuracy'] <= 1.0
-    assert numbers['own_fakes']['support'] == 128
-    assert (numbers['seen_class_reals']['support'] + numbers['anomaly_class_reals']['support']
-            == 320)
-    assert (run_dir / 'samples.png').stat().st_size > 0
+    assert {'eval/own_fakes_vs_reals/accuracy', 'eval/anomaly_class_reals/real_recall',
+            'eval/other_gan_fakes/generated_recall', 'eval/review_load/youden'} <= tags
+    eval_dir = run_dir / 'eval' / str(TINY_STEPS)
+    for name in ('report.md', 'confusion_matrices.png', 'roc_curves.png',
+                 'score_histograms.png', 'most_confident_mistakes.png'):
+      assert (eval_dir / name).stat().st_size > 0
+    report = json.loads((eval_dir / 'report.json').read_text())
+    assert report['step'] == TINY_STEPS
+    splits = report['splits']
+    assert set(splits) == {'own_fakes_vs_reals', 'anomaly_class_reals', 'seen_class_reals',
+                           'other_gan_fakes'}
+    assert splits['own_fakes_vs_reals']['support'] == {'real': 320, 'generated': 128}
+    assert splits['other_gan_fakes']['fake_sets'] == [f'gan:{g}' for g in GANS if g != gan]
+    assert splits['anomaly_class_reals']['paired_with'] == 'own fakes'
+    for split in splits.values():
+      assert 0.0 <= split['at_threshold']['default_0.5']['accuracy'] <= 1.0
+      assert 0.0 <= split['threshold_free']['roc_auc'] <= 1.0
+  summary = (workdir / 'report.md').read_text()
+  assert 'study (better DCGAN)' in summary and 'review load' in summary
   assert json.loads((workdir / 'config.json').read_text())['batch_size'] == 32
+
+
+def test_standalone_evaluation_reproduces_the_end_of_training_numbers(finished_run, tmp_path):
+  workdir, _ = finished_run
+  copy = tmp_path / 'copy'
+  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns('eval', 'report.md'))
+  result = subprocess.run(
+      [sys.executable, '-m', 'fakejax.evaluate', f'--workdir={copy}'], cwd=REPO_ROOT,
+      env=TWO_DEVICES, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-5000:]
+  for gan in GANS:
+    relative = pathlib.Path(gan) / 'eval' / str(TINY_STEPS) / 'report.json'
+    assert (copy / relative).read_text() == (workdir / relative).read_text()
+  assert (copy / 'report.md').read_text() == (workdir / 'report.md').read_text()
 
 
 def test_running_the_same_command_again_resumes_instead_of_restarting(finished_run,
                                                                       tfds_data_dir):
   workdir, _ = finished_run
-  before = {gan: (workdir / gan / experiment.DETECTOR_METRICS_FILE).read_text() for gan in GANS}
+  report = lambda gan: workdir / gan / 'eval' / str(TINY_STEPS) / 'report.json'
+  before = {gan: report(gan).read_text() for gan in GANS}
   result = run_main(workdir, tfds_data_dir)
   assert result.stderr.count(f'Resumed from the checkpoint of step {TINY_STEPS}') == 2
   assert 'step 4:' not in result.stderr  # No training step was run again.
   for gan in GANS:
-    assert (workdir / gan / experiment.DETECTOR_METRICS_FILE).read_text() == before[gan]
+    assert report(gan).read_text() == before[gan]
 
 
 def wait_for_checkpoint(checkpoint_dir: pathlib.Path, process, timeout_s=300) -> int:

@@ -13,7 +13,6 @@ from jax.sharding import Mesh
 
 from fakejax import sharding
 from fakejax.data import pipeline
-from fakejax.evaluation import detector
 from fakejax.models import GanModels, build_gan
 from fakejax.train import checkpoints, gan_state, gan_steps
 
@@ -70,6 +69,14 @@ def flush_metrics(writer, step: int, pending: list[dict]) -> None:
   pending.clear()
 
 
+def make_sample_grid(models: GanModels, latent_dim: int, seed: int, mesh: Mesh):
+  """Jitted: generator variables -> uint8 samples from fixed latents, for progress grids."""
+  latents = jax.random.normal(jax.random.PRNGKey(seed), (NUM_SAMPLES_IN_GRID, latent_dim))
+  generate = gan_steps.make_generate(models)
+  return jax.jit(lambda variables: gan_steps.to_uint8(generate(variables, latents)),
+                 out_shardings=sharding.replicated(mesh))
+
+
 def image_grid(images_uint8: np.ndarray, columns: int = 8) -> np.ndarray:
   """[N, H, W, C] -> one [rows * H, columns * W, C] image."""
   n, h, w, c = images_uint8.shape
@@ -103,13 +110,10 @@ def train_gan(config: ml_collections.ConfigDict, name: str, train_images: np.nda
       gan_steps.make_train_step(models, tx, gan_config.latent_dim),
       in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
       out_shardings=sharding.replicated(mesh), donate_argnums=0)
-  _, generate_uint8 = detector.jit_scoring(models, mesh)
+  sample_grid = make_sample_grid(models, gan_config.latent_dim, config.seed, mesh)
 
   def write_samples(step: int, state) -> None:
-    samples = detector.sample_images(
-        generate_uint8, gan_state.generator_variables(state), num_images=NUM_SAMPLES_IN_GRID,
-        latent_dim=gan_config.latent_dim, seed=config.seed, mesh=mesh,
-        batch_size=NUM_SAMPLES_IN_GRID)
+    samples = np.asarray(sample_grid(gan_state.generator_variables(state)))
     writer.write_images(step, {'samples': image_grid(samples)[None]})
 
   logging.info('%s: %d train images, %d steps of %d (global batch), from step %d.', name,

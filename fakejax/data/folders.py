@@ -1,0 +1,54 @@
+"""Images from folders of files, converted to a model's input shape.
+
+Unreadable, truncated, empty or non-image files are reported by name and skipped.
+"""
+
+import dataclasses
+import pathlib
+
+import numpy as np
+from absl import logging
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif')
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderImages:
+  images: np.ndarray  # uint8 [N, H, W, C]
+  paths: list[str]  # Of the images, in order.
+  skipped: list[tuple[str, str]]  # (path, reason) of files that could not be read.
+
+
+def image_files(root: str | pathlib.Path) -> list[pathlib.Path]:
+  """Image files below `root` (recursive), sorted for a deterministic order."""
+  root = pathlib.Path(root)
+  if not root.is_dir():
+    raise FileNotFoundError(f'Image folder {root} does not exist.')
+  return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_image(path: str | pathlib.Path, shape: tuple[int, int, int]) -> np.ndarray:
+  """One image as uint8 [H, W, C]: converted to grayscale or RGB, resized to (H, W)."""
+  height, width, channels = shape
+  with Image.open(path) as image:
+    image.load()  # Decodes now: truncated files fail here, by name.
+    image = image.convert('L' if channels == 1 else 'RGB')
+    if image.size != (width, height):
+      image = image.resize((width, height), Image.BILINEAR)
+    return np.asarray(image, np.uint8).reshape(height, width, channels)
+
+
+def load_image_folder(root: str | pathlib.Path, shape: tuple[int, int, int]) -> FolderImages:
+  """Every readable image below `root`, as uint8 [N, *shape]."""
+  images, paths, skipped = [], [], []
+  for path in image_files(root):
+    try:
+      images.append(read_image(path, shape))
+      paths.append(str(path))
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+      skipped.append((str(path), f'{type(error).__name__}: {error}'))
+      logging.warning('Skipped unreadable image %s (%s).', path, error)
+  if not images:
+    raise ValueError(f'No readable image in {root} ({len(skipped)} unreadable files).')
+  return FolderImages(np.stack(images), paths, skipped)

@@ -1,0 +1,379 @@
+"""Evaluate GAN discriminators as fake detectors, from the Orbax checkpoints of a workdir.
+
+Every image set (test reals of seen and anomaly classes, validation reals, each generator's
+fakes) is scored once per checkpoint; the splits of `config.evals` are then assembled from
+those score sets. Several checkpoints of one GAN are stacked and scored together in one
+compiled call (`lax.map`, vmapped in chunks; see `checkpoints_per_vmap`). Operating points are chosen on the validation split, never on test.
+"""
+
+import dataclasses
+import pathlib
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from fakejax import sharding
+from fakejax.data import folders, pipeline
+from fakejax.evaluation import metrics
+from fakejax.models import GanModels, build_gan
+from fakejax.train import checkpoints, gan_state, gan_steps, gan_trainer
+
+# Seeds of the latent vectors of evaluation fakes, apart from any used in training.
+TEST_FAKES_SEED_OFFSET = 1_000_001
+VALIDATION_FAKES_SEED_OFFSET = 2_000_003
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+  """A GAN of the config has no checkpoint (at the asked step) in the workdir."""
+
+
+@dataclasses.dataclass
+class StackedGan:
+  """Checkpoints of one GAN, with their variables stacked on a leading axis."""
+  name: str
+  models: GanModels
+  latent_dim: int
+  steps: list[int]
+  g_variables: dict  # Leaves [K, ...].
+  d_variables: dict
+
+
+def checkpoint_steps(workdir: pathlib.Path, name: str) -> list[int]:
+  directory = workdir / name / 'checkpoints'
+  if not directory.is_dir():
+    return []
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+def restore_gan(config: ml_collections.ConfigDict, workdir: pathlib.Path, name: str,
+                steps: Sequence[int], mesh: Mesh) -> StackedGan:
+  """Restores the given checkpoint steps of GAN `name` and stacks their variables."""
+  gan_config = config.gans[name]
+  models = build_gan(gan_config.architecture)
+  tx = gan_state.build_optimizer(gan_config.optimizer)
+  like = gan_trainer.init_sharded_state(models, tx, gan_config.latent_dim, config.seed, mesh)
+  manager = checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,
+                                           save_interval_steps=1)
+  states = [checkpoints.restore(manager, step, like)[0] for step in steps]
+  stack = lambda *leaves: jnp.stack(leaves)
+  return StackedGan(
+      name=name, models=models, latent_dim=gan_config.latent_dim, steps=list(steps),
+      g_variables=jax.tree.map(stack, *map(gan_state.generator_variables, states)),
+      d_variables=jax.tree.map(stack, *map(gan_state.discriminator_variables, states)))
+
+
+def checkpoints_per_vmap(num_checkpoints: int) -> int:
+  """How many stacked checkpoints one vmapped call scores.
+
+  vmap over weights turns each convolution into a grouped one: fast on GPU/TPU, but 4-5x
+  slower than one checkpoint at a time on XLA's CPU backend (measured). `lax.map` with
+  this batch size gives one compiled call either way.
+  """
+  return 1 if jax.default_backend() == 'cpu' else num_checkpoints
+
+
+class Scorer:
+  """Jitted, batched, sharded generation and scoring for the stacked checkpoints of a GAN."""
+
+  def __init__(self, gan: StackedGan, mesh: Mesh, batch_size: int):
+    self.gan, self.mesh, self.batch_size = gan, mesh, batch_size
+    replicated = sharding.replicated(mesh)
+    score = gan_steps.make_score(gan.models)
+    generate = gan_steps.make_generate(gan.models)
+    chunk = checkpoints_per_vmap(len(gan.steps))
+
+    def over_checkpoints(fn):
+      """fn(variables, x) -> fn over stacked variables [K] (and x [K] where stacked)."""
+      return lambda variables, *x: jax.lax.map(lambda args: fn(*args), (variables, *x),
+                                               batch_size=chunk)
+
+    # [K] checkpoints x [B] shared images, or x [K, B] images of their own.
+    self._score_shared = jax.jit(lambda v, images: over_checkpoints(
+        lambda vk: score(vk, images))(v), out_shardings=replicated)
+    self._score_own = jax.jit(over_checkpoints(score), out_shardings=replicated)
+    self._generate = jax.jit(lambda v, latents: over_checkpoints(
+        lambda vk: gan_steps.to_uint8(generate(vk, latents)))(v), out_shardings=replicated)
+
+  def _global(self, array: np.ndarray, batch_axis: int) -> jax.Array:
+    """This process's share of `array` along `batch_axis`, assembled into a global array."""
+    per_process = array.shape[batch_axis] // jax.process_count()
+    local = np.take(array, np.arange(per_process) + jax.process_index() * per_process,
+                    axis=batch_axis)
+    spec = PartitionSpec(*([None] * batch_axis), sharding.DATA_AXIS)
+    return jax.make_array_from_process_local_data(NamedSharding(self.mesh, spec), local)
+
+  def _batches(self, num: int):
+    for start in range(0, num, self.batch_size):
+      yield start, min(start + self.batch_size, num)
+
+  def _pad(self, array: np.ndarray, axis: int) -> np.ndarray:
+    missing = self.batch_size - array.shape[axis]
+    widths = [(0, 0)] * array.ndim
+    widths[axis] = (0, missing)
+    return np.pad(array, widths)
+
+  def score(self, images: np.ndarray) -> np.ndarray:
+    """P(real) [K, N] of shared uint8 images [N, H, W, C] under every checkpoint."""
+    out = [np.asarray(self._score_shared(self.gan.d_variables,
+                                         self._global(self._pad(images[a:b], 0), 0)))[:, :b - a]
+           for a, b in self._batches(len(images))]
+    return np.concatenate(out, axis=1) if out else np.zeros((len(self.gan.steps), 0), np.float32)
+
+  def score_own(self, images: np.ndarray) -> np.ndarray:
+    """P(real) [K, N] of images [K, N, H, W, C], each checkpoint scoring its own row."""
+    out = [np.asarray(self._score_own(self.gan.d_variables,
+                                      self._global(self._pad(images[:, a:b], 1), 1)))[:, :b - a]
+           for a, b in self._batches(images.shape[1])]
+    return np.concatenate(out, axis=1)
+
+  def generate(self, num_images: int, seed: int) -> np.ndarray:
+    """uint8 samples [K, N, H, W, C] of every checkpoint's generator, from the same latents."""
+    key = jax.random.PRNGKey(seed)
+    out = []
+    for index, (a, b) in enumerate(self._batches(num_images)):
+      latents = np.asarray(jax.random.normal(jax.random.fold_in(key, index),
+                                             (self.batch_size, self.gan.latent_dim)))
+      out.append(np.asarray(self._generate(self.gan.g_variables,
+                                           self._global(latents, 0)))[:, :b - a])
+    return np.concatenate(out, axis=1)
+
+
+def split_metrics(fake_prob: jax.Array, labels: jax.Array, thresholds: jax.Array,
+                  num_bins: int) -> dict:
+  """Metrics of one split at each threshold [T] (vmapped over checkpoints by the caller)."""
+  confusions = jax.vmap(metrics.confusion_matrix, in_axes=(None, None, 0))(
+      fake_prob, labels, thresholds)
+  return {
+      'confusion_matrix': confusions,
+      'report': jax.vmap(metrics.classification_report)(confusions),
+      'histogram_real': metrics.histogram(fake_prob, num_bins, where=labels == 0),
+      'histogram_generated': metrics.histogram(fake_prob, num_bins, where=labels == 1),
+  }
+
+
+def choose_thresholds(fake_prob: jax.Array, labels: jax.Array, fake_recall_target: float) -> jax.Array:
+  """[0.5, Youden's J, lowest fake recall >= target], chosen on validation scores."""
+  points = metrics.roc_points(fake_prob, labels)
+  return jnp.stack([jnp.float32(0.5), metrics.youden_threshold(points),
+                    metrics.threshold_for_fake_recall(points, fake_recall_target)])
+
+
+def threshold_names(config: ml_collections.ConfigDict) -> list[str]:
+  return ['default_0.5', 'youden', f'fake_recall_{config.evaluation.fake_recall_target:g}']
+
+
+_split_metrics = jax.jit(jax.vmap(split_metrics, in_axes=(0, None, 0, None)), static_argnums=3)
+_threshold_free = jax.jit(jax.vmap(metrics.threshold_free_metrics, in_axes=(0, None)))
+_choose_thresholds = jax.jit(jax.vmap(choose_thresholds, in_axes=(0, None, None)),
+                             static_argnums=2)
+
+
+def _labelled(reals: np.ndarray, fakes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """P(real) of reals and fakes [K, *] -> (fake probability [K, N], labels [N])."""
+  fake_prob = 1.0 - np.concatenate([reals, fakes], axis=1)
+  labels = np.concatenate([np.zeros(reals.shape[1], np.int32), np.ones(fakes.shape[1], np.int32)])
+  return fake_prob, labels
+
+
+@dataclasses.dataclass
+class ScoreSets:
+  """P(real) [K, N] of every image set a GAN's evaluation needs, and the images."""
+  p_real: dict[str, np.ndarray]
+  images: dict[str, np.ndarray]  # Reals [N, ...]; own fakes [K, N, ...].
+
+
+def real_source(name: str, sets: ScoreSets) -> tuple[np.ndarray, np.ndarray]:
+  """(P(real) [K, N], images [N, ...]) of a `reals` source of config.evals."""
+  parts = {'seen': ['seen'], 'anomaly': ['anomaly'], 'all': ['seen', 'anomaly'], '': []}[name]
+  k = next(iter(sets.p_real.values())).shape[0]
+  if not parts:
+    return np.zeros((k, 0), np.float32), np.zeros((0, *sets.images['seen'].shape[1:]), np.uint8)
+  return (np.concatenate([sets.p_real[p] for p in parts], axis=1),
+          np.concatenate([sets.images[p] for p in parts]))
+
+
+def fake_source(name: str, sets: ScoreSets, own_name: str,
+                other_gans: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+  """(P(real) [K, N], the fake sets it pools) of a `fakes` source of config.evals."""
+  if name == 'own':
+    keys = ['own']
+  elif name == 'others':
+    keys = [f'gan:{other}' for other in other_gans if other != own_name]
+  elif name == own_name:
+    keys = ['own']
+  elif name:
+    keys = [name if name.startswith('folder:') else f'gan:{name}']
+  else:
+    keys = []
+  k = next(iter(sets.p_real.values())).shape[0]
+  scores = [sets.p_real[key] for key in keys]
+  return (np.concatenate(scores, axis=1) if scores else np.zeros((k, 0), np.float32)), keys
+
+
+def score_sets(scorer: Scorer, splits: pipeline.StudySplits, own_test_fakes: np.ndarray,
+               config: ml_collections.ConfigDict, shared_fakes: dict[str, np.ndarray]) -> ScoreSets:
+  """Scores every image set once, under every checkpoint of the scorer's GAN."""
+  own_validation_fakes = scorer.generate(config.evaluation.num_fake_samples,
+                                         config.seed + VALIDATION_FAKES_SEED_OFFSET)
+  p_real = {
+      'seen': scorer.score(splits.test_seen),
+      'anomaly': scorer.score(splits.test_anomaly),
+      'validation_reals': scorer.score(splits.validation),
+      'own': scorer.score_own(own_test_fakes),
+      'own_validation': scorer.score_own(own_validation_fakes),
+  }
+  p_real.update({key: scorer.score(images) for key, images in shared_fakes.items()})
+  images = {'seen': splits.test_seen, 'anomaly': splits.test_anomaly, 'own': own_test_fakes}
+  return ScoreSets(p_real=p_real, images=images)
+
+
+def evaluate_gan(config: ml_collections.ConfigDict, gan: StackedGan, sets: ScoreSets) -> list[dict]:
+  """The report of every checkpoint of `gan`: all splits, thresholds and operating points."""
+  bins = config.evaluation.num_histogram_bins
+  validation_prob, validation_labels = _labelled(sets.p_real['validation_reals'],
+                                                 sets.p_real['own_validation'])
+  thresholds = _choose_thresholds(validation_prob, validation_labels,
+                                  config.evaluation.fake_recall_target)
+  all_reals, all_real_images = real_source('all', sets)
+  # What each threshold costs the marketplace: real test uploads flagged, own fakes caught.
+  prob, labels = _labelled(all_reals, sets.p_real['own'])
+  uploads = _split_metrics(prob, labels, thresholds, bins)['report']
+
+  raw_splits, split_info = {}, {}
+  for split_name, split in config.evals.items():
+    reals, _ = real_source(split.reals, sets)
+    fakes, fake_sets = fake_source(split.fakes, sets, gan.name, list(config.gans.keys()))
+    prob, labels = _labelled(reals, fakes)
+    raw = dict(_split_metrics(prob, labels, thresholds, bins))
+    paired_with = None
+    if not (reals.shape[1] and fakes.shape[1]):
+      # One class only: paired with its counterpart for the threshold-free metrics.
+      paired_with = 'own fakes' if reals.shape[1] else 'all test reals'
+      prob, labels = (_labelled(reals, sets.p_real['own']) if reals.shape[1]
+                      else _labelled(all_reals, fakes))
+    raw['threshold_free'] = _threshold_free(prob, labels)
+    raw_splits[split_name] = raw
+    split_info[split_name] = {
+        'reals': split.reals, 'fakes': split.fakes, 'fake_sets': fake_sets,
+        'paired_with': paired_with,
+        'support': {'real': int(reals.shape[1]), 'generated': int(fakes.shape[1])}}
+
+  names = threshold_names(config)
+  reports = []
+  for k, step in enumerate(gan.steps):
+    at_k = lambda tree: metrics.to_python(jax.tree.map(lambda leaf: np.asarray(leaf)[k], tree))
+    chosen = at_k(thresholds)
+    upload_report = at_k(uploads)
+    report = {
+        'gan': gan.name,
+        'architecture': config.gans[gan.name].architecture,
+        'step': step,
+        'thresholds': dict(zip(names, chosen)),
+        'operating_points': {
+            name: {'threshold': chosen[t],
+                   'review_load': 1.0 - upload_report['real']['recall'][t],
+                   'fake_recall': upload_report['generated']['recall'][t]}
+            for t, name in enumerate(names)},
+        'splits': {},
+    }
+    for split_name, raw in raw_splits.items():
+      values = at_k(raw)
+      report['splits'][split_name] = {
+          **split_info[split_name],
+          'at_threshold': {
+              name: {'confusion_matrix': values['confusion_matrix'][t],
+                     **_pick(values['report'], t)}
+              for t, name in enumerate(names)},
+          'threshold_free': values['threshold_free'],
+          'histogram': {'bins': bins, 'real': values['histogram_real'],
+                        'generated': values['histogram_generated']},
+      }
+    report['mistakes'] = _most_confident_mistakes(all_reals[k], all_real_images,
+                                                  sets.p_real['own'][k], sets.images['own'][k])
+    reports.append(report)
+  return reports
+
+
+MISTAKES_PER_KIND = 8
+
+
+def _most_confident_mistakes(real_p_real, real_images, fake_p_real, fake_images) -> dict:
+  """The reals most surely called generated, and the fakes most surely called real."""
+  reals = np.argsort(real_p_real, kind='stable')[:MISTAKES_PER_KIND]
+  fakes = np.argsort(-fake_p_real, kind='stable')[:MISTAKES_PER_KIND]
+  return {'reals_called_generated': (real_images[reals], 1.0 - real_p_real[reals]),
+          'generated_called_real': (fake_images[fakes], 1.0 - fake_p_real[fakes])}
+
+
+def _pick(tree, index: int):
+  """The `index`-th entry of every list leaf of a nested dict (one threshold's values)."""
+  if isinstance(tree, dict):
+    return {key: _pick(value, index) for key, value in tree.items()}
+  return tree[index]
+
+
+def select_steps(available: list[int], which: str) -> list[int]:
+  """'latest', 'all', or comma-separated steps -> the steps to evaluate."""
+  if not available:
+    return []
+  if which == 'latest':
+    return available[-1:]
+  if which == 'all':
+    return available
+  wanted = [int(step) for step in which.split(',')]
+  missing = sorted(set(wanted) - set(available))
+  if missing:
+    raise CheckpointNotFoundError(f'No checkpoint of steps {missing}; available: {available}.')
+  return wanted
+
+
+def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                     which_steps: str = 'latest', mesh: Mesh | None = None,
+                     splits: pipeline.StudySplits | None = None) -> dict[str, list[dict]]:
+  """Evaluates the chosen checkpoints of every GAN of `config` in `workdir`.
+
+  Cross-GAN fakes come from each other GAN's latest checkpoint. Returns the reports by GAN
+  name, one per evaluated step.
+  """
+  workdir = pathlib.Path(workdir)
+  mesh = sharding.build_mesh() if mesh is None else mesh
+  splits = pipeline.load_study_splits(config) if splits is None else splits
+  gans, scorers, own_fakes = {}, {}, {}
+  for name in config.gans:
+    available = checkpoint_steps(workdir, name)
+    if not available:
+      raise CheckpointNotFoundError(
+          f"No checkpoint of GAN '{name}' in {workdir / name / 'checkpoints'}: train it first "
+          f'(python -m fakejax.main --workdir={workdir} ...).')
+    steps = select_steps(available, which_steps)
+    if available[-1] not in steps:
+      steps.append(available[-1])  # Its fakes serve the other GANs' cross-GAN splits.
+    gans[name] = restore_gan(config, workdir, name, steps, mesh)
+    scorers[name] = Scorer(gans[name], mesh, config.evaluation.batch_size)
+    own_fakes[name] = scorers[name].generate(config.evaluation.num_fake_samples,
+                                             config.seed + TEST_FAKES_SEED_OFFSET)
+  shared = {f'gan:{name}': fakes[-1] for name, fakes in own_fakes.items()}
+  shared.update(_folder_fakes(config))
+  reports = {}
+  for name, gan in gans.items():
+    own_shared = {key: images for key, images in shared.items() if key != f'gan:{name}'}
+    sets = score_sets(scorers[name], splits, own_fakes[name], config, own_shared)
+    wanted = set(select_steps(gan.steps, which_steps)) if which_steps != 'latest' else {gan.steps[-1]}
+    reports[name] = [r for r in evaluate_gan(config, gan, sets) if r['step'] in wanted]
+    logging.info('Evaluated %s at steps %s.', name, [r['step'] for r in reports[name]])
+  return reports
+
+
+def _folder_fakes(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """Fakes read from the image folders named in config.evals, by their source name."""
+  out = {}
+  for split in config.evals.values():
+    if split.fakes.startswith('folder:') and split.fakes not in out:
+      out[split.fakes] = folders.load_image_folder(split.fakes[len('folder:'):],
+                                                   shape=(28, 28, 1)).images
+  return out

@@ -1,0 +1,116 @@
+"""The evaluation module on real checkpoints (initial states saved at two steps)."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from fakejax import sharding
+from fakejax.evaluation import evaluator, report
+from fakejax.models import build_gan
+from fakejax.train import checkpoints, gan_state, gan_trainer
+
+
+def save_untrained_checkpoints(config, workdir, steps_and_seeds):
+  mesh = sharding.build_mesh()
+  for name, gan_config in config.gans.items():
+    models = build_gan(gan_config.architecture)
+    tx = gan_state.build_optimizer(gan_config.optimizer)
+    manager = checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,
+                                             save_interval_steps=1)
+    for step, seed in steps_and_seeds:
+      state = gan_trainer.init_sharded_state(models, tx, gan_config.latent_dim, seed, mesh)
+      checkpoints.save(manager, step, state, {'next_index': step})
+    manager.wait_until_finished()
+
+
+@pytest.fixture(scope='module')
+def checkpointed(tmp_path_factory, tfds_data_dir):
+  from configs import dcgan_fmnist
+  config = dcgan_fmnist.get_config('tiny')
+  config.data.data_dir = tfds_data_dir
+  config.data.allow_download = False
+  workdir = tmp_path_factory.mktemp('checkpointed')
+  save_untrained_checkpoints(config, workdir, [(10, 1), (20, 2)])
+  return config, workdir
+
+
+def numbers(gan_report) -> list[float]:
+  """Every number of a report, in a fixed order (mistake images excluded)."""
+  leaves = jax.tree.leaves({k: v for k, v in gan_report.items() if k != 'mistakes'})
+  return [float(leaf) for leaf in leaves if isinstance(leaf, (int, float))]
+
+
+def test_stacked_checkpoints_give_the_numbers_of_each_checkpoint_alone(checkpointed):
+  config, workdir = checkpointed
+  together = evaluator.evaluate_workdir(config, workdir, 'all')
+  alone_10 = evaluator.evaluate_workdir(config, workdir, '10')
+  for name in config.gans:
+    assert [r['step'] for r in together[name]] == [10, 20]
+    alone = alone_10[name]
+    assert len(alone) == 1
+    np.testing.assert_allclose(numbers(alone[0]), numbers(together[name][0]),
+                               rtol=1e-5, atol=1e-6)
+    # Different checkpoints really are different detectors.
+    assert (together[name][0]['splits']['seen_class_reals']['threshold_free']
+            != together[name][1]['splits']['seen_class_reals']['threshold_free'])
+
+
+@pytest.fixture(scope='module')
+def latest_reports(checkpointed):
+  config, workdir = checkpointed
+  return evaluator.evaluate_workdir(config, workdir, 'latest')
+
+
+def test_reports_are_written_as_json_markdown_and_plots(latest_reports, tmp_path):
+  gan_report = latest_reports['dcgan_tf'][0]
+  out = report.write_checkpoint_report(tmp_path, gan_report)
+  loaded = json.loads((out / 'report.json').read_text())
+  assert loaded['step'] == 20
+  assert loaded['thresholds']['default_0.5'] == 0.5
+  table = (out / 'report.md').read_text()
+  assert '| generated |' in table and 'weighted avg' in table
+  for plot in ('confusion_matrices', 'roc_curves', 'score_histograms', 'most_confident_mistakes'):
+    assert (out / f'{plot}.png').stat().st_size > 1000
+
+
+def test_operating_points_are_ordered_by_threshold(latest_reports):
+  gan_report = latest_reports['dcgan_radford'][0]
+  thresholds = gan_report['thresholds']
+  assert set(thresholds) == {'default_0.5', 'youden', 'fake_recall_0.95'}
+  points = gan_report['operating_points']
+  for point in points.values():
+    assert 0.0 <= point['review_load'] <= 1.0
+  # A lower threshold flags at least as many uploads.
+  ordered = sorted(points.values(), key=lambda p: p['threshold'])
+  loads = [p['review_load'] for p in ordered]
+  assert loads == sorted(loads, reverse=True)
+
+
+def test_fakes_from_an_image_folder_skip_unreadable_files(checkpointed, tmp_path):
+  config, workdir = checkpointed
+  folder = tmp_path / 'uploads'
+  folder.mkdir()
+  rng = np.random.default_rng(0)
+  for i in range(5):
+    Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(folder / f'{i}.png')
+  (folder / 'truncated.png').write_bytes((folder / '0.png').read_bytes()[:60])
+  (folder / 'notes.jpg').write_text('not an image')
+  (folder / 'empty.webp').write_bytes(b'')
+  config = config.copy_and_resolve_references()
+  config.evals.folder_fakes = dict(reals='', fakes=f'folder:{folder}')
+  gan_report = evaluator.evaluate_workdir(config, workdir, 'latest')['dcgan_tf'][0]
+  split = gan_report['splits']['folder_fakes']
+  assert split['support'] == {'real': 0, 'generated': 5}
+  assert split['paired_with'] == 'all test reals'
+
+
+def test_missing_checkpoint_is_a_clear_error(checkpointed, tmp_path):
+  config, _ = checkpointed
+  with pytest.raises(evaluator.CheckpointNotFoundError, match='No checkpoint of GAN'):
+    evaluator.evaluate_workdir(config, tmp_path, 'latest')
+  _, workdir = checkpointed
+  with pytest.raises(evaluator.CheckpointNotFoundError, match=r'steps \[15\]'):
+    evaluator.evaluate_workdir(config, workdir, '15')
