@@ -3,7 +3,7 @@
 Three (anomaly) classes are held out of training; both DCGAN architectures are trained on
 the seen classes and their discriminators are then scored on real and generated images.
 
-  # The full study: both architectures, 25 epochs each.
+  # The full study: both architectures, 5 epochs each (about 40 minutes on 2 CPU cores).
   python -m fakejax.main --config=configs/dcgan_fmnist.py --workdir=runs/dcgan_fmnist
   # Quick look (under 15 minutes on 2 CPU cores): both architectures, 1 epoch each.
   python -m fakejax.main --config=configs/dcgan_fmnist.py:quick --workdir=runs/dcgan_quick
@@ -46,8 +46,10 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
 
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.batch_size = 256  # Global: split over all devices of all hosts.
-  config.num_epochs = 25
+  # Global batch, split over all devices of all hosts. 64 rather than the TensorFlow
+  # tutorial's 256: 4x the updates for the same compute, and better samples per hour.
+  config.batch_size = 64
+  config.num_epochs = 5
   config.log_every_steps = 50
   config.checkpoint_every_steps = 500
   config.sample_every_steps = 500
@@ -90,8 +92,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   ))
 
   if arg == 'quick':
-    # One epoch in batches of 64: ~590 updates per GAN, enough for clothing-like samples.
-    config.batch_size = 64
+    # One epoch: ~590 updates per GAN, enough for clothing-like samples.
     config.num_epochs = 1
     config.checkpoint_every_steps = 200
     config.sample_every_steps = 100

@@ -13,7 +13,7 @@ from fakejax.config import validate_config
 from fakejax.data import pipeline
 from fakejax.evaluation import evaluator, report
 from fakejax.models import GAN_ARCHITECTURES
-from fakejax.train import gan_trainer
+from fakejax.train import checkpoints, gan_trainer
 
 TRAINING_FILE = 'training.json'
 
@@ -54,6 +54,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   validate_config(config, num_devices=mesh.size, architectures=GAN_ARCHITECTURES)
   logging.info('Process %d of %d; %d local of %d devices.', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
+  checkpoints.check_workdir_writable(workdir, needed_bytes=0)  # Before any data or compute.
   splits = pipeline.load_study_splits(config)
   logging.info('Real images: %d train, %d validation, %d seen-class test, %d anomaly test.',
                len(splits.train), len(splits.validation), len(splits.test_seen),

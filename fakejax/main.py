@@ -3,6 +3,8 @@ r"""Entry point: flags -> config -> the study (train every GAN, then evaluate).
   python -m fakejax.main --config=configs/dcgan_fmnist.py --workdir=runs/dcgan_fmnist
 """
 
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -11,14 +13,22 @@ config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_
 flags.DEFINE_string('workdir', None, 'Where checkpoints, TensorBoard files and reports go.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
+# 128 + SIGTERM, as if killed by it: schedulers see an unfinished run and may requeue it.
+PREEMPTED_EXIT_CODE = 143
+
 
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   from fakejax import experiment, runtime  # pylint: disable=g-import-not-at-top
+  from fakejax.train import gan_trainer  # pylint: disable=g-import-not-at-top
   runtime.setup()
   logging.info('Config:\n%s', FLAGS.config)
-  experiment.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    experiment.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except gan_trainer.Preempted as preempted:
+    logging.warning('%s', preempted)
+    sys.exit(PREEMPTED_EXIT_CODE)
 
 
 if __name__ == '__main__':

@@ -7,49 +7,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
-import jax
-import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from configs import dcgan_fmnist
-from tests.conftest import REPO_ROOT
+from tests.conftest import (GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES,
+                            assert_same_final_parameters, main_command, run_main,
+                            wait_for_checkpoint)
 
-# In training order (ConfigDict keeps keys sorted).
-GANS = tuple(dcgan_fmnist.get_config('tiny').gans.keys())
-TINY_STEPS = 24  # 2 epochs of 12 batches of 32 (the tiny config's 640 train examples).
-
-
-def main_command(workdir, data_dir, *overrides):
-  return [sys.executable, '-m', 'fakejax.main', '--config=configs/dcgan_fmnist.py:tiny',
-          f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
-          '--config.data.allow_download=False', *overrides]
-
-
-# Two devices: sharded, yet compiled 2x faster than with the 8 of the in-process tests.
-TWO_DEVICES = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
-
-
-def run_main(workdir, data_dir, *overrides) -> subprocess.CompletedProcess:
-  result = subprocess.run(main_command(workdir, data_dir, *overrides), cwd=REPO_ROOT,
-                          env=TWO_DEVICES, capture_output=True, text=True, timeout=600)
-  assert result.returncode == 0, result.stderr[-5000:]
-  return result
-
-
-def final_state(checkpoint_dir: pathlib.Path) -> dict:
-  step = max(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
-  return ocp.StandardCheckpointer().restore(checkpoint_dir / str(step) / 'state')
-
-
-@pytest.fixture(scope='module')
-def finished_run(tfds_data_dir, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp('finished_run')
-  result = run_main(workdir, tfds_data_dir)
-  return workdir, result
 
 
 def test_main_job_writes_checkpoints_tensorboard_and_detector_numbers(finished_run):
@@ -111,18 +76,6 @@ def test_running_the_same_command_again_resumes_instead_of_restarting(finished_r
     assert report(gan).read_text() == before[gan]
 
 
-def wait_for_checkpoint(checkpoint_dir: pathlib.Path, process, timeout_s=300) -> int:
-  deadline = time.monotonic() + timeout_s
-  while time.monotonic() < deadline:
-    assert process.poll() is None, 'the run ended before it could be killed'
-    if checkpoint_dir.is_dir():
-      steps = [int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit()]
-      if steps:
-        return max(steps)
-    time.sleep(0.02)
-  raise TimeoutError(f'no checkpoint in {checkpoint_dir} after {timeout_s} s')
-
-
 def test_run_killed_mid_training_resumes_to_the_same_parameters(finished_run, tfds_data_dir,
                                                                tmp_path):
   reference_dir, _ = finished_run
@@ -138,10 +91,4 @@ def test_run_killed_mid_training_resumes_to_the_same_parameters(finished_run, tf
 
   result = run_main(tmp_path, tfds_data_dir)
   assert f'Resumed from the checkpoint of step {killed_after}' in result.stderr
-  for gan in GANS:
-    resumed = final_state(tmp_path / gan / 'checkpoints')
-    reference = final_state(reference_dir / gan / 'checkpoints')
-    for name in ('g_params', 'd_params', 'g_batch_stats', 'd_batch_stats'):
-      for got, want in zip(jax.tree.leaves(resumed[name]), jax.tree.leaves(reference[name]),
-                           strict=True):
-        np.testing.assert_array_equal(got, want)
+  assert_same_final_parameters(tmp_path, reference_dir)

@@ -1,31 +1,133 @@
-"""One Orbax checkpoint manager for every trainer: model state plus data-iterator position."""
+"""One Orbax checkpoint manager for every trainer: model state plus data-iterator position.
+
+Each checkpoint also stores a checksum of the state's values, so a checkpoint whose files
+were damaged after writing (flipped bytes, missing files) is detected on restore; restore
+then falls back to the previous good step.
+"""
 
 import pathlib
+import shutil
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
+
+ITEMS = ('state', 'data', 'meta')
+INCOMPLETE_MARKER = '.orbax-checkpoint-tmp'
 
 
-def checkpoint_manager(directory: str | pathlib.Path, *, max_to_keep: int,
+class CheckpointCorruptError(RuntimeError):
+  """No checkpoint of a workdir could be restored."""
+
+
+class WorkdirNotWritableError(OSError):
+  """The workdir cannot hold checkpoints (permissions or disk space)."""
+
+
+def checkpoint_manager(directory: str | pathlib.Path, *, max_to_keep: int | None,
                        save_interval_steps: int) -> ocp.CheckpointManager:
   """Async manager keeping the last `max_to_keep` steps; the final step is always saved."""
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, save_interval_steps=save_interval_steps, create=True)
   return ocp.CheckpointManager(pathlib.Path(directory).absolute(), options=options,
-                               item_names=('state', 'data'))
+                               item_names=ITEMS)
+
+
+@jax.jit
+def state_checksum(state: Any) -> jax.Array:
+  """A checksum of every bit of the state's values (uint32 sums of the raw words)."""
+  def words(leaf):
+    leaf = jnp.asarray(leaf)
+    if leaf.dtype.itemsize != 4:
+      leaf = leaf.astype(jnp.float32)
+    return jax.lax.bitcast_convert_type(leaf, jnp.uint32).ravel()
+  total = jnp.uint32(0)
+  for index, leaf in enumerate(jax.tree.leaves(state)):
+    # Position-weighted so that swapped values change the checksum too.
+    w = words(leaf)
+    total = total + jnp.sum(w * (jnp.arange(w.size, dtype=jnp.uint32) + jnp.uint32(index + 1)))
+  return total
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: dict,
          *, force: bool = False) -> bool:
-  """Saves state and data position at `step` when due (or `force`); returns whether it did."""
+  """Saves state, data position and checksum at `step` when due (or `force`)."""
+  if not (force or manager.should_save(step)):
+    return False
+  checksum = int(state_checksum(state))
   return manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=force)
+      state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+      meta=ocp.args.JsonSave({'state_checksum': checksum})), force=force)
+
+
+def _restore_step(manager: ocp.CheckpointManager, step: int, like_state: Any) -> tuple[Any, dict]:
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore(),
+      meta=ocp.args.JsonRestore()))
+  expected = restored.meta['state_checksum']
+  actual = int(state_checksum(restored.state))
+  if actual != expected:
+    raise CheckpointCorruptError(
+        f'the restored values do not match their checksum ({actual} != {expected})')
+  return restored.state, restored.data
 
 
 def restore(manager: ocp.CheckpointManager, step: int, like_state: Any) -> tuple[Any, dict]:
   """Restores (state, data position) of `step`, with the shardings of `like_state`."""
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
-  return restored.state, restored.data
+  return _restore_step(manager, step, like_state)
+
+
+def warn_about_incomplete(directory: pathlib.Path) -> None:
+  for path in sorted(directory.glob(f'*{INCOMPLETE_MARKER}*')):
+    logging.warning('Ignoring the incomplete checkpoint %s (its writing was interrupted).', path)
+
+
+def restore_latest_good(manager: ocp.CheckpointManager,
+                        like_state: Any) -> tuple[Any, dict, int] | None:
+  """(state, data position, step) of the newest checkpoint that restores intact, else None.
+
+  Damaged checkpoints are skipped with a warning; if every one is damaged, raises
+  CheckpointCorruptError naming them.
+  """
+  directory = pathlib.Path(manager.directory)
+  warn_about_incomplete(directory)
+  steps = sorted(manager.all_steps(), reverse=True)
+  failures = []
+  for step in steps:
+    try:
+      state, data_state = _restore_step(manager, step, like_state)
+    except Exception as error:  # Any failure to read a step means: try an older one.
+      failures.append(f'{directory / str(step)}: {type(error).__name__}: {error}')
+      logging.warning('Checkpoint %s cannot be restored (%s); trying an older one.',
+                      directory / str(step), error)
+      continue
+    return state, data_state, step
+  if failures:
+    raise CheckpointCorruptError(
+        'No checkpoint could be restored:\n  ' + '\n  '.join(failures) +
+        f'\nMove {directory} away to start this run from scratch.')
+  return None
+
+
+def check_workdir_writable(workdir: pathlib.Path, needed_bytes: int) -> None:
+  """Fails at once if `workdir` cannot be written or lacks room for checkpoints."""
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe = workdir / '.write_test'
+    probe.write_bytes(b'ok')
+    probe.unlink()
+  except OSError as error:
+    raise WorkdirNotWritableError(f'The workdir {workdir} is not writable: {error}.') from error
+  free = shutil.disk_usage(workdir).free
+  if free < needed_bytes:
+    raise WorkdirNotWritableError(
+        f'The workdir {workdir} has {free / 2**20:.0f} MiB free; checkpoints of this run need '
+        f'about {needed_bytes / 2**20:.0f} MiB. Free some space or choose another --workdir.')
+
+
+def state_bytes(state: Any) -> int:
+  return int(sum(np.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree.leaves(state)))

@@ -2,6 +2,7 @@
 
 import dataclasses
 import pathlib
+import signal
 
 import grain
 import jax
@@ -42,12 +43,41 @@ def init_sharded_state(models: GanModels, tx, latent_dim: int, seed: int, mesh: 
   return init(jax.random.PRNGKey(seed))
 
 
+class Preempted(Exception):
+  """Training stopped on SIGTERM after saving a checkpoint; the same command resumes."""
+
+  def __init__(self, name: str, step: int):
+    super().__init__(f'{name} stopped by SIGTERM at step {step}; its checkpoint is saved. '
+                     'Run the same command to resume.')
+    self.step = step
+
+
+class PreemptionGuard:
+  """Turns SIGTERM (the preemption signal) into a flag the loop checks between steps."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def _handle(self, signum, frame) -> None:
+    del signum, frame
+    logging.warning('SIGTERM received: saving a checkpoint after this step, then stopping.')
+    self.requested = True
+
+  def __enter__(self) -> 'PreemptionGuard':
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    signal.signal(signal.SIGTERM, self._previous)
+
+
 def restore_or_init(manager, state, data_iterator: grain.DatasetIterator):
-  """Continues from the latest checkpoint if there is one; returns (state, step)."""
-  step = manager.latest_step()
-  if step is None:
+  """Continues from the newest intact checkpoint if there is one; returns (state, step)."""
+  restored = checkpoints.restore_latest_good(manager, state)
+  if restored is None:
     return state, 0
-  state, data_state = checkpoints.restore(manager, step, state)
+  state, data_state, step = restored
   data_iterator.set_state(data_state)
   logging.info('Resumed from the checkpoint of step %d in %s.', step, manager.directory)
   return state, step
@@ -97,6 +127,9 @@ def train_gan(config: ml_collections.ConfigDict, name: str, train_images: np.nda
   num_steps = pipeline.steps_per_epoch(len(train_images), config.batch_size) * config.num_epochs
 
   state = init_sharded_state(models, tx, gan_config.latent_dim, config.seed, mesh)
+  # Room for the kept checkpoints plus the one being written, before any compute.
+  checkpoints.check_workdir_writable(
+      run_dir, checkpoints.state_bytes(state) * (config.max_checkpoints_to_keep + 1))
   data_iterator = pipeline.train_batches(
       train_images, seed=config.seed, num_epochs=config.num_epochs,
       batch_size=config.batch_size, process_index=jax.process_index(),
@@ -121,20 +154,26 @@ def train_gan(config: ml_collections.ConfigDict, name: str, train_images: np.nda
   progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer, every_steps=config.log_every_steps)
   pending_metrics = []
-  for step in range(start_step + 1, num_steps + 1):
-    batch = sharding.global_batch(mesh, next(data_iterator))
-    state, metrics = train_step(state, batch)
-    pending_metrics.append(metrics)
-    progress(step)
-    is_last = step == num_steps
-    checkpoint_due = is_last or step % config.checkpoint_every_steps == 0
-    if checkpoint_due or step % config.log_every_steps == 0:
-      # Checked before saving: a checkpoint never holds a non-finite state.
-      flush_metrics(writer, step, pending_metrics)
-    if is_last or step % config.sample_every_steps == 0:
-      write_samples(step, state)
-    if checkpoint_due:
-      checkpoints.save(manager, step, state, data_iterator.get_state(), force=is_last)
+  with PreemptionGuard() as preemption:
+    for step in range(start_step + 1, num_steps + 1):
+      batch = sharding.global_batch(mesh, next(data_iterator))
+      state, metrics = train_step(state, batch)
+      pending_metrics.append(metrics)
+      progress(step)
+      is_last = step == num_steps
+      stop = preemption.requested
+      checkpoint_due = is_last or stop or step % config.checkpoint_every_steps == 0
+      if checkpoint_due or step % config.log_every_steps == 0:
+        # Checked before saving: a checkpoint never holds a non-finite state.
+        flush_metrics(writer, step, pending_metrics)
+      if is_last or step % config.sample_every_steps == 0:
+        write_samples(step, state)
+      if checkpoint_due:
+        checkpoints.save(manager, step, state, data_iterator.get_state(), force=is_last or stop)
+      if stop:
+        manager.wait_until_finished()
+        writer.flush()
+        raise Preempted(name, step)
   manager.wait_until_finished()
   writer.flush()
   return GanRun(name=name, models=models, state=state, latent_dim=gan_config.latent_dim,
