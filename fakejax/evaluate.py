@@ -17,6 +17,8 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (default: <workdir>/config.json).',
                                 lock_config=True)
+flags.DEFINE_string('compilation_cache_dir', '~/.cache/fakejax/xla',
+                    "Where compiled XLA programs are kept between runs ('' to disable).")
 flags.DEFINE_string('workdir', None, 'A workdir written by fakejax.main.', required=True)
 flags.DEFINE_string('steps', 'latest', "'latest', 'all', or comma-separated checkpoint steps.")
 
@@ -33,7 +35,7 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   from fakejax import experiment, runtime, sharding  # pylint: disable=g-import-not-at-top
-  runtime.setup()
+  runtime.setup(FLAGS.compilation_cache_dir)
   from fakejax.config import validate_config  # pylint: disable=g-import-not-at-top
   from fakejax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
   from fakejax.models import GAN_ARCHITECTURES  # pylint: disable=g-import-not-at-top

@@ -10,6 +10,8 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
+flags.DEFINE_string('compilation_cache_dir', '~/.cache/fakejax/xla',
+                    "Where compiled XLA programs are kept between runs ('' to disable).")
 flags.DEFINE_string('workdir', None, 'Where checkpoints, TensorBoard files and reports go.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -22,7 +24,7 @@ def main(argv) -> None:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   from fakejax import experiment, runtime  # pylint: disable=g-import-not-at-top
   from fakejax.train import gan_trainer  # pylint: disable=g-import-not-at-top
-  runtime.setup()
+  runtime.setup(FLAGS.compilation_cache_dir)
   logging.info('Config:\n%s', FLAGS.config)
   try:
     experiment.train_and_evaluate(FLAGS.config, FLAGS.workdir)

@@ -1,5 +1,7 @@
 """Process setup shared by the entry points: quiet library logs, TensorFlow off accelerators."""
 
+import os
+
 from absl import logging
 
 
@@ -17,6 +19,16 @@ def hide_accelerators_from_tensorflow() -> None:
   tf.config.set_visible_devices([], 'TPU')
 
 
-def setup() -> None:
+def enable_compilation_cache(cache_dir: str) -> None:
+  """Keeps compiled XLA programs on disk: a resumed or repeated run skips recompiling."""
+  if not cache_dir:
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update('jax_compilation_cache_dir', os.path.expanduser(cache_dir))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+
+
+def setup(compilation_cache_dir: str = '') -> None:
   logging.get_absl_handler().addFilter(_QuietLibraryInfo())
   hide_accelerators_from_tensorflow()
+  enable_compilation_cache(compilation_cache_dir)
