@@ -8,10 +8,11 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from fakejax import runtime
+
 FLAGS = flags.FLAGS
+runtime.define_runtime_flags()
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
-flags.DEFINE_string('compilation_cache_dir', '~/.cache/fakejax/xla',
-                    "Where compiled XLA programs are kept between runs ('' to disable).")
 flags.DEFINE_string('workdir', None, 'Where checkpoints, TensorBoard files and reports go.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -22,9 +23,9 @@ PREEMPTED_EXIT_CODE = 143
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from fakejax import experiment, runtime  # pylint: disable=g-import-not-at-top
+  from fakejax import experiment  # pylint: disable=g-import-not-at-top
   from fakejax.train import gan_trainer  # pylint: disable=g-import-not-at-top
-  runtime.setup(FLAGS.compilation_cache_dir)
+  runtime.setup(FLAGS)
   logging.info('Config:\n%s', FLAGS.config)
   try:
     experiment.train_and_evaluate(FLAGS.config, FLAGS.workdir)

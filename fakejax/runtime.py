@@ -2,7 +2,7 @@
 
 import os
 
-from absl import logging
+from absl import flags, logging
 
 
 class _QuietLibraryInfo(logging.logging.Filter):
@@ -28,7 +28,45 @@ def enable_compilation_cache(cache_dir: str) -> None:
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 
-def setup(compilation_cache_dir: str = '') -> None:
+def initialize_distributed(coordinator_address: str, num_processes: int, process_id: int) -> None:
+  """Joins the processes of a multi-host run into one JAX runtime.
+
+  With no arguments JAX finds its peers itself on Cloud TPU VMs and under SLURM or Open
+  MPI; elsewhere (and for tests on one machine) pass all three. On CPUs, cross-process
+  collectives go through gloo.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(
+      coordinator_address=coordinator_address or None,
+      num_processes=num_processes if num_processes > 0 else None,
+      process_id=process_id if process_id >= 0 else None)
+  logging.info('Joined a run of %d processes as process %d: %d local of %d devices.',
+               jax.process_count(), jax.process_index(), jax.local_device_count(),
+               jax.device_count())
+
+
+def setup(flags) -> None:
+  """Logging, TensorFlow, the compilation cache and (if asked) the multi-host runtime.
+
+  Args:
+    flags: the parsed absl flags, holding those of `define_runtime_flags`.
+  """
   logging.get_absl_handler().addFilter(_QuietLibraryInfo())
   hide_accelerators_from_tensorflow()
-  enable_compilation_cache(compilation_cache_dir)
+  enable_compilation_cache(flags.compilation_cache_dir)
+  if flags.multihost or flags.coordinator_address:
+    initialize_distributed(flags.coordinator_address, flags.num_processes, flags.process_id)
+
+
+def define_runtime_flags() -> None:
+  """The flags every entry point shares."""
+  flags.DEFINE_string('compilation_cache_dir', '~/.cache/fakejax/xla',
+                      "Where compiled XLA programs are kept between runs ('' to disable).")
+  flags.DEFINE_bool('multihost', False,
+                    'Initialise jax.distributed (peers found automatically on Cloud TPU VMs, '
+                    'SLURM, Open MPI).')
+  flags.DEFINE_string('coordinator_address', '',
+                      'host:port of process 0, for multi-host runs outside TPU VMs/SLURM.')
+  flags.DEFINE_integer('num_processes', 0, 'Processes of a multi-host run (with --coordinator_address).')
+  flags.DEFINE_integer('process_id', -1, 'This process index (with --coordinator_address).')

@@ -1,14 +1,12 @@
 """Preemption, damaged checkpoints, unwritable workdirs and non-finite losses."""
 
-import os
 import pathlib
 import signal
 import subprocess
+import sys
 
-import jax
 import numpy as np
 import pytest
-from absl.testing import absltest  # noqa: F401  (absl logging capture in caplog)
 
 from fakejax import sharding
 from fakejax.train import checkpoints, gan_trainer
@@ -115,3 +113,12 @@ def test_non_finite_loss_stops_training_naming_step_and_metric(tiny_config, tmp_
   saved = [int(p.name) for p in (tmp_path / 'dcgan_tf' / 'checkpoints').iterdir()
            if p.name.isdigit()]
   assert all(step < failed_at for step in saved)
+
+
+def test_fault_injection_tool_survives_random_kills(finished_run, tfds_data_dir, tmp_path):
+  sys.path.insert(0, str(REPO_ROOT / 'tools'))
+  import fault_injection  # pylint: disable=g-import-not-at-top
+  reference_dir, _ = finished_run
+  trials = fault_injection.run_trials(2, tfds_data_dir, tmp_path, seed=3,
+                                      reference_dir=reference_dir)
+  assert [t.survived for t in trials] == [True, True], [t.detail for t in trials]

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 
-import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from tests.conftest import (GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES,

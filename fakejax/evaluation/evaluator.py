@@ -7,6 +7,7 @@ compiled call (`lax.map`, vmapped in chunks; see `checkpoints_per_vmap`). Operat
 """
 
 import dataclasses
+import json
 import pathlib
 from collections.abc import Sequence
 
@@ -41,6 +42,14 @@ class StackedGan:
   steps: list[int]
   g_variables: dict  # Leaves [K, ...].
   d_variables: dict
+
+
+def workdir_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with (its config.json)."""
+  path = pathlib.Path(workdir) / 'config.json'
+  if not path.is_file():
+    raise FileNotFoundError(f'{path} does not exist: is {workdir} a workdir of fakejax.main?')
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
 def checkpoint_steps(workdir: pathlib.Path, name: str) -> list[int]:

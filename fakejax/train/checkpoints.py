@@ -53,14 +53,23 @@ def state_checksum(state: Any) -> jax.Array:
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: dict,
-         *, force: bool = False) -> bool:
-  """Saves state, data position and checksum at `step` when due (or `force`)."""
+         *, force: bool = False, metadata: dict | None = None) -> bool:
+  """Saves state, data position, checksum and `metadata` at `step` when due (or `force`).
+
+  `metadata` describes the model (architecture, input preprocessing) for the tools that
+  load it later without the training config.
+  """
   if not (force or manager.should_save(step)):
     return False
-  checksum = int(state_checksum(state))
+  meta = {**(metadata or {}), 'state_checksum': int(state_checksum(state))}
   return manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
-      meta=ocp.args.JsonSave({'state_checksum': checksum})), force=force)
+      meta=ocp.args.JsonSave(meta)), force=force)
+
+
+def read_metadata(manager: ocp.CheckpointManager, step: int) -> dict:
+  """The metadata saved with `step`, without restoring the state."""
+  return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
 
 def _restore_step(manager: ocp.CheckpointManager, step: int, like_state: Any) -> tuple[Any, dict]:

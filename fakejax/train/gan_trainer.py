@@ -37,6 +37,19 @@ def make_writer(logdir: pathlib.Path) -> metric_writers.MetricWriter:
   return metric_writers.create_default_writer(logdir, just_logging=jax.process_index() > 0)
 
 
+def checkpoint_metadata(gan_config: ml_collections.ConfigDict, models: GanModels) -> dict:
+  """What a tool needs to use the checkpoint as a detector without the training config."""
+  return {
+      'architecture': gan_config.architecture,
+      'latent_dim': gan_config.latent_dim,
+      'optimizer': gan_config.optimizer.to_dict(),
+      # Images are read as uint8, converted to this shape (grayscale for one channel,
+      # bilinear resize), and scaled to [-1, 1] inside the model's scoring function.
+      'preprocessing': {'image_shape': list(models.image_shape), 'resize': 'bilinear',
+                        'value_range': [-1.0, 1.0]},
+  }
+
+
 def init_sharded_state(models: GanModels, tx, latent_dim: int, seed: int, mesh: Mesh):
   init = jax.jit(lambda key: gan_state.init_state(models, tx, latent_dim, key),
                  out_shardings=sharding.replicated(mesh))
@@ -169,7 +182,8 @@ def train_gan(config: ml_collections.ConfigDict, name: str, train_images: np.nda
       if is_last or step % config.sample_every_steps == 0:
         write_samples(step, state)
       if checkpoint_due:
-        checkpoints.save(manager, step, state, data_iterator.get_state(), force=is_last or stop)
+        checkpoints.save(manager, step, state, data_iterator.get_state(), force=is_last or stop,
+                         metadata=checkpoint_metadata(gan_config, models))
       if stop:
         manager.wait_until_finished()
         writer.flush()

@@ -1,0 +1,249 @@
+r"""Scores uploaded images with a trained detector, for the moderation queue.
+
+  python -m fakejax.predict --workdir=runs/dcgan_fmnist --gan=dcgan_radford \
+      --operating_point=youden --output=scores.csv uploads/ more.png list_of_paths.txt
+
+PATHS are image files, folders (searched recursively) or text files listing paths (one a
+line). Each image gets its probability of being generated and the decision at the chosen
+operating point (read from the evaluation report of the checkpoint). Unreadable files
+get an error row; the exit status is 3 when any file could not be read (1 when nothing
+could be scored: a missing workdir, checkpoint or threshold).
+"""
+
+import csv
+import dataclasses
+import json
+import pathlib
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+from absl import app, flags, logging
+
+from fakejax import runtime
+
+FLAGS = flags.FLAGS
+runtime.define_runtime_flags()
+flags.DEFINE_string('workdir', None, 'A workdir written by fakejax.main.', required=True)
+flags.DEFINE_string('gan', '', 'Which GAN of the workdir (needed when it holds several).')
+flags.DEFINE_integer('checkpoint_step', -1, 'Checkpoint step (default: the latest).')
+flags.DEFINE_string('operating_point', 'youden',
+                    "A threshold of the evaluation report (e.g. 'youden', 'fake_recall_0.95', "
+                    "'default_0.5') or a number in [0, 1].")
+flags.DEFINE_string('output', '-', "Output file ('-': stdout); .jsonl writes JSON lines.")
+flags.DEFINE_enum('format', '', ['', 'csv', 'jsonl'], 'Output format (default: from --output).')
+flags.DEFINE_integer('batch_size', 256, 'Images scored per batch.')
+flags.DEFINE_string('contact_sheet', '', 'PNG file of the flagged images with their scores.')
+
+COLUMNS = ('path', 'fake_probability', 'decision', 'model', 'checkpoint_step', 'threshold',
+           'error')
+LIST_SUFFIXES = ('.txt', '.lst')
+# 1 is a usage error (nothing scored); 3: scored, but some files could not be read.
+ERRORS_EXIT_CODE = 3
+
+
+class DetectorError(RuntimeError):
+  """The workdir has no usable detector for these options."""
+
+
+@dataclasses.dataclass
+class Detector:
+  name: str
+  architecture: str
+  step: int
+  threshold: float
+  operating_point: str
+  image_shape: tuple[int, int, int]
+  scorer: object  # evaluation.evaluator.Scorer over one checkpoint.
+
+
+def expand_paths(paths: Sequence[str]) -> Iterator[pathlib.Path]:
+  """Files as given, folders recursively (image files only), and lists of paths."""
+  from fakejax.data import folders  # pylint: disable=g-import-not-at-top
+  for raw in paths:
+    path = pathlib.Path(raw)
+    if path.is_dir():
+      yield from folders.image_files(path)
+    elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
+      lines = path.read_text().splitlines()
+      yield from expand_paths([line.strip() for line in lines if line.strip()])
+    else:
+      yield path  # Missing files become error rows.
+
+
+def choose_gan(workdir: pathlib.Path, config, gan: str) -> str:
+  names = list(config.gans.keys())
+  if gan:
+    if gan not in names:
+      raise DetectorError(f'--gan={gan} is not a GAN of {workdir}; it has {names}.')
+    return gan
+  if len(names) > 1:
+    raise DetectorError(f'{workdir} holds several GANs {names}: choose one with --gan.')
+  return names[0]
+
+
+def threshold_of(report_path: pathlib.Path, operating_point: str) -> float:
+  """A number given directly, or the named threshold of the evaluation report."""
+  try:
+    value = float(operating_point)
+  except ValueError:
+    pass
+  else:
+    if not 0.0 <= value <= 1.0:
+      raise DetectorError(f'--operating_point={operating_point} is not in [0, 1].')
+    return value
+  if not report_path.is_file():
+    raise DetectorError(
+        f'No evaluation report {report_path} to read the {operating_point!r} threshold from: '
+        'run python -m fakejax.evaluate on the workdir first, or pass a number.')
+  thresholds = json.loads(report_path.read_text())['thresholds']
+  if operating_point not in thresholds:
+    raise DetectorError(f'--operating_point={operating_point} is not in {report_path}; '
+                        f'it has {sorted(thresholds)} (or pass a number).')
+  return float(thresholds[operating_point])
+
+
+def load_detector(workdir: pathlib.Path, gan: str, step: int, operating_point: str,
+                  batch_size: int) -> Detector:
+  """Restores the detector and its threshold; every problem is an error before any work."""
+  from fakejax import sharding  # pylint: disable=g-import-not-at-top
+  from fakejax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
+  from fakejax.train import checkpoints  # pylint: disable=g-import-not-at-top
+
+  try:
+    config = evaluator.workdir_config(workdir)
+  except FileNotFoundError as error:
+    raise DetectorError(str(error)) from None
+  name = choose_gan(workdir, config, gan)
+  available = evaluator.checkpoint_steps(workdir, name)
+  if not available:
+    raise DetectorError(f'No checkpoint of {name} in {workdir / name / "checkpoints"}.')
+  step = available[-1] if step < 0 else step
+  if step not in available:
+    raise DetectorError(f'No checkpoint of {name} at step {step}; available: {available}.')
+  manager = checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,
+                                           save_interval_steps=1)
+  meta = checkpoints.read_metadata(manager, step)
+  if 'preprocessing' not in meta or meta.get('architecture') != config.gans[name].architecture:
+    raise DetectorError(
+        f'The checkpoint {workdir / name / "checkpoints" / str(step)} does not record how its '
+        'inputs were preprocessed, or its architecture differs from the workdir config: it '
+        'was not written by this version of fakejax.')
+  threshold = threshold_of(workdir / name / 'eval' / str(step) / 'report.json', operating_point)
+  mesh = sharding.build_mesh()
+  if batch_size % mesh.size:
+    raise DetectorError(f'--batch_size={batch_size} must be divisible by the {mesh.size} devices.')
+  gan_stack = evaluator.restore_gan(config, workdir, name, [step], mesh)
+  return Detector(name=name, architecture=meta['architecture'], step=step, threshold=threshold,
+                  operating_point=operating_point,
+                  image_shape=tuple(meta['preprocessing']['image_shape']),
+                  scorer=evaluator.Scorer(gan_stack, mesh, batch_size))
+
+
+def score_paths(detector: Detector, paths: Iterator[pathlib.Path], batch_size: int,
+                log_every_s: float = 10.0) -> Iterator[dict]:
+  """Rows of COLUMNS for every path, scored in batches; unreadable files give error rows."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from fakejax.data import folders  # pylint: disable=g-import-not-at-top
+
+  base = {'model': f'{detector.name} ({detector.architecture})',
+          'checkpoint_step': detector.step, 'threshold': detector.threshold}
+  start = last_log = time.monotonic()
+  done = 0
+
+  def flush(batch_paths, images):
+    fake_prob = 1.0 - detector.scorer.score(np.stack(images))[0]
+    for path, p in zip(batch_paths, fake_prob):
+      yield {**base, 'path': str(path), 'fake_probability': float(p),
+             'decision': 'generated' if p >= detector.threshold else 'real', 'error': ''}
+
+  batch_paths, images = [], []
+  for path in paths:
+    try:
+      images.append(folders.read_image(path, detector.image_shape))
+      batch_paths.append(path)
+    except Exception as error:  # Any unreadable file: an error row, the rest goes on.
+      yield {**base, 'path': str(path), 'fake_probability': '', 'decision': 'error',
+             'error': f'{type(error).__name__}: {error}'}
+    if len(images) == batch_size:
+      yield from flush(batch_paths, images)
+      done += len(images)
+      batch_paths, images = [], []
+      if time.monotonic() - last_log > log_every_s:
+        last_log = time.monotonic()
+        logging.info('Scored %d images (%.0f images/s).', done, done / (last_log - start))
+  if images:
+    yield from flush(batch_paths, images)
+
+
+def write_rows(rows: Iterator[dict], output, output_format: str) -> list[dict]:
+  """Writes rows as they come; returns them for the summary."""
+  written = []
+  writer = csv.DictWriter(output, fieldnames=COLUMNS) if output_format == 'csv' else None
+  if writer:
+    writer.writeheader()
+  for row in rows:
+    if writer:
+      writer.writerow(row)
+    else:
+      output.write(json.dumps(row) + '\n')
+    written.append(row)
+  return written
+
+
+def contact_sheet(rows: list[dict], image_shape, path: pathlib.Path, limit: int = 64) -> None:
+  """A PNG grid of the flagged images, most surely generated first, with their scores."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from fakejax.data import folders  # pylint: disable=g-import-not-at-top
+  flagged = sorted((r for r in rows if r['decision'] == 'generated'),
+                   key=lambda r: -r['fake_probability'])[:limit]
+  columns = 8
+  rows_needed = max(1, -(-len(flagged) // columns))
+  fig, axes = plt.subplots(rows_needed, columns, figsize=(columns * 1.2, rows_needed * 1.4),
+                           squeeze=False)
+  for ax in axes.ravel():
+    ax.axis('off')
+  for ax, row in zip(axes.ravel(), flagged):
+    image = folders.read_image(row['path'], image_shape)
+    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray', vmin=0, vmax=255)
+    ax.set_title(f"{row['fake_probability']:.2f}\n{pathlib.Path(row['path']).name[:14]}",
+                 fontsize=6)
+  fig.suptitle(f'{len(flagged)} flagged images (fake probability)', fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def main(argv) -> None:
+  paths = argv[1:]
+  if not paths:
+    raise app.UsageError('Give image files, folders or lists of paths to score.')
+  runtime.setup(FLAGS)
+  output_format = FLAGS.format or ('jsonl' if FLAGS.output.endswith('.jsonl') else 'csv')
+  try:
+    detector = load_detector(pathlib.Path(FLAGS.workdir), FLAGS.gan, FLAGS.checkpoint_step,
+                             FLAGS.operating_point, FLAGS.batch_size)
+  except DetectorError as error:
+    raise app.UsageError(str(error)) from None
+  rows = score_paths(detector, expand_paths(paths), FLAGS.batch_size)
+  if FLAGS.output == '-':
+    written = write_rows(rows, sys.stdout, output_format)
+  else:
+    with open(FLAGS.output, 'w', newline='') as output:
+      written = write_rows(rows, output, output_format)
+  errors = sum(row['decision'] == 'error' for row in written)
+  flagged = sum(row['decision'] == 'generated' for row in written)
+  scored = len(written) - errors
+  logging.info('Scored %d images with %s at threshold %.3f (%s): %d flagged for review '
+               '(%.1f%%), %d could not be read.', scored, detector.name, detector.threshold,
+               detector.operating_point, flagged, 100.0 * flagged / max(scored, 1), errors)
+  if FLAGS.contact_sheet:
+    contact_sheet(written, detector.image_shape, pathlib.Path(FLAGS.contact_sheet))
+  if errors:
+    sys.exit(ERRORS_EXIT_CODE)
+
+
+if __name__ == '__main__':
+  app.run(main)

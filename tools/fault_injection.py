@@ -1,0 +1,155 @@
+r"""Kills the tiny study at random moments, resumes it, and checks nothing was lost.
+
+Each trial starts the tiny config in a fresh workdir, sends SIGKILL or SIGTERM either at a
+random moment or while a checkpoint is being written, runs the same command again to the
+end, and compares the final parameters with an uninterrupted run's (bit for bit).
+
+  python tools/fault_injection.py --trials=50 --data_dir=/tmp/tensorflow_datasets
+
+Prints one line per trial and "survived K of N".
+"""
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+COMPARED = ('g_params', 'd_params', 'g_batch_stats', 'd_batch_stats')
+INCOMPLETE_MARKER = '.orbax-checkpoint-tmp'
+
+
+@dataclasses.dataclass
+class Trial:
+  signal_name: str
+  moment: str  # 'random' or 'during_save'
+  interrupted_at_s: float | None  # None: the run ended before the signal.
+  survived: bool
+  detail: str = ''
+
+
+def main_command(workdir: pathlib.Path, data_dir: str) -> list[str]:
+  return [sys.executable, '-m', 'fakejax.main', '--config=configs/dcgan_fmnist.py:tiny',
+          f'--workdir={workdir}', f'--config.data.data_dir={data_dir}']
+
+
+def environment(num_devices: int) -> dict[str, str]:
+  return {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={num_devices}'}
+
+
+def run_to_end(workdir: pathlib.Path, data_dir: str, env: dict) -> None:
+  result = subprocess.run(main_command(workdir, data_dir), cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True)
+  if result.returncode != 0:
+    raise RuntimeError(f'run in {workdir} failed:\n{result.stderr[-3000:]}')
+
+
+def final_parameters(workdir: pathlib.Path) -> dict:
+  states = {}
+  for gan_dir in sorted(p for p in workdir.iterdir() if (p / 'checkpoints').is_dir()):
+    steps = [int(p.name) for p in (gan_dir / 'checkpoints').iterdir() if p.name.isdigit()]
+    state = ocp.StandardCheckpointer().restore(gan_dir / 'checkpoints' / str(max(steps)) / 'state')
+    states[gan_dir.name] = {name: state[name] for name in COMPARED}
+  return states
+
+
+def same_parameters(got: dict, want: dict) -> bool:
+  if got.keys() != want.keys():
+    return False
+  return all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+
+
+def saving_now(workdir: pathlib.Path) -> bool:
+  return any(INCOMPLETE_MARKER in p.name for p in workdir.glob('*/checkpoints/*'))
+
+
+def interrupt(process: subprocess.Popen, workdir: pathlib.Path, signal_number: int,
+              moment: str, delay_s: float, timeout_s: float) -> float | None:
+  """Sends the signal at the chosen moment; returns when (s after start), or None if it ended."""
+  start = time.monotonic()
+  while time.monotonic() - start < timeout_s:
+    if process.poll() is not None:
+      return None
+    elapsed = time.monotonic() - start
+    if (moment == 'random' and elapsed >= delay_s) or (moment == 'during_save' and saving_now(workdir)):
+      process.send_signal(signal_number)
+      process.wait()
+      return elapsed
+    time.sleep(0.005)
+  process.kill()
+  process.wait()
+  raise TimeoutError('the run neither ended nor reached the moment to interrupt it')
+
+
+def run_trial(workdir: pathlib.Path, data_dir: str, reference: dict, rng: random.Random,
+              run_seconds: float, env: dict) -> Trial:
+  signal_name = rng.choice(['SIGKILL', 'SIGTERM'])
+  moment = rng.choice(['random', 'during_save'])
+  process = subprocess.Popen(main_command(workdir, data_dir), cwd=REPO_ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  at = interrupt(process, workdir, getattr(signal, signal_name), moment,
+                 delay_s=rng.uniform(0.05, 1.0) * run_seconds, timeout_s=10 * run_seconds)
+  try:
+    run_to_end(workdir, data_dir, env)
+    survived = same_parameters(final_parameters(workdir), reference)
+    detail = '' if survived else 'final parameters differ from the uninterrupted run'
+  except Exception as error:  # A failed resume is a trial lost, reported as such.
+    survived, detail = False, str(error).splitlines()[0]
+  return Trial(signal_name, moment, at, survived, detail)
+
+
+def run_trials(num_trials: int, data_dir: str, root: pathlib.Path, seed: int = 0,
+               num_devices: int = 2, reference_dir: pathlib.Path | None = None,
+               log=print) -> list[Trial]:
+  """Runs `num_trials` interrupted runs under `root`, against an uninterrupted reference.
+
+  The reference is run first unless `reference_dir` holds a finished one (same devices).
+  """
+  env = environment(num_devices)
+  start = time.monotonic()
+  if reference_dir is None:
+    reference_dir = root / 'reference'
+    run_to_end(reference_dir, data_dir, env)
+  else:
+    # Time a resume of the finished run: what remains of a run once compiled (cached).
+    run_to_end(reference_dir, data_dir, env)
+  run_seconds = time.monotonic() - start
+  reference = final_parameters(reference_dir)
+  log(f'uninterrupted run: {run_seconds:.0f} s')
+  rng = random.Random(seed)
+  trials = []
+  for index in range(num_trials):
+    trial = run_trial(root / f'trial_{index:03d}', data_dir, reference, rng, run_seconds, env)
+    trials.append(trial)
+    when = 'ended first' if trial.interrupted_at_s is None else f'at {trial.interrupted_at_s:.1f} s'
+    log(f'trial {index + 1}/{num_trials}: {trial.signal_name} {trial.moment} {when}: '
+        f'{"survived" if trial.survived else "LOST: " + trial.detail}')
+  return trials
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--trials', type=int, default=50)
+  parser.add_argument('--data_dir', required=True, help='TFDS data dir with fashion_mnist.')
+  parser.add_argument('--workdir', default='', help='Where the runs go (default: a temp dir).')
+  parser.add_argument('--seed', type=int, default=0)
+  args = parser.parse_args()
+  root = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix='fault_injection_'))
+  trials = run_trials(args.trials, args.data_dir, root, args.seed)
+  interrupted = sum(t.interrupted_at_s is not None for t in trials)
+  print(f'survived {sum(t.survived for t in trials)} of {len(trials)} '
+        f'({interrupted} interrupted before the end)')
+
+
+if __name__ == '__main__':
+  main()
