@@ -10,7 +10,8 @@ the seen classes and their discriminators are then scored on real and generated 
   # Tiny (seconds; used by the tests).
   python -m fakejax.main --config=configs/dcgan_fmnist.py:tiny --workdir=/tmp/dcgan_tiny
 
-Any value can be overridden on the command line, e.g. `--config.batch_size=128`.
+Any value can be overridden on the command line, e.g. `--config.batch_size=128`. Train
+only some architectures with `,gans=`: `--config=configs/dcgan_fmnist.py:quick,gans=dcgan_tf`.
 """
 
 import ml_collections
@@ -40,9 +41,10 @@ def dcgan_radford() -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
-  """Returns the `full` (default), `quick` or `tiny` variant of the study."""
-  if arg not in ('full', 'quick', 'tiny'):
-    raise ValueError(f"Unknown variant {arg!r}: use 'full', 'quick' or 'tiny'.")
+  """The `full` (default), `quick` or `tiny` study, optionally `,gans=NAME+NAME`."""
+  variant, *options = arg.split(',')
+  if variant not in ('full', 'quick', 'tiny'):
+    raise ValueError(f"Unknown variant {variant!r}: use 'full', 'quick' or 'tiny'.")
 
   config = ml_collections.ConfigDict()
   config.seed = 0
@@ -91,12 +93,12 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       other_gan_fakes=dict(reals='', fakes='others'),
   ))
 
-  if arg == 'quick':
+  if variant == 'quick':
     # One epoch: ~590 updates per GAN, enough for clothing-like samples.
     config.num_epochs = 1
     config.checkpoint_every_steps = 200
     config.sample_every_steps = 100
-  elif arg == 'tiny':
+  elif variant == 'tiny':
     config.batch_size = 32
     config.num_epochs = 2
     config.log_every_steps = 4
@@ -106,4 +108,20 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     config.data.test_split = 'test[:320]'
     config.evaluation.num_fake_samples = 128
     config.evaluation.batch_size = 64
+  for option in options:
+    select_gans(config, option)
   return config
+
+
+def select_gans(config: ml_collections.ConfigDict, option: str) -> None:
+  """Keeps only the GANs of a `gans=NAME+NAME` option (and cross-GAN splits if 2+)."""
+  key, _, value = option.partition('=')
+  names = value.split('+')
+  if key != 'gans' or not all(names):
+    raise ValueError(f"Unknown config option {option!r}: use 'gans=NAME' or 'gans=NAME+NAME'.")
+  unknown = sorted(set(names) - set(config.gans.keys()))
+  if unknown:
+    raise ValueError(f'Unknown GANs {unknown} in {option!r}; known: {sorted(config.gans.keys())}.')
+  config.gans = ml_collections.ConfigDict({name: config.gans[name] for name in names})
+  if len(names) == 1:
+    del config.evals['other_gan_fakes']  # No other generator to take fakes from.

@@ -50,8 +50,8 @@ GANS = tuple(dcgan_fmnist.get_config('tiny').gans.keys())
 TINY_STEPS = 24  # 2 epochs of 12 batches of 32 (the tiny config's 640 train examples).
 
 
-def main_command(workdir, data_dir, *overrides):
-  return [sys.executable, '-m', 'fakejax.main', '--config=configs/dcgan_fmnist.py:tiny',
+def main_command(workdir, data_dir, *overrides, variant='tiny'):
+  return [sys.executable, '-m', 'fakejax.main', f'--config=configs/dcgan_fmnist.py:{variant}',
           f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
           '--config.data.allow_download=False', *overrides]
 
@@ -68,8 +68,13 @@ def run_main(workdir, data_dir, *overrides) -> subprocess.CompletedProcess:
 
 
 def final_state(checkpoint_dir: pathlib.Path) -> dict:
+  """The latest state as NumPy arrays, whatever devices and processes wrote it."""
   step = max(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
-  return ocp.StandardCheckpointer().restore(checkpoint_dir / str(step) / 'state')
+  checkpointer = ocp.PyTreeCheckpointer()
+  path = checkpoint_dir / str(step) / 'state'
+  tree = checkpointer.metadata(path).item_metadata.tree
+  as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  return checkpointer.restore(path, restore_args=as_numpy)
 
 
 @pytest.fixture(scope='session')

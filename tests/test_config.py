@@ -64,6 +64,15 @@ def test_unknown_architecture_is_named():
     check(config)
 
 
+def test_gans_option_keeps_only_the_named_architectures():
+  config = dcgan_fmnist.get_config('tiny,gans=dcgan_tf')
+  assert list(config.gans.keys()) == ['dcgan_tf']
+  assert 'other_gan_fakes' not in config.evals
+  check(config)
+  with pytest.raises(ValueError, match=r"Unknown GANs \['stylegan'\]"):
+    dcgan_fmnist.get_config('tiny,gans=dcgan_tf+stylegan')
+
+
 def test_unknown_variant_is_an_error():
   with pytest.raises(ValueError, match="Unknown variant 'tinyy'"):
     dcgan_fmnist.get_config('tinyy')

@@ -257,6 +257,10 @@ def evaluate_gan(config: ml_collections.ConfigDict, gan: StackedGan, sets: Score
   for split_name, split in config.evals.items():
     reals, _ = real_source(split.reals, sets)
     fakes, fake_sets = fake_source(split.fakes, sets, gan.name, list(config.gans.keys()))
+    if not reals.shape[1] and not fakes.shape[1]:
+      logging.warning('Split %s of %s has no images (fakes: %r); skipped.', split_name,
+                      gan.name, split.fakes)
+      continue
     prob, labels = _labelled(reals, fakes)
     raw = dict(_split_metrics(prob, labels, thresholds, bins))
     paired_with = None
