@@ -37,3 +37,23 @@ def test_only_the_last_checkpoints_are_kept(tmp_path):
     checkpoints.save(manager, step, {'w': np.full(3, step, np.float32)}, {'next_index': step})
   manager.wait_until_finished()
   assert sorted(manager.all_steps()) == [2, 3]
+
+
+def test_replicated_state_restores_onto_a_different_device_count(tmp_path):
+  config = dcgan_fmnist.dcgan_tf()
+  models = build_gan(config.architecture)
+  tx = gan_state.build_optimizer(config.optimizer)
+  eight = sharding.build_mesh(jax.devices())
+  one = sharding.build_mesh(jax.devices()[:1])
+  state = gan_trainer.init_sharded_state(models, tx, config.latent_dim, 5, eight)
+  manager = checkpoints.checkpoint_manager(tmp_path, max_to_keep=1, save_interval_steps=1)
+  checkpoints.save(manager, 1, state, {'next_index': 1})
+  manager.wait_until_finished()
+
+  like = gan_trainer.init_sharded_state(models, tx, config.latent_dim, 0, one)
+  restored, _, step = checkpoints.restore_latest_good(
+      checkpoints.checkpoint_manager(tmp_path, max_to_keep=1, save_interval_steps=1), like)
+  assert step == 1
+  for got, want in zip(jax.tree.leaves(restored), jax.tree.leaves(state)):
+    assert got.sharding.mesh.size == 1
+    np.testing.assert_array_equal(got, want)

@@ -5,8 +5,10 @@ were damaged after writing (flipped bytes, missing files) is detected on restore
 then falls back to the previous good step.
 """
 
+import os
 import pathlib
 import shutil
+import socket
 from typing import Any
 
 import jax
@@ -126,7 +128,8 @@ def check_workdir_writable(workdir: pathlib.Path, needed_bytes: int) -> None:
   """Fails at once if `workdir` cannot be written or lacks room for checkpoints."""
   try:
     workdir.mkdir(parents=True, exist_ok=True)
-    probe = workdir / '.write_test'
+    # One probe per host and process: processes of a multi-host run share the workdir.
+    probe = workdir / f'.write_test.{socket.gethostname()}.{os.getpid()}'
     probe.write_bytes(b'ok')
     probe.unlink()
   except OSError as error:
