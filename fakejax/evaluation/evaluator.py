@@ -376,7 +376,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
   for name, gan in gans.items():
     own_shared = {key: images for key, images in shared.items() if key != f'gan:{name}'}
     sets = score_sets(scorers[name], splits, own_fakes[name], config, own_shared)
-    wanted = set(select_steps(gan.steps, which_steps)) if which_steps != 'latest' else {gan.steps[-1]}
+    wanted = set(select_steps(gan.steps, which_steps))
     reports[name] = [r for r in evaluate_gan(config, gan, sets) if r['step'] in wanted]
     logging.info('Evaluated %s at steps %s.', name, [r['step'] for r in reports[name]])
   return reports
