@@ -14,7 +14,6 @@ import time
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -22,6 +21,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from configs import dcgan_fmnist  # noqa: E402
 from fakejax.data import fashion_mnist  # noqa: E402
+from fakejax.train import checkpoints  # noqa: E402
 
 DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
 
@@ -70,11 +70,7 @@ def run_main(workdir, data_dir, *overrides) -> subprocess.CompletedProcess:
 def final_state(checkpoint_dir: pathlib.Path) -> dict:
   """The latest state as NumPy arrays, whatever devices and processes wrote it."""
   step = max(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
-  checkpointer = ocp.PyTreeCheckpointer()
-  path = checkpoint_dir / str(step) / 'state'
-  tree = checkpointer.metadata(path).item_metadata.tree
-  as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-  return checkpointer.restore(path, restore_args=as_numpy)
+  return checkpoints.read_state_as_numpy(checkpoint_dir / str(step) / 'state')
 
 
 @pytest.fixture(scope='session')

@@ -92,6 +92,14 @@ def restore(manager: ocp.CheckpointManager, step: int, like_state: Any) -> tuple
   return _restore_step(manager, step, like_state)
 
 
+def read_state_as_numpy(state_dir: str | pathlib.Path) -> Any:
+  """A saved 'state' item as NumPy arrays, whatever devices and processes wrote it."""
+  checkpointer = ocp.PyTreeCheckpointer()
+  tree = checkpointer.metadata(state_dir).item_metadata.tree
+  as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  return checkpointer.restore(state_dir, restore_args=as_numpy)
+
+
 def warn_about_incomplete(directory: pathlib.Path) -> None:
   for path in sorted(directory.glob(f'*{INCOMPLETE_MARKER}*')):
     logging.warning('Ignoring the incomplete checkpoint %s (its writing was interrupted).', path)
