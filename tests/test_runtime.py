@@ -1,0 +1,43 @@
+"""Process-wide XLA settings made when `fakejax` is imported."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+COMPILE_A_CONVOLUTION = '''
+import fakejax, jax, jax.numpy as jnp
+conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(
+    x, w, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
+hlo = conv.lower(jnp.ones((64, 14, 14, 64)), jnp.ones((5, 5, 64, 128))).compile().as_text()
+print('XLA_FLAGS=' + __import__('os').environ['XLA_FLAGS'])
+print('ynn' if '__ynn_fusion' in hlo else 'eigen')
+'''
+
+
+def compiled_with(xla_flags: str | None) -> tuple[str, str]:
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  if xla_flags is not None:
+    env['XLA_FLAGS'] = xla_flags
+  result = subprocess.run([sys.executable, '-c', COMPILE_A_CONVOLUTION], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+  flags_line, backend = result.stdout.strip().splitlines()[-2:]
+  return flags_line.removeprefix('XLA_FLAGS='), backend
+
+
+@pytest.mark.parametrize('user_flags', [None, '--xla_force_host_platform_device_count=2'])
+def test_importing_fakejax_leaves_convolutions_to_eigen(user_flags):
+  flags, backend = compiled_with(user_flags)
+  assert '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution' in flags
+  assert (user_flags or '') in flags
+  assert backend == 'eigen'
+
+
+def test_a_users_own_ynnpack_choice_is_kept():
+  own = '--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION'
+  flags, backend = compiled_with(own)
+  assert flags == own
+  assert backend == 'ynn'  # So the check above can tell the two apart.
