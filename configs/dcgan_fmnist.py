@@ -55,7 +55,14 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   config.log_every_steps = 50
   config.checkpoint_every_steps = 500
   config.sample_every_steps = 500
+  # Multi-host runs agree every this many steps whether any host got SIGTERM, so that
+  # all stop after the same step (single-host runs stop after the current step).
+  config.preemption_check_every_steps = 10
   config.max_checkpoints_to_keep = 3
+  # False: a non-finite loss or update stops training at the next log step, keeping the
+  # last finite checkpoint. True: such updates are skipped (counted in the logs); training
+  # stops only if every update between two log steps is skipped.
+  config.skip_nonfinite_updates = False
 
   config.data = ml_collections.ConfigDict(dict(
       name='fashion_mnist',
@@ -104,6 +111,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     config.log_every_steps = 4
     config.checkpoint_every_steps = 8
     config.sample_every_steps = 8
+    config.preemption_check_every_steps = 1
     config.data.train_split = 'train[:640]'
     config.data.test_split = 'test[:320]'
     config.evaluation.num_fake_samples = 128

@@ -20,6 +20,8 @@ SCHEMA = {
     'log_every_steps': int,
     'checkpoint_every_steps': int,
     'sample_every_steps': int,
+    'preemption_check_every_steps': int,
+    'skip_nonfinite_updates': bool,
     'max_checkpoints_to_keep': int,
     'data': {
         'name': str,
@@ -104,7 +106,8 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
   """
   _check_keys(config, SCHEMA, '')
   _check_positive(config, 'batch_size', 'num_epochs', 'log_every_steps',
-                  'checkpoint_every_steps', 'sample_every_steps', 'max_checkpoints_to_keep')
+                  'checkpoint_every_steps', 'sample_every_steps', 'preemption_check_every_steps',
+                  'max_checkpoints_to_keep')
   if config.batch_size % num_devices:
     raise ConfigError(
         f"Config key 'batch_size' ({config.batch_size}) must be divisible by the number of "

@@ -5,11 +5,15 @@ import signal
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from fakejax import sharding
-from fakejax.train import checkpoints, gan_trainer
+from fakejax.models import build_gan
+from fakejax.train import checkpoints, gan_state, gan_steps, gan_trainer
 from tests.conftest import (GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES,
                             assert_same_final_parameters, main_command, run_main,
                             wait_for_checkpoint)
@@ -122,3 +126,57 @@ def test_fault_injection_tool_survives_random_kills(finished_run, tfds_data_dir,
   trials = fault_injection.run_trials(2, tfds_data_dir, tmp_path, seed=3,
                                       reference_dir=reference_dir)
   assert [t.survived for t in trials] == [True, True], [t.detail for t in trials]
+
+
+@pytest.fixture
+def batch() -> np.ndarray:
+  return np.random.default_rng(0).integers(0, 255, (16, 28, 28, 1), dtype=np.uint8)
+
+
+def nan_updates_at(bad_step: int) -> optax.GradientTransformation:
+  """Adam whose update of step `bad_step` (0-based) is NaN: a blow-up on one batch."""
+  def update(updates, state, params=None):
+    del params
+    poison = jnp.where(state == bad_step, jnp.nan, 0.0)
+    return jax.tree.map(lambda u: u + poison, updates), state + 1
+  return optax.chain(optax.adam(1e-4), optax.GradientTransformation(
+      lambda params: jnp.zeros([], jnp.int32), update))
+
+
+def test_skip_nonfinite_updates_keeps_the_state_and_continues(batch):
+  models = build_gan('dcgan_tf')
+  # Same optimiser-state layout; the first poisons its first update, the other never does.
+  poisoned, healthy = nan_updates_at(0), nan_updates_at(99)
+  before = gan_state.init_state(models, poisoned, 100, jax.random.PRNGKey(0))
+  skipping_step = lambda tx: jax.jit(gan_steps.make_train_step(models, tx, 100,
+                                                               skip_nonfinite=True))
+  after_bad, bad_metrics = skipping_step(poisoned)(before, batch)
+  after_good, good_metrics = skipping_step(healthy)(after_bad, batch)
+
+  same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a),
+                                                               jax.tree.leaves(b)))
+  assert float(bad_metrics['skipped_update']) == 1.0
+  assert int(after_bad.step) == 1
+  for part in ('g_params', 'd_params', 'g_batch_stats', 'd_opt_state', 'g_opt_state'):
+    assert same(getattr(after_bad, part), getattr(before, part)), part  # No trace left...
+  assert float(good_metrics['skipped_update']) == 0.0
+  assert not same(after_good.g_params, after_bad.g_params)  # ...and training goes on.
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(after_good.g_params))
+
+
+def test_without_skipping_a_nonfinite_update_poisons_the_state(batch):
+  models = build_gan('dcgan_tf')
+  tx = nan_updates_at(0)
+  state = gan_state.init_state(models, tx, 100, jax.random.PRNGKey(0))
+  state, metrics = jax.jit(gan_steps.make_train_step(models, tx, 100))(state, batch)
+  assert float(metrics['skipped_update']) == 0.0
+  assert np.isnan(jax.tree.leaves(state.g_params)[0]).any()  # What the log-step check catches.
+
+
+def test_skipping_stops_when_every_update_between_log_steps_is_skipped(tiny_config, tmp_path):
+  del tiny_config.gans['dcgan_radford']
+  tiny_config.skip_nonfinite_updates = True
+  tiny_config.gans.dcgan_tf.optimizer.learning_rate = 1e30  # Every update soon overflows.
+  images = np.random.default_rng(0).integers(0, 255, (256, 28, 28, 1), dtype=np.uint8)
+  with pytest.raises(FloatingPointError, match=r'Every update of steps \d+-\d+ was non-finite'):
+    gan_trainer.train_gan(tiny_config, 'dcgan_tf', images, tmp_path, sharding.build_mesh())

@@ -1,4 +1,5 @@
-"""Two real JAX processes on this machine (4 CPU devices each) against one process of 8.
+"""Two real JAX processes on this machine (4 CPU devices each) against one process of 8,
+and a preemption signal that reaches only one of them.
 
 dcgan_tf only: with Adam, the cross-process reduction order (gloo) changes float rounding,
 which Adam can turn into steps of up to one learning rate where gradients are near zero.
@@ -6,13 +7,15 @@ After 12 steps dcgan_tf agrees to ~2e-6; dcgan_radford (BatchNorm in D) to ~2e-4
 """
 
 import os
+import re
+import signal
 import socket
 import subprocess
 
 import jax
 import numpy as np
 
-from tests.conftest import REPO_ROOT, final_state, main_command
+from tests.conftest import REPO_ROOT, final_state, main_command, wait_for_checkpoint
 
 STEPS = 12  # One epoch of the tiny config.
 VARIANT = 'tiny,gans=dcgan_tf'
@@ -29,11 +32,11 @@ def devices_env(count: int) -> dict[str, str]:
   return {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={count}'}
 
 
-def run_two_processes(workdir, data_dir) -> list[str]:
+def run_two_processes(workdir, data_dir, num_epochs: int = 1) -> list[str]:
   port = free_port()
   processes = [
       subprocess.Popen(
-          main_command(workdir, data_dir, '--config.num_epochs=1',
+          main_command(workdir, data_dir, f'--config.num_epochs={num_epochs}',
                        f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
                        f'--process_id={index}', variant=VARIANT),
           cwd=REPO_ROOT, env=devices_env(4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -68,3 +71,27 @@ def test_two_processes_train_like_one_and_resume(tfds_data_dir, tmp_path):
   logs = run_two_processes(tmp_path / 'two', tfds_data_dir)
   for log in logs:
     assert log.count(f'Resumed from the checkpoint of step {STEPS}') == len(GANS)
+
+
+def test_sigterm_to_one_process_stops_both_after_the_same_step(tfds_data_dir, tmp_path):
+  port = free_port()
+  processes = [
+      subprocess.Popen(
+          main_command(tmp_path, tfds_data_dir, f'--coordinator_address=127.0.0.1:{port}',
+                       '--num_processes=2', f'--process_id={index}', variant=VARIANT),
+          cwd=REPO_ROOT, env=devices_env(4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+          text=True)
+      for index in range(2)]
+  wait_for_checkpoint(tmp_path / 'dcgan_tf' / 'checkpoints', processes[0])
+  processes[1].send_signal(signal.SIGTERM)  # Only one host is preempted.
+  logs = [process.communicate(timeout=600)[1] for process in processes]
+  for process, log in zip(processes, logs):
+    assert process.returncode == 143, log[-5000:]
+  stopped_at = [re.search(r'stopped by SIGTERM at step (\d+)', log).group(1) for log in logs]
+  assert stopped_at[0] == stopped_at[1], stopped_at
+  assert int(stopped_at[0]) < 2 * STEPS  # The tiny config's two epochs were not finished.
+
+  logs = run_two_processes(tmp_path, tfds_data_dir, num_epochs=2)
+  for log in logs:
+    assert f'Resumed from the checkpoint of step {stopped_at[0]}' in log
+  assert int(final_state(tmp_path / 'dcgan_tf' / 'checkpoints')['step']) == 2 * STEPS

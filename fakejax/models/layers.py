@@ -42,14 +42,6 @@ def phase_taps(kernel: int, stride: int, pad_low: int) -> list[tuple[int, list[i
   return phases
 
 
-def _depth_to_space(y: jax.Array, strides: Sequence[int], features: int) -> jax.Array:
-  """[B, H, W, sh * sw * C] (phase-major) -> [B, H * sh, W * sw, C]."""
-  batch, height, width, _ = y.shape
-  sh, sw = strides
-  y = y.reshape(batch, height, width, sh, sw, features).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(batch, height * sh, width * sw, features)
-
-
 def _conv(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=DIMENSIONS)
 
@@ -62,13 +54,18 @@ def phase_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int]
   input. Each phase is one stride-1 convolution with exactly that phase's taps.
   """
   (kh, kw), (sh, sw) = kernel.shape[:2], strides
-  outputs = []
+  rows = []
   for first_h, taps_h in phase_taps(kh, sh, pad_low[0]):
+    row = []
     for first_w, taps_w in phase_taps(kw, sw, pad_low[1]):
       phase_kernel = kernel[np.asarray(taps_h)][:, np.asarray(taps_w)]
       padding = [(-first_h, len(taps_h) - 1 + first_h), (-first_w, len(taps_w) - 1 + first_w)]
-      outputs.append(_conv(x, phase_kernel, padding))
-  return _depth_to_space(jnp.concatenate(outputs, axis=-1), strides, kernel.shape[-1])
+      row.append(_conv(x, phase_kernel, padding))
+    rows.append(jnp.stack(row, axis=3))  # [B, H, W, sw, C]
+  # [B, H, sh, W, sw, C] is already the interleaved image: the reshape moves no data.
+  y = jnp.stack(rows, axis=2)
+  batch, height, _, width, _, features = y.shape
+  return y.reshape(batch, height * sh, width * sw, features)
 
 
 def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int]) -> jax.Array:

@@ -36,9 +36,14 @@ def _step_keys(state: GanState) -> tuple[jax.Array, jax.Array, jax.Array]:
   return tuple(jax.random.split(jax.random.fold_in(state.rng, state.step), 3))
 
 
-def make_train_step(models: GanModels, tx: optax.GradientTransformation,
-                    latent_dim: int) -> Callable[[GanState, jax.Array], tuple[GanState, Metrics]]:
-  """Returns `train_step(state, real_uint8) -> (state, metrics)`, pure and jittable."""
+def make_train_step(models: GanModels, tx: optax.GradientTransformation, latent_dim: int,
+                    skip_nonfinite: bool = False
+                    ) -> Callable[[GanState, jax.Array], tuple[GanState, Metrics]]:
+  """Returns `train_step(state, real_uint8) -> (state, metrics)`, pure and jittable.
+
+  With `skip_nonfinite`, a step whose losses or updates are not all finite leaves the
+  parameters, statistics and optimiser states as they were (metric `skipped_update`: 1).
+  """
   generator, discriminator = models.generator, models.discriminator
 
   def train_step(state: GanState, real_uint8: jax.Array) -> tuple[GanState, Metrics]:
@@ -74,7 +79,7 @@ def make_train_step(models: GanModels, tx: optax.GradientTransformation,
 
     g_updates, g_opt_state = tx.update(g_grads, state.g_opt_state, state.g_params)
     d_updates, d_opt_state = tx.update(d_grads, state.d_opt_state, state.d_params)
-    new_state = state.replace(
+    updated = state.replace(
         step=state.step + 1,
         g_params=optax.apply_updates(state.g_params, g_updates),
         g_batch_stats=g_batch_stats,
@@ -83,6 +88,13 @@ def make_train_step(models: GanModels, tx: optax.GradientTransformation,
         d_batch_stats=d_batch_stats,
         d_opt_state=d_opt_state,
     )
+    finite = jnp.all(jnp.isfinite(jnp.stack([
+        d_loss, g_loss, optax.global_norm(g_updates), optax.global_norm(d_updates)])))
+    if skip_nonfinite:
+      kept = state.replace(step=state.step + 1)
+      new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, kept)
+    else:
+      new_state = updated
     metrics = {
         'd_loss': d_loss,
         'g_loss': g_loss,
@@ -90,6 +102,7 @@ def make_train_step(models: GanModels, tx: optax.GradientTransformation,
         'd_fake': jax.nn.sigmoid(fake_logits).mean(),
         'g_grad_norm': optax.global_norm(g_grads),
         'd_grad_norm': optax.global_norm(d_grads),
+        'skipped_update': jnp.logical_and(skip_nonfinite, ~finite).astype(jnp.float32),
     }
     return new_state, metrics
 

@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 from clu import metric_writers, periodic_actions
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from fakejax import sharding
@@ -66,16 +67,31 @@ class Preempted(Exception):
 
 
 class PreemptionGuard:
-  """Turns SIGTERM (the preemption signal) into a flag the loop checks between steps."""
+  """Turns SIGTERM (the preemption signal) into a stop that every process agrees on.
 
-  def __init__(self):
+  One process stops after the step it is in. Processes of a multi-host run may see the
+  signal steps apart, and one that stopped alone would leave the others waiting in a
+  collective: so every `check_every_steps` steps they all-gather their flags, and all
+  stop after the same step if any of them was signalled.
+  """
+
+  def __init__(self, check_every_steps: int):
+    self.check_every_steps = check_every_steps
     self.requested = False
     self._previous = None
 
   def _handle(self, signum, frame) -> None:
     del signum, frame
-    logging.warning('SIGTERM received: saving a checkpoint after this step, then stopping.')
+    logging.warning('SIGTERM received: saving a checkpoint, then stopping.')
     self.requested = True
+
+  def stop_after(self, step: int) -> bool:
+    """Whether to save and stop after `step`; the same answer on every process."""
+    if jax.process_count() == 1:
+      return self.requested
+    if step % self.check_every_steps:
+      return False
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(self.requested))))
 
   def __enter__(self) -> 'PreemptionGuard':
     self._previous = signal.signal(signal.SIGTERM, self._handle)
@@ -96,12 +112,25 @@ def restore_or_init(manager, state, data_iterator: grain.DatasetIterator):
   return state, step
 
 
-def flush_metrics(writer, step: int, pending: list[dict]) -> None:
-  """Writes the mean of the metrics since the last flush; stops on non-finite values."""
+def flush_metrics(writer, step: int, pending: list[dict], skip_nonfinite: bool = False) -> None:
+  """Writes the mean of the metrics since the last flush; stops on non-finite values.
+
+  With `skip_nonfinite`, skipped updates are counted and left out of the means; training
+  stops only when every update since the last flush was skipped.
+  """
   if not pending:
     return
-  means = {name: float(np.mean(values)) for name, values in
-           jax.device_get({name: [m[name] for m in pending] for name in pending[0]}).items()}
+  values = jax.device_get({name: np.asarray([m[name] for m in pending]) for name in pending[0]})
+  skipped = values.pop('skipped_update') > 0
+  if skipped.all():
+    raise FloatingPointError(
+        f'Every update of steps {step - len(pending) + 1}-{step} was non-finite and skipped; '
+        'training stopped, the last checkpoint written holds the last finite state.')
+  means = {name: float(np.mean(v[~skipped])) for name, v in values.items()}
+  if skip_nonfinite:
+    means['skipped_updates'] = float(skipped.sum())
+    if skipped.any():
+      logging.warning('%d non-finite updates skipped up to step %d.', skipped.sum(), step)
   bad = sorted(name for name, value in means.items() if not np.isfinite(value))
   if bad:
     raise FloatingPointError(
@@ -153,7 +182,8 @@ def train_gan(config: ml_collections.ConfigDict, name: str, train_images: np.nda
   state, start_step = restore_or_init(manager, state, data_iterator)
   writer = make_writer(run_dir / 'tensorboard')
   train_step = jax.jit(
-      gan_steps.make_train_step(models, tx, gan_config.latent_dim),
+      gan_steps.make_train_step(models, tx, gan_config.latent_dim,
+                                config.skip_nonfinite_updates),
       in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
       out_shardings=sharding.replicated(mesh), donate_argnums=0)
   sample_grid = make_sample_grid(models, gan_config.latent_dim, config.seed, mesh)
@@ -167,18 +197,18 @@ def train_gan(config: ml_collections.ConfigDict, name: str, train_images: np.nda
   progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer, every_steps=config.log_every_steps)
   pending_metrics = []
-  with PreemptionGuard() as preemption:
+  with PreemptionGuard(config.preemption_check_every_steps) as preemption:
     for step in range(start_step + 1, num_steps + 1):
       batch = sharding.global_batch(mesh, next(data_iterator))
       state, metrics = train_step(state, batch)
       pending_metrics.append(metrics)
       progress(step)
       is_last = step == num_steps
-      stop = preemption.requested
+      stop = preemption.stop_after(step)
       checkpoint_due = is_last or stop or step % config.checkpoint_every_steps == 0
       if checkpoint_due or step % config.log_every_steps == 0:
         # Checked before saving: a checkpoint never holds a non-finite state.
-        flush_metrics(writer, step, pending_metrics)
+        flush_metrics(writer, step, pending_metrics, config.skip_nonfinite_updates)
       if is_last or step % config.sample_every_steps == 0:
         write_samples(step, state)
       if checkpoint_due:
