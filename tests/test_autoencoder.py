@@ -1,0 +1,105 @@
+"""Autoencoder shapes, its training signal, and the detector's input transforms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from fakejax.data import transforms
+from fakejax.models.autoencoder import AutoEncoder
+from fakejax.models.classifiers import AlexNetClassifier
+
+
+@pytest.mark.parametrize('depth', [1, 4])
+@pytest.mark.parametrize('shape', [(3, 28, 28, 1), (2, 64, 64, 3)])
+def test_autoencoder_reconstructs_the_input_shape_in_tanh_range(depth, shape):
+  images = jax.random.uniform(jax.random.PRNGKey(0), shape, minval=-1, maxval=1)
+  model = AutoEncoder(depth)
+  variables = model.init(jax.random.PRNGKey(1), images)
+  reconstructions = model.apply(variables, images)
+  assert reconstructions.shape == shape
+  assert float(jnp.abs(reconstructions).max()) <= 1.0
+
+
+@pytest.mark.parametrize('depth,code_size', [(1, 14), (4, 2)])
+def test_depth_sets_the_code_resolution(depth, code_size):
+  images = jnp.zeros((1, 28, 28, 1))
+  model = AutoEncoder(depth, latent_features=8)
+  _, state = model.apply(model.init(jax.random.PRNGKey(0), images), images,
+                         capture_intermediates=lambda m, _: type(m).__name__ == 'Encoder',
+                         mutable=['intermediates'])
+  (code,) = jax.tree.leaves(state['intermediates'])
+  assert code.shape == (1, code_size, code_size, 8)
+
+
+def test_autoencoder_rejects_depth_zero():
+  with pytest.raises(ValueError, match='depth >= 1'):
+    AutoEncoder(0).init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+
+
+@pytest.mark.parametrize('depth', [1, 4])
+def test_reconstruction_loss_falls_on_a_tiny_batch(depth):
+  images = jax.random.uniform(jax.random.PRNGKey(0), (8, 28, 28, 1), minval=-1, maxval=1)
+  model = AutoEncoder(depth)
+  params = model.init(jax.random.PRNGKey(1), images)['params']
+  tx = optax.adam(1e-3)
+  opt_state = tx.init(params)
+
+  def loss(params):
+    return jnp.abs(model.apply({'params': params}, images) - images).mean()
+
+  @jax.jit
+  def step(params, opt_state):
+    value, grads = jax.value_and_grad(loss)(params)
+    updates, opt_state = tx.update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state, value
+
+  losses = []
+  for _ in range(30):
+    params, opt_state, value = step(params, opt_state)
+    losses.append(float(value))
+  assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_spectrum_of_a_constant_image_is_its_mean_at_the_centre_only():
+  image = jnp.full((1, 8, 6, 2), 0.5)
+  spectrum = transforms.log_spectrum(image)
+  expected = np.zeros((1, 8, 6, 2))
+  expected[0, 4, 3, :] = np.log1p(0.5 * 8 * 6)  # fftshift puts zero frequency at (H/2, W/2).
+  np.testing.assert_allclose(spectrum, expected, atol=1e-5)
+
+
+def test_spectrum_of_a_stripe_pattern_peaks_at_its_frequency():
+  columns = jnp.cos(jnp.pi * jnp.arange(8))  # +1, -1, ...: the highest horizontal frequency.
+  image = jnp.broadcast_to(columns[None, None, :, None], (1, 8, 8, 1))
+  spectrum = np.asarray(transforms.log_spectrum(image))[0, :, :, 0]
+  assert np.unravel_index(spectrum.argmax(), spectrum.shape) == (4, 0)
+  assert np.count_nonzero(spectrum > 1e-5) == 1
+
+
+def test_classifier_inputs_of_each_kind():
+  images = jax.random.uniform(jax.random.PRNGKey(0), (2, 28, 28, 1), minval=-1, maxval=1)
+  halve = lambda x: x / 2
+  np.testing.assert_array_equal(transforms.classifier_input('image', images), images)
+  np.testing.assert_allclose(transforms.classifier_input('reconstruction', images, halve),
+                             images / 2)
+  np.testing.assert_allclose(transforms.classifier_input('residual', images, halve),
+                             images / 2)
+  np.testing.assert_allclose(transforms.classifier_input('residual', images, lambda x: x),
+                             jnp.zeros_like(images))
+  np.testing.assert_allclose(transforms.classifier_input('residual_spectrum', images, halve),
+                             transforms.log_spectrum(images / 2), atol=1e-5)
+  with pytest.raises(ValueError, match='needs an autoencoder'):
+    transforms.classifier_input('residual', images)
+  with pytest.raises(ValueError, match="Unknown classifier input 'pixels'"):
+    transforms.classifier_input('pixels', images)
+
+
+@pytest.mark.parametrize('shape', [(3, 28, 28, 1), (2, 64, 64, 3)])
+def test_alexnet_classifier_gives_one_logit_per_image(shape):
+  model = AlexNetClassifier(features=(8, 16, 16, 16, 16), hidden=32)
+  images = jnp.zeros(shape)
+  variables = model.init(jax.random.PRNGKey(0), images, train=False)
+  logits = model.apply(variables, images, train=True, rngs={'dropout': jax.random.PRNGKey(1)})
+  assert logits.shape == (shape[0],)
