@@ -1,4 +1,4 @@
-"""Autoencoder shapes, its training signal, and the detector's input transforms."""
+"""Autoencoder shapes, its adversarial training step, and the detector's input transforms."""
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +9,8 @@ import pytest
 from fakejax.data import transforms
 from fakejax.models.autoencoder import AutoEncoder
 from fakejax.models.classifiers import AlexNetClassifier
+from fakejax.models.dcgan import TFDiscriminator
+from fakejax.train import autoencoder_gan
 
 
 @pytest.mark.parametrize('depth', [1, 4])
@@ -103,3 +105,27 @@ def test_alexnet_classifier_gives_one_logit_per_image(shape):
   variables = model.init(jax.random.PRNGKey(0), images, train=False)
   logits = model.apply(variables, images, train=True, rngs={'dropout': jax.random.PRNGKey(1)})
   assert logits.shape == (shape[0],)
+
+
+@pytest.mark.parametrize('depth', [1, 4])
+def test_adversarial_autoencoder_step_lowers_the_reconstruction_loss(depth):
+  images = np.random.default_rng(0).integers(0, 255, (16, 28, 28, 1), dtype=np.uint8)
+  autoencoder, discriminator = AutoEncoder(depth), TFDiscriminator()
+  tx = optax.adam(1e-3)
+  state = autoencoder_gan.init_state(autoencoder, discriminator, tx, (28, 28, 1),
+                                     jax.random.PRNGKey(0))
+  step = jax.jit(autoencoder_gan.make_train_step(autoencoder, discriminator, tx,
+                                                 reconstruction_loss='l2'))
+  losses = []
+  for _ in range(20):
+    state, metrics = step(state, images)
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    losses.append(float(metrics['reconstruction_loss']))
+  assert int(state.step) == 20
+  assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_unknown_reconstruction_loss_is_a_clear_error():
+  with pytest.raises(ValueError, match="Unknown reconstruction loss 'l3'"):
+    autoencoder_gan.make_train_step(AutoEncoder(1), TFDiscriminator(), optax.adam(1e-3),
+                                    reconstruction_loss='l3')
