@@ -79,11 +79,8 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[i
                               (_same_padding_low(kh, sh), _same_padding_low(kw, sw)))
 
 
-class SubPixelConvTranspose(nn.Module):
-  """Drop-in for `nn.ConvTranspose(padding='SAME')`: same parameters, same outputs, faster.
-
-  Strided layers with at least MIN_PHASE_FEATURES outputs take the phase form.
-  """
+class _ConvLayer(nn.Module):
+  """Parameters named and shaped as Flax's convolutions: 'kernel' [kh, kw, in, out], 'bias'."""
   features: int
   kernel_size: tuple[int, int]
   strides: tuple[int, int] = (1, 1)
@@ -91,17 +88,30 @@ class SubPixelConvTranspose(nn.Module):
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
+  def kernel(self, in_features: int) -> jax.Array:
+    return self.param('kernel', self.kernel_init,
+                      (*self.kernel_size, in_features, self.features), jnp.float32)
+
+  def add_bias(self, y: jax.Array) -> jax.Array:
+    if not self.use_bias:
+      return y
+    return y + self.param('bias', self.bias_init, (self.features,), jnp.float32)
+
+
+class SubPixelConvTranspose(_ConvLayer):
+  """Drop-in for `nn.ConvTranspose(padding='SAME')`: same parameters, same outputs, faster.
+
+  Strided layers with at least MIN_PHASE_FEATURES outputs take the phase form.
+  """
+
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param('kernel', self.kernel_init,
-                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    kernel = self.kernel(x.shape[-1])
     if tuple(self.strides) == (1, 1) or self.features < MIN_PHASE_FEATURES:
       y = jax.lax.conv_transpose(x, kernel, self.strides, 'SAME', dimension_numbers=DIMENSIONS)
     else:
       y = subpixel_conv_transpose(x, kernel, self.strides)
-    if self.use_bias:
-      y = y + self.param('bias', self.bias_init, (self.features,), jnp.float32)
-    return y
+    return self.add_bias(y)
 
 
 def _same_conv_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -145,24 +155,13 @@ def _strided_conv_backward(strides, residuals, dy):
 strided_conv.defvjp(_strided_conv_forward, _strided_conv_backward)
 
 
-class StridedConv(nn.Module):
+class StridedConv(_ConvLayer):
   """Drop-in for `nn.Conv(padding='SAME')` whose input gradient takes the phase form.
 
   XLA's CPU backend computes a strided convolution's input gradient as an input-dilated
   convolution on one thread; the phase form is multi-threaded stride-1 convolutions.
   """
-  features: int
-  kernel_size: tuple[int, int]
-  strides: tuple[int, int] = (1, 1)
-  use_bias: bool = True
-  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param('kernel', self.kernel_init,
-                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
-    y = strided_conv(x, kernel, tuple(self.strides))
-    if self.use_bias:
-      y = y + self.param('bias', self.bias_init, (self.features,), jnp.float32)
-    return y
+    return self.add_bias(strided_conv(x, self.kernel(x.shape[-1]), tuple(self.strides)))
