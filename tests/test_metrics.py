@@ -116,3 +116,15 @@ def test_metrics_vectorise_over_stacked_checkpoints():
 def test_histogram_counts_every_score_once():
   counts = metrics.histogram(np.array([0.0, 0.05, 0.5, 0.99, 1.0], np.float32), num_bins=10)
   np.testing.assert_array_equal(counts, [2, 0, 0, 0, 0, 1, 0, 0, 0, 2])
+
+
+def test_a_perfect_detector_scores_at_most_one_despite_float32_rounding():
+  # 95 reals and 128 fakes, perfectly separated: the float32 trapezoid sum of this case,
+  # vmapped and jitted as the evaluator runs it, came to 1.0000001 before clipping.
+  rng = np.random.default_rng(0)
+  labels = np.r_[np.zeros(95), np.ones(128)].astype(np.int32)
+  fake_prob = np.r_[rng.uniform(0.0, 0.4, 95), rng.uniform(0.6, 1.0, 128)].astype(np.float32)
+  values = jax.jit(jax.vmap(metrics.threshold_free_metrics, in_axes=(0, None)))(
+      fake_prob[None], labels)
+  assert float(values['roc_auc'][0]) == 1.0
+  assert float(values['average_precision'][0]) == 1.0

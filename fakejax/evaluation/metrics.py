@@ -81,11 +81,14 @@ def _previous_point(values: jax.Array, is_point: jax.Array) -> jax.Array:
 
 
 def roc_auc(points: dict) -> jax.Array:
-  """Area under the ROC curve (trapezoids between operating points)."""
+  """Area under the ROC curve (trapezoids between operating points).
+
+  Clipped to [0, 1]: float32 rounding of a perfect detector's sum can exceed 1 by an ulp.
+  """
   fpr, tpr, is_point = points['fpr'], points['tpr'], points['is_point']
   widths = fpr - _previous_point(fpr, is_point)
   heights = (tpr + _previous_point(tpr, is_point)) / 2
-  return jnp.sum(jnp.where(is_point, widths * heights, 0.0))
+  return jnp.clip(jnp.sum(jnp.where(is_point, widths * heights, 0.0)), 0.0, 1.0)
 
 
 def average_precision(points: dict) -> jax.Array:
@@ -93,7 +96,7 @@ def average_precision(points: dict) -> jax.Array:
   tpr, is_point = points['tpr'], points['is_point']
   precision = points['tps'] / (points['tps'] + points['fps'])
   steps = tpr - _previous_point(tpr, is_point)
-  return jnp.sum(jnp.where(is_point, steps * precision, 0.0))
+  return jnp.clip(jnp.sum(jnp.where(is_point, steps * precision, 0.0)), 0.0, 1.0)
 
 
 def equal_error_rate(points: dict) -> jax.Array:
