@@ -14,6 +14,7 @@ import dataclasses
 import os
 import pathlib
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ INCOMPLETE_MARKER = checkpoints.INCOMPLETE_MARKER
 class Trial:
   signal_name: str
   moment: str  # 'random' or 'during_save'
-  interrupted_at_s: float | None  # None: the run ended before the signal.
+  interrupted_at_s: float  # Seconds after the start.
   survived: bool
   detail: str = ''
 
@@ -97,20 +98,31 @@ def interrupt(process: subprocess.Popen, workdir: pathlib.Path, signal_number: i
 
 
 def run_trial(workdir: pathlib.Path, data_dir: str, reference: dict, rng: random.Random,
-              run_seconds: float, env: dict) -> Trial:
-  signal_name = rng.choice(['SIGKILL', 'SIGTERM'])
-  moment = rng.choice(['random', 'during_save'])
-  process = subprocess.Popen(main_command(workdir, data_dir), cwd=REPO_ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  at = interrupt(process, workdir, getattr(signal, signal_name), moment,
-                 delay_s=rng.uniform(0.05, 1.0) * run_seconds, timeout_s=10 * run_seconds)
+              run_seconds: float, env: dict) -> tuple[Trial, float]:
+  """One interrupted run, resumed to the end; returns it and the run length to draw from.
+
+  A run that ends before its random moment is no trial: it is drawn again, within the
+  length that run just took.
+  """
+  while True:
+    signal_name = rng.choice(['SIGKILL', 'SIGTERM'])
+    moment = rng.choice(['random', 'during_save'])
+    shutil.rmtree(workdir, ignore_errors=True)
+    start = time.monotonic()
+    process = subprocess.Popen(main_command(workdir, data_dir), cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    at = interrupt(process, workdir, getattr(signal, signal_name), moment,
+                   delay_s=rng.uniform(0.05, 1.0) * run_seconds, timeout_s=10 * run_seconds)
+    if at is not None:
+      break
+    run_seconds = time.monotonic() - start
   try:
     run_to_end(workdir, data_dir, env)
     survived = same_parameters(final_parameters(workdir), reference)
     detail = '' if survived else 'final parameters differ from the uninterrupted run'
   except Exception as error:  # A failed resume is a trial lost, reported as such.
     survived, detail = False, str(error).splitlines()[0]
-  return Trial(signal_name, moment, at, survived, detail)
+  return Trial(signal_name, moment, at, survived, detail), run_seconds
 
 
 def run_trials(num_trials: int, data_dir: str, root: pathlib.Path, seed: int = 0,
@@ -136,10 +148,11 @@ def run_trials(num_trials: int, data_dir: str, root: pathlib.Path, seed: int = 0
   rng = random.Random(seed)
   trials = []
   for index in range(num_trials):
-    trial = run_trial(root / f'trial_{index:03d}', data_dir, reference, rng, run_seconds, env)
+    trial, run_seconds = run_trial(root / f'trial_{index:03d}', data_dir, reference, rng,
+                                   run_seconds, env)
     trials.append(trial)
-    when = 'ended first' if trial.interrupted_at_s is None else f'at {trial.interrupted_at_s:.1f} s'
-    log(f'trial {index + 1}/{num_trials}: {trial.signal_name} {trial.moment} {when}: '
+    log(f'trial {index + 1}/{num_trials}: {trial.signal_name} {trial.moment} at '
+        f'{trial.interrupted_at_s:.1f} s: '
         f'{"survived" if trial.survived else "LOST: " + trial.detail}')
   return trials
 
@@ -154,9 +167,7 @@ def main() -> None:
   logging.set_verbosity(logging.ERROR)  # Orbax's notes on each checkpoint read.
   root = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix='fault_injection_'))
   trials = run_trials(args.trials, args.data_dir, root, args.seed)
-  interrupted = sum(t.interrupted_at_s is not None for t in trials)
-  print(f'survived {sum(t.survived for t in trials)} of {len(trials)} '
-        f'({interrupted} interrupted before the end)')
+  print(f'survived {sum(t.survived for t in trials)} of {len(trials)}')
 
 
 if __name__ == '__main__':
