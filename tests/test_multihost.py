@@ -32,9 +32,9 @@ def devices_env(count: int) -> dict[str, str]:
   return {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={count}'}
 
 
-def run_two_processes(workdir, data_dir, num_epochs: int = 1) -> list[str]:
+def start_two_processes(workdir, data_dir, num_epochs: int) -> list[subprocess.Popen]:
   port = free_port()
-  processes = [
+  return [
       subprocess.Popen(
           main_command(workdir, data_dir, f'--config.num_epochs={num_epochs}',
                        f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
@@ -42,6 +42,10 @@ def run_two_processes(workdir, data_dir, num_epochs: int = 1) -> list[str]:
           cwd=REPO_ROOT, env=devices_env(4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
           text=True)
       for index in range(2)]
+
+
+def run_two_processes(workdir, data_dir, num_epochs: int = 1) -> list[str]:
+  processes = start_two_processes(workdir, data_dir, num_epochs)
   logs = [process.communicate(timeout=900)[1] for process in processes]
   for process, log in zip(processes, logs):
     assert process.returncode == 0, log[-5000:]
@@ -74,14 +78,7 @@ def test_two_processes_train_like_one_and_resume(tfds_data_dir, tmp_path):
 
 
 def test_sigterm_to_one_process_stops_both_after_the_same_step(tfds_data_dir, tmp_path):
-  port = free_port()
-  processes = [
-      subprocess.Popen(
-          main_command(tmp_path, tfds_data_dir, f'--coordinator_address=127.0.0.1:{port}',
-                       '--num_processes=2', f'--process_id={index}', variant=VARIANT),
-          cwd=REPO_ROOT, env=devices_env(4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-          text=True)
-      for index in range(2)]
+  processes = start_two_processes(tmp_path, tfds_data_dir, num_epochs=2)
   wait_for_checkpoint(tmp_path / 'dcgan_tf' / 'checkpoints', processes[0])
   processes[1].send_signal(signal.SIGTERM)  # Only one host is preempted.
   logs = [process.communicate(timeout=600)[1] for process in processes]

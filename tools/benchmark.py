@@ -99,7 +99,7 @@ class JaxRunner:
 
 def torch_models(architecture: str):
   """The same two DCGANs in PyTorch (NCHW), with their Adam settings (lr, betas)."""
-  from torch import nn  # pylint: disable=g-import-not-at-top  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
 
   class Reshape(nn.Module):
     def forward(self, x):
@@ -215,7 +215,8 @@ def benchmark(architecture: str, args) -> dict:
   return {
       'model': architecture, 'batch_size': args.batch_size, 'device': device.device_kind,
       'train_img_per_s': median['jax_train'],
-      'input_share': max(0.0, 1 - median['jax_train_from_pipeline'] / median['jax_train']), 'torch_train_img_per_s': median['torch_train'],
+      'input_share': max(0.0, 1 - median['jax_train_from_pipeline'] / median['jax_train']),
+      'torch_train_img_per_s': median['torch_train'],
       'score_img_per_s': median['jax_score'], 'torch_score_img_per_s': median['torch_score'],
       'compile_s': jax_runner.compile_seconds, 'step_memory_mb': jax_runner.memory_bytes() / 2**20,
       'gflop_per_image': flops / 1e9,

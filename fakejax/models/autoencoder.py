@@ -41,9 +41,9 @@ class Decoder(nn.Module):
   @nn.compact
   def __call__(self, code: jax.Array) -> jax.Array:
     x = code
-    # Mirror of the encoder: back through its stage widths, then to image channels.
-    widths = [self.base_features * 2**stage for stage in range(self.depth - 1)][::-1]
-    for channels in widths:
+    # Mirror of the encoder: back through its hidden stage widths, then to image channels.
+    widths = stage_features(self.depth, self.base_features, self.out_channels)[:-1]
+    for channels in reversed(widths):
       x = nn.relu(SubPixelConvTranspose(channels, (4, 4), strides=(2, 2))(x))
     x = SubPixelConvTranspose(self.out_channels, (4, 4), strides=(2, 2))(x)
     return jnp.tanh(x)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fakejax.train import gan_steps
+from fakejax.train import gan_state, gan_steps
 from fakejax.train.gan_state import GanState
 
 RECONSTRUCTION_LOSSES = {
@@ -28,13 +28,9 @@ def init_state(autoencoder: nn.Module, discriminator: nn.Module,
   """Initial state for a seed (pure: jit it with replicated out_shardings)."""
   ae_key, d_key, train_key = jax.random.split(rng, 3)
   images = jnp.zeros((1, *image_shape))
-  ae_params = autoencoder.init(ae_key, images)['params']
-  d_vars = discriminator.init(d_key, images, train=False)
-  return GanState(
-      step=jnp.zeros((), jnp.int32), rng=train_key,
-      g_params=ae_params, g_batch_stats={}, g_opt_state=tx.init(ae_params),
-      d_params=d_vars['params'], d_batch_stats=d_vars.get('batch_stats', {}),
-      d_opt_state=tx.init(d_vars['params']))
+  return gan_state.state_from_variables(autoencoder.init(ae_key, images),
+                                        discriminator.init(d_key, images, train=False),
+                                        tx, train_key)
 
 
 def make_train_step(autoencoder: nn.Module, discriminator: nn.Module,

@@ -33,6 +33,12 @@ def init_state(models: GanModels, tx: optax.GradientTransformation, latent_dim: 
   g_key, d_key, train_key = jax.random.split(rng, 3)
   g_vars = models.generator.init(g_key, jnp.zeros((1, latent_dim)), train=False)
   d_vars = models.discriminator.init(d_key, jnp.zeros((1, *models.image_shape)), train=False)
+  return state_from_variables(g_vars, d_vars, tx, train_key)
+
+
+def state_from_variables(g_vars: dict, d_vars: dict, tx: optax.GradientTransformation,
+                         train_key: jax.Array) -> GanState:
+  """Step 0 of a state whose players were initialised to `g_vars` and `d_vars`."""
   return GanState(
       step=jnp.zeros((), jnp.int32),
       rng=train_key,
