@@ -13,7 +13,7 @@ from fakejax.config import validate_config
 from fakejax.data import pipeline
 from fakejax.evaluation import evaluator, report
 from fakejax.models import GAN_ARCHITECTURES
-from fakejax.train import checkpoints, gan_trainer
+from fakejax.train import checkpoints, gan_trainer, loop
 
 TRAINING_FILE = 'training.json'
 
@@ -37,7 +37,7 @@ def write_reports(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     return
   latest = {}
   for name, gan_reports in reports.items():
-    writer = gan_trainer.make_writer(workdir / name / 'tensorboard')
+    writer = loop.make_writer(workdir / name / 'tensorboard')
     for gan_report in gan_reports:
       out = report.write_checkpoint_report(workdir / name, gan_report, writer)
       logging.info('Wrote the evaluation of %s step %d to %s.', name, gan_report['step'], out)

@@ -24,12 +24,12 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   from fakejax import experiment  # pylint: disable=g-import-not-at-top
-  from fakejax.train import gan_trainer  # pylint: disable=g-import-not-at-top
+  from fakejax.train import loop  # pylint: disable=g-import-not-at-top
   runtime.setup(FLAGS)
   logging.info('Config:\n%s', FLAGS.config)
   try:
     experiment.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except gan_trainer.Preempted as preempted:
+  except loop.Preempted as preempted:
     logging.warning('%s', preempted)
     sys.exit(PREEMPTED_EXIT_CODE)
 

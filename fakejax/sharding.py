@@ -25,6 +25,8 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def global_batch(mesh: Mesh, local_batch: np.ndarray) -> jax.Array:
-  """Assembles the global batch from each process's slice of it."""
-  return jax.make_array_from_process_local_data(batch_sharded(mesh), local_batch)
+def global_batch(mesh: Mesh, local_batch):
+  """Assembles the global batch (an array or a pytree of them) from each process's slice."""
+  return jax.tree.map(
+      lambda local: jax.make_array_from_process_local_data(batch_sharded(mesh), local),
+      local_batch)

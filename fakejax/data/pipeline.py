@@ -7,6 +7,7 @@ own slice, so a run on P processes sees exactly the data of a run on one process
 import dataclasses
 
 import grain
+import jax
 import ml_collections
 import numpy as np
 
@@ -51,23 +52,26 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return num_examples // batch_size
 
 
-def train_batches(images: np.ndarray, *, seed: int, num_epochs: int, batch_size: int,
+def train_batches(examples, *, seed: int, num_epochs: int, batch_size: int,
                   process_index: int, process_count: int) -> grain.DatasetIterator:
-  """An iterator of this process's slice of each global batch of uint8 images.
+  """An iterator of this process's slice of each global batch of `examples`.
 
-  Shuffled anew each epoch from `seed`; batches may span epoch boundaries. Its position
-  is `get_state()`/`set_state()`, saved with every checkpoint.
+  `examples` is an array (uint8 images) or a dict of arrays (images and labels) with a
+  leading example axis. Shuffled anew each epoch from `seed`; batches may span epoch
+  boundaries. Its position is `get_state()`/`set_state()`, saved with every checkpoint.
   """
-  if steps_per_epoch(len(images), batch_size) == 0:
+  num_examples = len(jax.tree.leaves(examples)[0])
+  if steps_per_epoch(num_examples, batch_size) == 0:
     raise ValueError(
-        f'The training set has {len(images)} images, fewer than one batch of {batch_size}.')
+        f'The training set has {num_examples} examples, fewer than one batch of {batch_size}.')
   per_process = batch_size // process_count
   begin = process_index * per_process
 
-  def gather(global_indices: np.ndarray) -> np.ndarray:
-    return images[global_indices[begin:begin + per_process]]
+  def gather(global_indices: np.ndarray):
+    local = global_indices[begin:begin + per_process]
+    return jax.tree.map(lambda array: array[local], examples)
 
-  dataset = (grain.MapDataset.range(len(images))
+  dataset = (grain.MapDataset.range(num_examples)
              .shuffle(seed=seed)
              .repeat(num_epochs)
              .batch(batch_size, drop_remainder=True)

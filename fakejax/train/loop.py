@@ -1,0 +1,230 @@
+"""The one training loop: restore or initialise, step with metrics, images and checkpoints.
+
+Every trained model (GAN, autoencoder-GAN, classifier) is a `Job`: a pure init function,
+a pure train step, and optionally images for TensorBoard. The loop owns the rest:
+sharding, the grain data iterator, Orbax checkpoints (with the iterator's position),
+progress logs with steps/s and ETA, non-finite checks and preemption.
+"""
+
+import dataclasses
+import pathlib
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers, periodic_actions
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+
+from fakejax import sharding
+from fakejax.data import pipeline
+from fakejax.train import checkpoints
+
+Batch = Any  # uint8 images [B, ...], or a dict of arrays with a leading batch axis.
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+  """How long to train and how often to log, draw images, check for preemption and save."""
+  seed: int
+  batch_size: int
+  num_epochs: int
+  log_every_steps: int
+  checkpoint_every_steps: int
+  sample_every_steps: int
+  preemption_check_every_steps: int
+  skip_nonfinite_updates: bool
+  max_checkpoints_to_keep: int
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, **overrides) -> 'LoopSettings':
+    """The settings of a config's top-level keys, some replaced by `overrides`."""
+    values = {field.name: config[field.name] for field in dataclasses.fields(cls)
+              if field.name not in overrides}
+    return cls(**values, **overrides)
+
+
+@dataclasses.dataclass
+class Job:
+  """What differs between the trained models."""
+  name: str
+  init: Callable[[jax.Array], Any]  # PRNG key -> state; pure.
+  train_step: Callable[[Any, Batch], tuple[Any, dict]]  # Pure; metrics hold 'skipped_update'.
+  # state -> named uint8 image grids [H, W, C] for TensorBoard (samples, reconstructions).
+  images: Callable[[Any], dict[str, np.ndarray]] | None = None
+  metadata: dict = dataclasses.field(default_factory=dict)  # Saved with every checkpoint.
+
+
+@dataclasses.dataclass
+class TrainResult:
+  state: Any
+  resumed_from_step: int  # 0 when training started from scratch.
+  num_steps: int
+  run_dir: pathlib.Path
+
+
+class Preempted(Exception):
+  """Training stopped on SIGTERM after saving a checkpoint; the same command resumes."""
+
+  def __init__(self, name: str, step: int):
+    super().__init__(f'{name} stopped by SIGTERM at step {step}; its checkpoint is saved. '
+                     'Run the same command to resume.')
+    self.step = step
+
+
+class PreemptionGuard:
+  """Turns SIGTERM (the preemption signal) into a stop that every process agrees on.
+
+  One process stops after the step it is in. Processes of a multi-host run may see the
+  signal steps apart, and one that stopped alone would leave the others waiting in a
+  collective: so every `check_every_steps` steps they all-gather their flags, and all
+  stop after the same step if any of them was signalled.
+  """
+
+  def __init__(self, check_every_steps: int):
+    self.check_every_steps = check_every_steps
+    self.requested = False
+    self._previous = None
+
+  def _handle(self, signum, frame) -> None:
+    del signum, frame
+    logging.warning('SIGTERM received: saving a checkpoint, then stopping.')
+    self.requested = True
+
+  def stop_after(self, step: int) -> bool:
+    """Whether to save and stop after `step`; the same answer on every process."""
+    if jax.process_count() == 1:
+      return self.requested
+    if step % self.check_every_steps:
+      return False
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(self.requested))))
+
+  def __enter__(self) -> 'PreemptionGuard':
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def make_writer(logdir: pathlib.Path) -> metric_writers.MetricWriter:
+  """TensorBoard writer on process 0; the others only log."""
+  return metric_writers.create_default_writer(logdir, just_logging=jax.process_index() > 0)
+
+
+def restore_or_init(manager, state, data_iterator: grain.DatasetIterator):
+  """Continues from the newest intact checkpoint if there is one; returns (state, step)."""
+  restored = checkpoints.restore_latest_good(manager, state)
+  if restored is None:
+    return state, 0
+  state, data_state, step = restored
+  data_iterator.set_state(data_state)
+  logging.info('Resumed from the checkpoint of step %d in %s.', step, manager.directory)
+  return state, step
+
+
+def flush_metrics(writer, step: int, pending: list[dict], skip_nonfinite: bool = False) -> None:
+  """Writes the mean of the metrics since the last flush; stops on non-finite values.
+
+  With `skip_nonfinite`, skipped updates are counted and left out of the means; training
+  stops only when every update since the last flush was skipped.
+  """
+  if not pending:
+    return
+  values = jax.device_get({name: np.asarray([m[name] for m in pending]) for name in pending[0]})
+  skipped = values.pop('skipped_update') > 0
+  if skipped.all():
+    raise FloatingPointError(
+        f'Every update of steps {step - len(pending) + 1}-{step} was non-finite and skipped; '
+        'training stopped, the last checkpoint written holds the last finite state.')
+  means = {name: float(np.mean(v[~skipped])) for name, v in values.items()}
+  if skip_nonfinite:
+    means['skipped_updates'] = float(skipped.sum())
+    if skipped.any():
+      logging.warning('%d non-finite updates skipped up to step %d.', skipped.sum(), step)
+  bad = sorted(name for name, value in means.items() if not np.isfinite(value))
+  if bad:
+    raise FloatingPointError(
+        f'Non-finite {", ".join(bad)} at step {step} ({means}); training stopped, the last '
+        'checkpoint written holds the last finite state.')
+  writer.write_scalars(step, means)
+  logging.info('step %d: %s', step, ', '.join(f'{k}={v:.4f}' for k, v in sorted(means.items())))
+  pending.clear()
+
+
+def image_grid(images_uint8: np.ndarray, columns: int = 8) -> np.ndarray:
+  """[N, H, W, C] -> one [rows * H, columns * W, C] image."""
+  n, h, w, c = images_uint8.shape
+  rows = -(-n // columns)
+  padded = np.zeros((rows * columns, h, w, c), images_uint8.dtype)
+  padded[:n] = images_uint8
+  return padded.reshape(rows, columns, h, w, c).transpose(0, 2, 1, 3, 4).reshape(
+      rows * h, columns * w, c)
+
+
+def num_examples(train_data: Batch) -> int:
+  return len(jax.tree.leaves(train_data)[0])
+
+
+def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.Path,
+          mesh: Mesh) -> TrainResult:
+  """Trains (or resumes) `job` on `train_data` (arrays with a leading example axis)."""
+  num_steps = (pipeline.steps_per_epoch(num_examples(train_data), settings.batch_size)
+               * settings.num_epochs)
+  state = jax.jit(job.init, out_shardings=sharding.replicated(mesh))(
+      jax.random.PRNGKey(settings.seed))
+  # Room for the kept checkpoints plus the one being written, before any compute.
+  checkpoints.check_workdir_writable(
+      run_dir, checkpoints.state_bytes(state) * (settings.max_checkpoints_to_keep + 1))
+  data_iterator = pipeline.train_batches(
+      train_data, seed=settings.seed, num_epochs=settings.num_epochs,
+      batch_size=settings.batch_size, process_index=jax.process_index(),
+      process_count=jax.process_count())
+  manager = checkpoints.checkpoint_manager(
+      run_dir / 'checkpoints', max_to_keep=settings.max_checkpoints_to_keep,
+      save_interval_steps=settings.checkpoint_every_steps)
+  state, start_step = restore_or_init(manager, state, data_iterator)
+  writer = make_writer(run_dir / 'tensorboard')
+  train_step = jax.jit(job.train_step,
+                       in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+                       out_shardings=sharding.replicated(mesh), donate_argnums=0)
+
+  def write_images(step: int, state) -> None:
+    if job.images is not None:
+      writer.write_images(step, {name: grid[None] for name, grid in job.images(state).items()})
+
+  logging.info('%s: %d training examples, %d steps of %d (global batch), from step %d.',
+               job.name, num_examples(train_data), num_steps, settings.batch_size, start_step)
+  progress = periodic_actions.ReportProgress(
+      num_train_steps=num_steps, writer=writer, every_steps=settings.log_every_steps)
+  pending_metrics = []
+  with PreemptionGuard(settings.preemption_check_every_steps) as preemption:
+    for step in range(start_step + 1, num_steps + 1):
+      batch = sharding.global_batch(mesh, next(data_iterator))
+      state, metrics = train_step(state, batch)
+      pending_metrics.append(metrics)
+      progress(step)
+      is_last = step == num_steps
+      stop = preemption.stop_after(step)
+      checkpoint_due = is_last or stop or step % settings.checkpoint_every_steps == 0
+      if checkpoint_due or step % settings.log_every_steps == 0:
+        # Checked before saving: a checkpoint never holds a non-finite state.
+        flush_metrics(writer, step, pending_metrics, settings.skip_nonfinite_updates)
+      if is_last or step % settings.sample_every_steps == 0:
+        write_images(step, state)
+      if checkpoint_due:
+        checkpoints.save(manager, step, state, data_iterator.get_state(), force=is_last or stop,
+                         metadata=job.metadata)
+      if stop:
+        manager.wait_until_finished()
+        writer.flush()
+        raise Preempted(job.name, step)
+  manager.wait_until_finished()
+  writer.flush()
+  return TrainResult(state=state, resumed_from_step=start_step, num_steps=num_steps,
+                     run_dir=run_dir)
