@@ -47,6 +47,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     raise ValueError(f"Unknown variant {variant!r}: use 'full', 'quick' or 'tiny'.")
 
   config = ml_collections.ConfigDict()
+  config.experiment = 'dcgan_detectors'
   config.seed = 0
   # Global batch, split over all devices of all hosts. 64 rather than the TensorFlow
   # tutorial's 256: 4x the updates for the same compute, and better samples per hour.

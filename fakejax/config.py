@@ -13,7 +13,21 @@ NUM_FASHION_MNIST_CLASSES = 10
 
 OPTIMIZER_SCHEMA = {'learning_rate': float, 'b1': float, 'b2': float}
 GAN_SCHEMA = {'architecture': str, 'latent_dim': int, 'optimizer': OPTIMIZER_SCHEMA}
-SCHEMA = {
+DATA_SCHEMA = {
+    'name': str,
+    'data_dir': str,
+    'local_dir': str,
+    'allow_download': bool,
+    'train_split': str,
+    'test_split': str,
+    'anomaly_classes': tuple,
+    'validation_fraction': float,
+}
+EVALUATION_SCHEMA = {'num_fake_samples': int, 'batch_size': int, 'fake_recall_target': float,
+                     'num_histogram_bins': int}
+# The DCGAN study: train every GAN, evaluate each discriminator as a detector.
+DCGAN_SCHEMA = {
+    'experiment': str,
     'seed': int,
     'batch_size': int,
     'num_epochs': int,
@@ -23,23 +37,52 @@ SCHEMA = {
     'preemption_check_every_steps': int,
     'skip_nonfinite_updates': bool,
     'max_checkpoints_to_keep': int,
-    'data': {
-        'name': str,
-        'data_dir': str,
-        'local_dir': str,
-        'allow_download': bool,
-        'train_split': str,
-        'test_split': str,
-        'anomaly_classes': tuple,
-        'validation_fraction': float,
-    },
+    'data': DATA_SCHEMA,
     # Any number of named entries, each of GAN_SCHEMA.
     'gans': {'*': GAN_SCHEMA},
-    'evaluation': {'num_fake_samples': int, 'batch_size': int, 'fake_recall_target': float,
-                   'num_histogram_bins': int},
+    'evaluation': EVALUATION_SCHEMA,
     # Any number of named splits.
     'evals': {'*': {'reals': str, 'fakes': str}},
 }
+AUTOENCODER_SCHEMA = {
+    'depth': int,
+    'base_features': int,
+    'latent_features': int,
+    'discriminator': str,  # A GAN architecture whose discriminator judges reconstructions.
+    'reconstruction_loss': str,
+    'reconstruction_weight': float,
+    'adversarial_weight': float,
+    'optimizer': OPTIMIZER_SCHEMA,
+    'batch_size': int,
+    'num_epochs': int,
+}
+CLASSIFIER_SCHEMA = {
+    'features': tuple,
+    'hidden': int,
+    'dropout_rate': float,
+    'optimizer': OPTIMIZER_SCHEMA,
+    'batch_size': int,
+    'num_epochs': int,
+    'max_train_reals': int,
+    'inputs': tuple,  # Of transforms.INPUT_KINDS.
+    'train_generators': tuple,  # GAN names (Fashion-MNIST) or ('folder',).
+}
+# The autoencoder-GAN study: autoencoders trained on reals, classifiers on their outputs.
+AUTOGAN_SCHEMA = {
+    **{key: DCGAN_SCHEMA[key] for key in (
+        'experiment', 'seed', 'batch_size', 'num_epochs', 'log_every_steps',
+        'checkpoint_every_steps', 'sample_every_steps', 'preemption_check_every_steps',
+        'skip_nonfinite_updates', 'max_checkpoints_to_keep')},
+    # Empty folder: Fashion-MNIST; else `<folder>/{train,test}/{real,fake}/` image files.
+    'data': {**DATA_SCHEMA, 'folder': str, 'image_shape': tuple},
+    'gans': {'*': GAN_SCHEMA},
+    'gan_workdir': str,  # Where the GANs' checkpoints are; empty: trained in the workdir.
+    'autoencoders': {'*': AUTOENCODER_SCHEMA},
+    'classifier': CLASSIFIER_SCHEMA,
+    'evaluation': EVALUATION_SCHEMA,
+    'evals': {'*': {'reals': str, 'fakes': str}},
+}
+SCHEMAS = {'dcgan_detectors': DCGAN_SCHEMA, 'autogan': AUTOGAN_SCHEMA}
 
 REAL_SOURCES = ('', 'seen', 'anomaly', 'all')
 
@@ -104,7 +147,11 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
     num_devices: devices of all processes the global batch is split over.
     architectures: the known model architectures, by name.
   """
-  _check_keys(config, SCHEMA, '')
+  experiment = config.get('experiment')
+  if experiment not in SCHEMAS:
+    raise ConfigError(f"Config key 'experiment' is {experiment!r}; known experiments: "
+                      f"{sorted(SCHEMAS)}.")
+  _check_keys(config, SCHEMAS[experiment], '')
   _check_positive(config, 'batch_size', 'num_epochs', 'log_every_steps',
                   'checkpoint_every_steps', 'sample_every_steps', 'preemption_check_every_steps',
                   'max_checkpoints_to_keep')
@@ -125,7 +172,7 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
     raise ConfigError(
         f"Config key 'data.validation_fraction' must be in (0, 1), got "
         f"{config.data.validation_fraction}.")
-  if not config.gans:
+  if not config.gans and experiment == 'dcgan_detectors':
     raise ConfigError("Config key 'gans' names no model to train.")
   for name, gan in config.gans.items():
     if gan.architecture not in architectures:
@@ -138,6 +185,8 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
     raise ConfigError("Config key 'evaluation.fake_recall_target' must be in (0, 1], got "
                       f"{config.evaluation.fake_recall_target}.")
   _check_evals(config)
+  if experiment == 'autogan':
+    _check_autogan(config, num_devices, architectures)
   if config.evaluation.batch_size % num_devices:
     raise ConfigError(
         f"Config key 'evaluation.batch_size' ({config.evaluation.batch_size}) must be "
@@ -155,3 +204,50 @@ def _check_evals(config: ml_collections.ConfigDict) -> None:
                         f"{list(fake_sources)} or 'folder:<path>'.")
     if not split.reals and not split.fakes:
       raise ConfigError(f"Config key 'evals.{name}' names neither reals nor fakes.")
+
+
+def _check_autogan(config: ml_collections.ConfigDict, num_devices: int,
+                   architectures: Mapping[str, Any]) -> None:
+  from fakejax.data.transforms import INPUT_KINDS  # pylint: disable=g-import-not-at-top
+  from fakejax.train.autoencoder_gan import RECONSTRUCTION_LOSSES  # pylint: disable=g-import-not-at-top
+  shape = tuple(config.data.image_shape)
+  if len(shape) != 3 or shape[2] not in (1, 3) or min(shape) <= 0:
+    raise ConfigError(f"Config key 'data.image_shape' must be (height, width, 1 or 3), got {shape}.")
+  if not config.data.folder and shape != (28, 28, 1):
+    raise ConfigError(
+        f"Config key 'data.folder' is empty, so the data is Fashion-MNIST, whose images are "
+        f"(28, 28, 1), not 'data.image_shape' {shape}: set data.folder to a real/fake image "
+        "folder (--config.data.folder=<root>).")
+  for name, autoencoder in config.autoencoders.items():
+    key = f'autoencoders.{name}'
+    _check_positive(config, f'{key}.depth', f'{key}.base_features', f'{key}.latent_features',
+                    f'{key}.batch_size', f'{key}.num_epochs')
+    if autoencoder.discriminator not in architectures:
+      raise ConfigError(f"Config key '{key}.discriminator' is {autoencoder.discriminator!r}; "
+                        f"known architectures: {sorted(architectures)}.")
+    if autoencoder.reconstruction_loss not in RECONSTRUCTION_LOSSES:
+      raise ConfigError(f"Config key '{key}.reconstruction_loss' is "
+                        f"{autoencoder.reconstruction_loss!r}; use one of "
+                        f"{sorted(RECONSTRUCTION_LOSSES)}.")
+    if autoencoder.batch_size % num_devices:
+      raise ConfigError(f"Config key '{key}.batch_size' ({autoencoder.batch_size}) must be "
+                        f"divisible by the number of devices ({num_devices}).")
+  classifier = config.classifier
+  _check_positive(config, 'classifier.hidden', 'classifier.batch_size', 'classifier.num_epochs',
+                  'classifier.max_train_reals')
+  if classifier.batch_size % num_devices:
+    raise ConfigError(f"Config key 'classifier.batch_size' ({classifier.batch_size}) must be "
+                      f"divisible by the number of devices ({num_devices}).")
+  unknown = [kind for kind in classifier.inputs if kind not in INPUT_KINDS]
+  if unknown or not classifier.inputs:
+    raise ConfigError(f"Config key 'classifier.inputs' must list some of {list(INPUT_KINDS)}; "
+                      f"unknown: {unknown}.")
+  needs_autoencoder = [kind for kind in classifier.inputs if kind not in ('image', 'image_spectrum')]
+  if needs_autoencoder and not config.autoencoders:
+    raise ConfigError(f"Config key 'classifier.inputs' has {needs_autoencoder}, which need an "
+                      "autoencoder, but 'autoencoders' is empty.")
+  generators = ('folder',) if config.data.folder else tuple(config.gans.keys())
+  bad = [name for name in classifier.train_generators if name not in generators]
+  if bad or not classifier.train_generators:
+    raise ConfigError(f"Config key 'classifier.train_generators' must name some of "
+                      f"{list(generators)}; unknown: {bad}.")

@@ -1,4 +1,4 @@
-r"""Entry point: flags -> config -> the study (train every GAN, then evaluate).
+r"""Entry point: flags -> config -> its study (the DCGAN detectors, or the autoencoder-GAN).
 
   python -m fakejax.main --config=configs/dcgan_fmnist.py --workdir=runs/dcgan_fmnist
 """
@@ -23,12 +23,15 @@ PREEMPTED_EXIT_CODE = 143
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from fakejax import experiment  # pylint: disable=g-import-not-at-top
+  from fakejax import autogan, experiment  # pylint: disable=g-import-not-at-top
   from fakejax.train import loop  # pylint: disable=g-import-not-at-top
   runtime.setup(FLAGS)
   logging.info('Config:\n%s', FLAGS.config)
+  # An unknown or missing `experiment` reaches the DCGAN study's config check, which names it.
+  run = {'autogan': autogan.train_and_evaluate}.get(FLAGS.config.get('experiment'),
+                                                    experiment.train_and_evaluate)
   try:
-    experiment.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    run(FLAGS.config, FLAGS.workdir)
   except loop.Preempted as preempted:
     logging.warning('%s', preempted)
     sys.exit(PREEMPTED_EXIT_CODE)

@@ -137,7 +137,7 @@ def load_detector(workdir: pathlib.Path, gan: str, step: int, operating_point: s
   return Detector(name=name, architecture=meta['architecture'], step=step, threshold=threshold,
                   operating_point=operating_point,
                   image_shape=tuple(meta['preprocessing']['image_shape']),
-                  scorer=evaluator.Scorer(gan_stack, mesh, batch_size))
+                  scorer=evaluator.gan_scorer(gan_stack, mesh, batch_size))
 
 
 def score_paths(detector: Detector, paths: Iterator[pathlib.Path], batch_size: int,

@@ -80,7 +80,7 @@ def test_scores_equal_the_evaluation_modules(finished_run, tmp_path):
                                   batch_size=16))
   config = evaluator.workdir_config(workdir)
   gan = evaluator.restore_gan(config, workdir, GAN, [TINY_STEPS], detector.scorer.mesh)
-  p_real = evaluator.Scorer(gan, detector.scorer.mesh, 64).score(images)[0]
+  p_real = evaluator.gan_scorer(gan, detector.scorer.mesh, 64).score(images)[0]
   np.testing.assert_allclose([r['fake_probability'] for r in rows], 1.0 - p_real, atol=1e-6)
   assert [r['threshold'] for r in rows] == [0.5] * 40
 

@@ -10,6 +10,8 @@ import numpy as np
 from absl import logging
 from PIL import Image, UnidentifiedImageError
 
+from fakejax.data import pipeline
+
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif')
 
 
@@ -52,3 +54,29 @@ def load_image_folder(root: str | pathlib.Path, shape: tuple[int, int, int]) -> 
   if not images:
     raise ValueError(f'No readable image in {root} ({len(skipped)} unreadable files).')
   return FolderImages(np.stack(images), paths, skipped)
+
+
+REAL_FAKE = ('real', 'fake')
+
+
+@dataclasses.dataclass(frozen=True)
+class RealFake:
+  reals: np.ndarray  # uint8 [N, H, W, C]
+  fakes: np.ndarray
+
+
+def load_real_fake_folder(root: str | pathlib.Path, shape: tuple[int, int, int],
+                          test_fraction: float = 0.2, seed: int = 0) -> dict[str, RealFake]:
+  """{'train', 'test'} reals and fakes of a real/fake image folder.
+
+  Layout `<root>/{train,test}/{real,fake}/*`, or `<root>/{real,fake}/*` split into train
+  and test by a seeded permutation (`test_fraction` held out of each class).
+  """
+  root = pathlib.Path(root)
+  if (root / 'train').is_dir():
+    read = lambda split, label: load_image_folder(root / split / label, shape).images
+    return {split: RealFake(read(split, 'real'), read(split, 'fake')) for split in ('train', 'test')}
+  parts = {label: pipeline.hold_out(load_image_folder(root / label, shape).images, test_fraction, seed)
+           for label in REAL_FAKE}
+  return {split: RealFake(parts['real'][index], parts['fake'][index])
+          for index, split in enumerate(('train', 'test'))}

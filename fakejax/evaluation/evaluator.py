@@ -86,69 +86,89 @@ def checkpoints_per_vmap(num_checkpoints: int) -> int:
   return 1 if jax.default_backend() == 'cpu' else num_checkpoints
 
 
+def _global(mesh: Mesh, array: np.ndarray, batch_axis: int) -> jax.Array:
+  """This process's share of `array` along `batch_axis`, assembled into a global array."""
+  per_process = array.shape[batch_axis] // jax.process_count()
+  local = np.take(array, np.arange(per_process) + jax.process_index() * per_process,
+                  axis=batch_axis)
+  spec = PartitionSpec(*([None] * batch_axis), sharding.DATA_AXIS)
+  return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), local)
+
+
+def _batches(num: int, batch_size: int):
+  for start in range(0, num, batch_size):
+    yield start, min(start + batch_size, num)
+
+
+def _pad(array: np.ndarray, axis: int, size: int) -> np.ndarray:
+  widths = [(0, 0)] * array.ndim
+  widths[axis] = (0, size - array.shape[axis])
+  return np.pad(array, widths)
+
+
+def _over_checkpoints(fn, num_checkpoints: int):
+  """fn(variables, *x) -> fn over stacked variables [K] (and x [K] where stacked)."""
+  chunk = checkpoints_per_vmap(num_checkpoints)
+  return lambda variables, *x: jax.lax.map(lambda args: fn(*args), (variables, *x),
+                                           batch_size=chunk)
+
+
 class Scorer:
-  """Jitted, batched, sharded generation and scoring for the stacked checkpoints of a GAN."""
+  """Jitted, batched, sharded scoring under the stacked checkpoints of a detector.
 
-  def __init__(self, gan: StackedGan, mesh: Mesh, batch_size: int):
-    self.gan, self.mesh, self.batch_size = gan, mesh, batch_size
+  `score_fn(variables, images_uint8) -> P(real)` scores one checkpoint; `variables` holds
+  every checkpoint's, stacked on a leading axis [K].
+  """
+
+  def __init__(self, score_fn, variables: dict, mesh: Mesh, batch_size: int):
+    self.variables, self.mesh, self.batch_size = variables, mesh, batch_size
+    self.num_checkpoints = len(jax.tree.leaves(variables)[0])
     replicated = sharding.replicated(mesh)
-    score = gan_steps.make_score(gan.models)
-    generate = gan_steps.make_generate(gan.models)
-    chunk = checkpoints_per_vmap(len(gan.steps))
-
-    def over_checkpoints(fn):
-      """fn(variables, x) -> fn over stacked variables [K] (and x [K] where stacked)."""
-      return lambda variables, *x: jax.lax.map(lambda args: fn(*args), (variables, *x),
-                                               batch_size=chunk)
-
+    over = lambda fn: _over_checkpoints(fn, self.num_checkpoints)
     # [K] checkpoints x [B] shared images, or x [K, B] images of their own.
-    self._score_shared = jax.jit(lambda v, images: over_checkpoints(
-        lambda vk: score(vk, images))(v), out_shardings=replicated)
-    self._score_own = jax.jit(over_checkpoints(score), out_shardings=replicated)
-    self._generate = jax.jit(lambda v, latents: over_checkpoints(
-        lambda vk: gan_steps.to_uint8(generate(vk, latents)))(v), out_shardings=replicated)
-
-  def _global(self, array: np.ndarray, batch_axis: int) -> jax.Array:
-    """This process's share of `array` along `batch_axis`, assembled into a global array."""
-    per_process = array.shape[batch_axis] // jax.process_count()
-    local = np.take(array, np.arange(per_process) + jax.process_index() * per_process,
-                    axis=batch_axis)
-    spec = PartitionSpec(*([None] * batch_axis), sharding.DATA_AXIS)
-    return jax.make_array_from_process_local_data(NamedSharding(self.mesh, spec), local)
-
-  def _batches(self, num: int):
-    for start in range(0, num, self.batch_size):
-      yield start, min(start + self.batch_size, num)
-
-  def _pad(self, array: np.ndarray, axis: int) -> np.ndarray:
-    missing = self.batch_size - array.shape[axis]
-    widths = [(0, 0)] * array.ndim
-    widths[axis] = (0, missing)
-    return np.pad(array, widths)
+    self._score_shared = jax.jit(lambda v, images: over(lambda vk: score_fn(vk, images))(v),
+                                 out_shardings=replicated)
+    self._score_own = jax.jit(over(score_fn), out_shardings=replicated)
 
   def score(self, images: np.ndarray) -> np.ndarray:
     """P(real) [K, N] of shared uint8 images [N, H, W, C] under every checkpoint."""
-    out = [np.asarray(self._score_shared(self.gan.d_variables,
-                                         self._global(self._pad(images[a:b], 0), 0)))[:, :b - a]
-           for a, b in self._batches(len(images))]
-    return np.concatenate(out, axis=1) if out else np.zeros((len(self.gan.steps), 0), np.float32)
+    out = [np.asarray(self._score_shared(
+        self.variables, _global(self.mesh, _pad(images[a:b], 0, self.batch_size), 0)))[:, :b - a]
+           for a, b in _batches(len(images), self.batch_size)]
+    return np.concatenate(out, axis=1) if out else np.zeros((self.num_checkpoints, 0), np.float32)
 
   def score_own(self, images: np.ndarray) -> np.ndarray:
     """P(real) [K, N] of images [K, N, H, W, C], each checkpoint scoring its own row."""
-    out = [np.asarray(self._score_own(self.gan.d_variables,
-                                      self._global(self._pad(images[:, a:b], 1), 1)))[:, :b - a]
-           for a, b in self._batches(images.shape[1])]
+    out = [np.asarray(self._score_own(
+        self.variables, _global(self.mesh, _pad(images[:, a:b], 1, self.batch_size), 1)))[:, :b - a]
+           for a, b in _batches(images.shape[1], self.batch_size)]
     return np.concatenate(out, axis=1)
+
+
+def gan_scorer(gan: StackedGan, mesh: Mesh, batch_size: int) -> Scorer:
+  """Scores images with the discriminators of every stacked checkpoint of `gan`."""
+  return Scorer(gan_steps.make_score(gan.models), gan.d_variables, mesh, batch_size)
+
+
+class Sampler:
+  """Jitted, batched, sharded generation for the stacked checkpoints of a GAN."""
+
+  def __init__(self, gan: StackedGan, mesh: Mesh, batch_size: int):
+    self.gan, self.mesh, self.batch_size = gan, mesh, batch_size
+    generate = gan_steps.make_generate(gan.models)
+    self._generate = jax.jit(lambda v, latents: _over_checkpoints(
+        lambda vk: gan_steps.to_uint8(generate(vk, latents)), len(gan.steps))(v),
+                             out_shardings=sharding.replicated(mesh))
 
   def generate(self, num_images: int, seed: int) -> np.ndarray:
     """uint8 samples [K, N, H, W, C] of every checkpoint's generator, from the same latents."""
     key = jax.random.PRNGKey(seed)
     out = []
-    for index, (a, b) in enumerate(self._batches(num_images)):
+    for index, (a, b) in enumerate(_batches(num_images, self.batch_size)):
       latents = np.asarray(jax.random.normal(jax.random.fold_in(key, index),
                                              (self.batch_size, self.gan.latent_dim)))
       out.append(np.asarray(self._generate(self.gan.g_variables,
-                                           self._global(latents, 0)))[:, :b - a])
+                                           _global(self.mesh, latents, 0)))[:, :b - a])
     return np.concatenate(out, axis=1)
 
 
@@ -206,17 +226,21 @@ def real_source(name: str, sets: ScoreSets) -> tuple[np.ndarray, np.ndarray]:
           np.concatenate([sets.images[p] for p in parts]))
 
 
-def fake_source(name: str, sets: ScoreSets, own_name: str,
-                other_gans: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-  """(P(real) [K, N], the fake sets it pools) of a `fakes` source of config.evals."""
+def fake_source(name: str, sets: ScoreSets, trained_on: Sequence[str],
+                generators: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+  """(P(real) [K, N], the fake sets it pools) of a `fakes` source of config.evals.
+
+  'own' is the fakes of the generators the detector was trained against (`trained_on`);
+  'others' pools every other generator's.
+  """
   if name == 'own':
     keys = ['own']
   elif name == 'others':
-    keys = [f'gan:{other}' for other in other_gans if other != own_name]
-  elif name == own_name:
-    keys = ['own']
+    keys = [f'gan:{other}' for other in generators if other not in trained_on]
+  elif name.startswith('folder:'):
+    keys = [name]
   elif name:
-    keys = [name if name.startswith('folder:') else f'gan:{name}']
+    keys = [f'gan:{name}' if f'gan:{name}' in sets.p_real else 'own']
   else:
     keys = []
   k = next(iter(sets.p_real.values())).shape[0]
@@ -225,10 +249,12 @@ def fake_source(name: str, sets: ScoreSets, own_name: str,
 
 
 def score_sets(scorer: Scorer, splits: pipeline.StudySplits, own_test_fakes: np.ndarray,
-               config: ml_collections.ConfigDict, shared_fakes: dict[str, np.ndarray]) -> ScoreSets:
-  """Scores every image set once, under every checkpoint of the scorer's GAN."""
-  own_validation_fakes = scorer.generate(config.evaluation.num_fake_samples,
-                                         config.seed + VALIDATION_FAKES_SEED_OFFSET)
+               own_validation_fakes: np.ndarray, shared_fakes: dict[str, np.ndarray]) -> ScoreSets:
+  """Scores every image set once, under every checkpoint of the scorer's detector.
+
+  Own fakes are [K, N, ...] (a GAN's checkpoints each have their own generator); shared
+  fakes are [N, ...], scored by every checkpoint.
+  """
   p_real = {
       'seen': scorer.score(splits.test_seen),
       'anomaly': scorer.score(splits.test_anomaly),
@@ -241,8 +267,23 @@ def score_sets(scorer: Scorer, splits: pipeline.StudySplits, own_test_fakes: np.
   return ScoreSets(p_real=p_real, images=images)
 
 
-def evaluate_gan(config: ml_collections.ConfigDict, gan: StackedGan, sets: ScoreSets) -> list[dict]:
-  """The report of every checkpoint of `gan`: all splits, thresholds and operating points."""
+@dataclasses.dataclass(frozen=True)
+class Detector:
+  """What a report says of the detector it evaluates."""
+  name: str
+  architecture: str
+  steps: list[int]
+  trained_on: tuple[str, ...]  # The generators whose fakes are its 'own'.
+
+
+def gan_detector(config: ml_collections.ConfigDict, gan: StackedGan) -> Detector:
+  return Detector(name=gan.name, architecture=config.gans[gan.name].architecture,
+                  steps=gan.steps, trained_on=(gan.name,))
+
+
+def evaluate_detector(config: ml_collections.ConfigDict, detector: Detector,
+                      sets: ScoreSets) -> list[dict]:
+  """The report of every checkpoint of a detector: all splits, thresholds and operating points."""
   bins = config.evaluation.num_histogram_bins
   validation_prob, validation_labels = _labelled(sets.p_real['validation_reals'],
                                                  sets.p_real['own_validation'])
@@ -256,10 +297,11 @@ def evaluate_gan(config: ml_collections.ConfigDict, gan: StackedGan, sets: Score
   raw_splits, split_info = {}, {}
   for split_name, split in config.evals.items():
     reals, _ = real_source(split.reals, sets)
-    fakes, fake_sets = fake_source(split.fakes, sets, gan.name, list(config.gans.keys()))
+    fakes, fake_sets = fake_source(split.fakes, sets, detector.trained_on,
+                                   list(config.gans.keys()))
     if not reals.shape[1] and not fakes.shape[1]:
       logging.warning('Split %s of %s has no images (fakes: %r); skipped.', split_name,
-                      gan.name, split.fakes)
+                      detector.name, split.fakes)
       continue
     prob, labels = _labelled(reals, fakes)
     raw = dict(_split_metrics(prob, labels, thresholds, bins))
@@ -278,13 +320,14 @@ def evaluate_gan(config: ml_collections.ConfigDict, gan: StackedGan, sets: Score
 
   names = threshold_names(config)
   reports = []
-  for k, step in enumerate(gan.steps):
+  for k, step in enumerate(detector.steps):
     at_k = lambda tree: metrics.to_python(jax.tree.map(lambda leaf: np.asarray(leaf)[k], tree))
     chosen = at_k(thresholds)
     upload_report = at_k(uploads)
     report = {
-        'gan': gan.name,
-        'architecture': config.gans[gan.name].architecture,
+        'detector': detector.name,
+        'architecture': detector.architecture,
+        'trained_on': list(detector.trained_on),
         'step': step,
         'thresholds': dict(zip(names, chosen)),
         'operating_points': {
@@ -356,7 +399,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
   workdir = pathlib.Path(workdir)
   mesh = sharding.build_mesh() if mesh is None else mesh
   splits = pipeline.load_study_splits(config) if splits is None else splits
-  gans, scorers, own_fakes = {}, {}, {}
+  gans, scorers, samplers, own_fakes = {}, {}, {}, {}
   for name in config.gans:
     available = checkpoint_steps(workdir, name)
     if not available:
@@ -367,26 +410,31 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
     if available[-1] not in steps:
       steps.append(available[-1])  # Its fakes serve the other GANs' cross-GAN splits.
     gans[name] = restore_gan(config, workdir, name, steps, mesh)
-    scorers[name] = Scorer(gans[name], mesh, config.evaluation.batch_size)
-    own_fakes[name] = scorers[name].generate(config.evaluation.num_fake_samples,
-                                             config.seed + TEST_FAKES_SEED_OFFSET)
+    scorers[name] = gan_scorer(gans[name], mesh, config.evaluation.batch_size)
+    samplers[name] = Sampler(gans[name], mesh, config.evaluation.batch_size)
+    own_fakes[name] = samplers[name].generate(config.evaluation.num_fake_samples,
+                                              config.seed + TEST_FAKES_SEED_OFFSET)
   shared = {f'gan:{name}': fakes[-1] for name, fakes in own_fakes.items()}
-  shared.update(_folder_fakes(config))
+  shared.update(folder_fakes(config))
   reports = {}
   for name, gan in gans.items():
     own_shared = {key: images for key, images in shared.items() if key != f'gan:{name}'}
-    sets = score_sets(scorers[name], splits, own_fakes[name], config, own_shared)
+    own_validation_fakes = samplers[name].generate(config.evaluation.num_fake_samples,
+                                                   config.seed + VALIDATION_FAKES_SEED_OFFSET)
+    sets = score_sets(scorers[name], splits, own_fakes[name], own_validation_fakes, own_shared)
     wanted = set(select_steps(gan.steps, which_steps))
-    reports[name] = [r for r in evaluate_gan(config, gan, sets) if r['step'] in wanted]
+    reports[name] = [r for r in evaluate_detector(config, gan_detector(config, gan), sets)
+                     if r['step'] in wanted]
     logging.info('Evaluated %s at steps %s.', name, [r['step'] for r in reports[name]])
   return reports
 
 
-def _folder_fakes(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+def folder_fakes(config: ml_collections.ConfigDict,
+                 shape: tuple[int, int, int] = (28, 28, 1)) -> dict[str, np.ndarray]:
   """Fakes read from the image folders named in config.evals, by their source name."""
   out = {}
   for split in config.evals.values():
     if split.fakes.startswith('folder:') and split.fakes not in out:
       out[split.fakes] = folders.load_image_folder(split.fakes[len('folder:'):],
-                                                   shape=(28, 28, 1)).images
+                                                   shape=shape).images
   return out

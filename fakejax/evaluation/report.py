@@ -40,7 +40,7 @@ def classification_table(values: dict) -> list[str]:
 
 def gan_markdown(report: dict) -> str:
   """The full report of one checkpoint as Markdown."""
-  lines = [f"# {report['gan']} ({report['architecture']}), step {report['step']}", '',
+  lines = [f"# {report['detector']} ({report['architecture']}), step {report['step']}", '',
            'Positive class: generated. Thresholds apply to the fake probability 1 - D(x); '
            'they are chosen on the validation split (held-out seen-class reals and fresh '
            'own fakes), never on test.', '',
@@ -179,7 +179,7 @@ def plot_mistakes(mistakes: dict, path: pathlib.Path) -> None:
                            squeeze=False)
   for row, (kind, (images, fake_prob)) in zip(axes, mistakes.items()):
     for index, (ax, image, p) in enumerate(zip(row, images, fake_prob)):
-      ax.imshow(image[..., 0], cmap='gray', vmin=0, vmax=255)
+      ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray', vmin=0, vmax=255)
       heading = f'{kind.replace("_", " ")}: ' if index == 0 else ''
       ax.set_title(f'{heading}{p:.2f}', fontsize=7, loc='left' if index == 0 else 'center')
     for ax in row:

@@ -1,0 +1,338 @@
+"""The autoencoder-GAN study (after Zhang et al. 2019, "AutoGAN").
+
+1. Autoencoders of each configured depth are trained adversarially on real images only.
+2. For every classifier input (the image, or its reconstruction, residual or spectrum
+   under each autoencoder) an AlexNet-style classifier learns reals against the fakes of
+   the training generators.
+3. Each classifier is evaluated on the evaluation module's splits: reals of seen and
+   anomaly classes, fakes of its training generators and of generators it never saw.
+4. One table compares input x autoencoder depth x split.
+
+Fakes come from this project's GANs (Fashion-MNIST) or from a real/fake image folder.
+"""
+
+import dataclasses
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh
+
+from fakejax import sharding
+from fakejax.config import validate_config
+from fakejax.data import folders, pipeline, transforms
+from fakejax.evaluation import evaluator, report
+from fakejax.models import GAN_ARCHITECTURES, build_gan
+from fakejax.models.autoencoder import AutoEncoder
+from fakejax.models.classifiers import AlexNetClassifier
+from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_steps, gan_trainer, loop
+
+# Latent seeds of the classifiers' training fakes, apart from the evaluation's.
+TRAIN_FAKES_SEED_OFFSET = 3_000_017
+NUM_IMAGES_IN_GRID = 32
+COMPARISON_MD = 'comparison.md'
+COMPARISON_JSON = 'comparison.json'
+# The operating point of the comparison: Youden's J, chosen on validation.
+COMPARISON_THRESHOLD = 'youden'
+AUTOENCODER_INPUTS = ('reconstruction', 'residual', 'residual_spectrum')
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyData:
+  reals: pipeline.StudySplits
+  # Generator name -> {'train', 'validation', 'test'} -> uint8 fakes [N, H, W, C].
+  fakes: dict[str, dict[str, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One classifier of the study: an input kind, under one autoencoder or none."""
+  input_kind: str
+  autoencoder: str | None  # A key of config.autoencoders.
+
+  @property
+  def name(self) -> str:
+    return self.input_kind + (f'@{self.autoencoder}' if self.autoencoder else '')
+
+
+def variants(config: ml_collections.ConfigDict) -> list[Variant]:
+  out = []
+  for kind in config.classifier.inputs:
+    if kind in AUTOENCODER_INPUTS:
+      out += [Variant(kind, name) for name in config.autoencoders]
+    else:
+      out.append(Variant(kind, None))
+  return out
+
+
+def generator_fakes(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, name: str,
+                    num_train: int, mesh: Mesh) -> dict[str, np.ndarray]:
+  """Train, validation and test fakes of GAN `name`'s latest checkpoint (distinct latents)."""
+  steps = evaluator.checkpoint_steps(gan_dir, name)
+  if not steps:
+    raise evaluator.CheckpointNotFoundError(
+        f"No checkpoint of GAN '{name}' in {gan_dir / name / 'checkpoints'}: train it with "
+        f'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
+  gan = evaluator.restore_gan(config, gan_dir, name, steps[-1:], mesh)
+  sampler = evaluator.Sampler(gan, mesh, config.evaluation.batch_size)
+  num = config.evaluation.num_fake_samples
+  return {'train': sampler.generate(num_train, config.seed + TRAIN_FAKES_SEED_OFFSET)[0],
+          'validation': sampler.generate(num, config.seed + evaluator.VALIDATION_FAKES_SEED_OFFSET)[0],
+          'test': sampler.generate(num, config.seed + evaluator.TEST_FAKES_SEED_OFFSET)[0]}
+
+
+def load_study_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                    mesh: Mesh) -> StudyData:
+  """Reals and every generator's fakes; trains the GANs first when gan_workdir is empty."""
+  if config.data.folder:
+    return folder_study_data(config)
+  reals = pipeline.load_study_splits(config)
+  gan_dir = pathlib.Path(config.gan_workdir) if config.gan_workdir else workdir
+  num_train = min(len(reals.train), config.classifier.max_train_reals)
+  fakes = {}
+  for name in config.gans:
+    if not config.gan_workdir:
+      gan_trainer.train_gan(config, name, reals.train, workdir, mesh)
+    fakes[name] = generator_fakes(config, gan_dir, name, num_train, mesh)
+  return StudyData(reals=reals, fakes=fakes)
+
+
+def folder_study_data(config: ml_collections.ConfigDict) -> StudyData:
+  """A real/fake folder: its fakes are generator 'folder'; validation is held out of train."""
+  shape = tuple(config.data.image_shape)
+  parts = folders.load_real_fake_folder(config.data.folder, shape, seed=config.seed)
+  fraction = config.data.validation_fraction
+  train_reals, validation_reals = pipeline.hold_out(parts['train'].reals, fraction, config.seed)
+  train_fakes, validation_fakes = pipeline.hold_out(parts['train'].fakes, fraction, config.seed)
+  reals = pipeline.StudySplits(train=train_reals, validation=validation_reals,
+                               test_seen=parts['test'].reals,
+                               test_anomaly=np.zeros((0, *shape), np.uint8))
+  return StudyData(reals=reals, fakes={'folder': {
+      'train': train_fakes, 'validation': validation_fakes, 'test': parts['test'].fakes}})
+
+
+def build_autoencoder(ae_config: ml_collections.ConfigDict) -> AutoEncoder:
+  return AutoEncoder(depth=ae_config.depth, base_features=ae_config.base_features,
+                     latent_features=ae_config.latent_features)
+
+
+def autoencoder_job(config: ml_collections.ConfigDict, name: str, grid_images: np.ndarray,
+                    mesh: Mesh) -> loop.Job:
+  """The loop's job for autoencoder `name`: its GAN step, and reconstruction grids."""
+  ae_config = config.autoencoders[name]
+  autoencoder = build_autoencoder(ae_config)
+  discriminator = build_gan(ae_config.discriminator).discriminator
+  tx = gan_state.build_optimizer(ae_config.optimizer)
+  image_shape = grid_images.shape[1:]
+  reconstruct = jax.jit(
+      lambda params: gan_steps.to_uint8(autoencoder.apply(
+          {'params': params}, gan_steps.to_model_range(jnp.asarray(grid_images)))),
+      out_shardings=sharding.replicated(mesh))
+
+  def images(state) -> dict[str, np.ndarray]:
+    # Originals and their reconstructions in alternate rows.
+    pairs = np.stack([grid_images.reshape(-1, 8, *image_shape),
+                      np.asarray(reconstruct(state.g_params)).reshape(-1, 8, *image_shape)], 1)
+    return {'reconstructions': loop.image_grid(pairs.reshape(-1, *image_shape))}
+
+  return loop.Job(
+      name=f'autoencoder {name}',
+      init=lambda key: autoencoder_gan.init_state(autoencoder, discriminator, tx, image_shape, key),
+      train_step=autoencoder_gan.make_train_step(
+          autoencoder, discriminator, tx, reconstruction_loss=ae_config.reconstruction_loss,
+          reconstruction_weight=ae_config.reconstruction_weight,
+          adversarial_weight=ae_config.adversarial_weight,
+          skip_nonfinite=config.skip_nonfinite_updates),
+      images=images,
+      metadata={'autoencoder': ae_config.to_dict(), 'image_shape': list(image_shape)})
+
+
+def make_prepare(kind: str, autoencoder: AutoEncoder | None) -> classifier_steps.Prepare:
+  """(frozen parameters, images) -> the classifier's input of `kind`."""
+  def prepare(frozen: dict, images: jax.Array) -> jax.Array:
+    reconstruct = None
+    if autoencoder is not None:
+      reconstruct = lambda x: autoencoder.apply({'params': frozen['autoencoder']}, x)
+    return transforms.classifier_input(kind, images, reconstruct)
+  return prepare
+
+
+@dataclasses.dataclass
+class Classifier:
+  model: AlexNetClassifier
+  prepare: classifier_steps.Prepare
+  job: loop.Job
+
+
+def classifier(config: ml_collections.ConfigDict, variant: Variant, autoencoder_params: dict,
+               image_shape: tuple[int, ...]) -> Classifier:
+  """The model, its input and the loop's job for one variant of the study."""
+  classifier_config = config.classifier
+  model = AlexNetClassifier(features=tuple(classifier_config.features),
+                            hidden=classifier_config.hidden,
+                            dropout_rate=classifier_config.dropout_rate)
+  autoencoder = None
+  frozen = {}
+  if variant.autoencoder is not None:
+    autoencoder = build_autoencoder(config.autoencoders[variant.autoencoder])
+    frozen = {'autoencoder': autoencoder_params[variant.autoencoder]}
+  prepare = make_prepare(variant.input_kind, autoencoder)
+  tx = gan_state.build_optimizer(classifier_config.optimizer)
+  job = loop.Job(
+      name=f'classifier {variant.name}',
+      init=lambda key: classifier_steps.init_state(model, tx, prepare, frozen, image_shape, key),
+      train_step=classifier_steps.make_train_step(model, tx, prepare,
+                                                  config.skip_nonfinite_updates),
+      metadata={'input': variant.input_kind, 'autoencoder': variant.autoencoder,
+                'trained_on': list(classifier_config.train_generators),
+                'image_shape': list(image_shape)})
+  return Classifier(model=model, prepare=prepare, job=job)
+
+
+def classifier_train_set(config: ml_collections.ConfigDict, data: StudyData) -> dict:
+  """Reals (labelled 1) and as many fakes (0), pooled evenly from the training generators."""
+  generators = list(config.classifier.train_generators)
+  reals = data.reals.train[:config.classifier.max_train_reals]
+  per_generator = len(reals) // len(generators)
+  fakes = np.concatenate([data.fakes[name]['train'][:per_generator] for name in generators])
+  return {'image': np.concatenate([reals, fakes]),
+          'label': np.concatenate([np.full(len(reals), classifier_steps.REAL_LABEL, np.int32),
+                                   np.full(len(fakes), classifier_steps.FAKE_LABEL, np.int32)])}
+
+
+def evaluate_classifier(config: ml_collections.ConfigDict, variant: Variant, model: Classifier,
+                        result: loop.TrainResult, data: StudyData, mesh: Mesh) -> dict:
+  """The evaluation module's report of a trained classifier on every split of config.evals."""
+  stacked = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None],
+                         classifier_steps.variables(result.state))
+  scorer = evaluator.Scorer(classifier_steps.make_score(model.model, model.prepare), stacked,
+                            mesh, config.evaluation.batch_size)
+  trained_on = tuple(config.classifier.train_generators)
+  own = lambda split: np.concatenate([data.fakes[name][split] for name in trained_on])[None]
+  shared = {f'gan:{name}': fakes['test'] for name, fakes in data.fakes.items()
+            if name not in trained_on}
+  shared.update(evaluator.folder_fakes(config, tuple(config.data.image_shape)))
+  sets = evaluator.score_sets(scorer, data.reals, own('test'), own('validation'), shared)
+  inputs = variant.input_kind + (f' of autoencoder {variant.autoencoder}'
+                                 if variant.autoencoder else '')
+  detector = evaluator.Detector(name=variant.name, architecture=f'AlexNet-style CNN on {inputs}',
+                                steps=[result.num_steps], trained_on=trained_on)
+  return evaluator.evaluate_detector(config, detector, sets)[0]
+
+
+def reconstruction_errors(config: ml_collections.ConfigDict, autoencoder_params: dict,
+                          data: StudyData) -> dict[str, dict[str, float]]:
+  """Mean absolute reconstruction error (in [-1, 1] units) of test reals and fakes."""
+  sets = {'seen-class reals': data.reals.test_seen, 'anomaly-class reals': data.reals.test_anomaly,
+          **{f'{name} fakes': fakes['test'] for name, fakes in data.fakes.items()}}
+  out = {}
+  for name, params in autoencoder_params.items():
+    autoencoder = build_autoencoder(config.autoencoders[name])
+    error = jax.jit(lambda params, images, model=autoencoder: jnp.abs(
+        model.apply({'params': params}, images) - images).mean(axis=(1, 2, 3)))
+    out[name] = {}
+    for set_name, images in sets.items():
+      if len(images):
+        errors = [error(params, gan_steps.to_model_range(jnp.asarray(images[a:a + 1000])))
+                  for a in range(0, len(images), 1000)]
+        out[name][set_name] = float(np.mean(np.concatenate(errors)))
+  return out
+
+
+def comparison_rows(config: ml_collections.ConfigDict, reports: dict[str, dict]) -> list[dict]:
+  """One row per classifier and split: AP, and accuracy and recalls at the Youden threshold."""
+  rows = []
+  for variant in variants(config):
+    result = reports[variant.name]
+    depth = (config.autoencoders[variant.autoencoder].depth if variant.autoencoder else None)
+    for split_name, split in result['splits'].items():
+      values = split['at_threshold'][COMPARISON_THRESHOLD]
+      support = split['support']
+      rows.append({
+          'input': variant.input_kind, 'autoencoder_depth': depth, 'split': split_name,
+          'average_precision': split['threshold_free']['average_precision'],
+          'accuracy': values['accuracy'],
+          'fake_recall': values['generated']['recall'] if support['generated'] else None,
+          'real_recall': values['real']['recall'] if support['real'] else None,
+          'threshold': result['thresholds'][COMPARISON_THRESHOLD]})
+  return rows
+
+
+def comparison_markdown(rows: list[dict], errors: dict[str, dict[str, float]],
+                        config: ml_collections.ConfigDict) -> str:
+  fmt = lambda value: '—' if value is None else f'{value:.3f}'
+  trained_on = ', '.join(config.classifier.train_generators)
+  lines = ['# Autoencoder-GAN study: classifier input x autoencoder depth x split', '',
+           f'AlexNet-style classifiers trained on reals against fakes of: {trained_on}. '
+           'AP is threshold-free (a one-class split is paired with its counterpart, as in '
+           'the per-classifier reports); accuracy and recalls are at the Youden threshold '
+           'chosen on validation.', '',
+           '| input | AE depth | split | AP | accuracy | fake recall | real recall |',
+           '|---|---|---|---|---|---|---|']
+  for row in rows:
+    lines.append(f"| {row['input']} | {row['autoencoder_depth'] or '—'} | {row['split']} | "
+                 f"{fmt(row['average_precision'])} | {fmt(row['accuracy'])} | "
+                 f"{fmt(row['fake_recall'])} | {fmt(row['real_recall'])} |")
+  lines += ['', '## Best input per split (by AP)', '']
+  for split in dict.fromkeys(row['split'] for row in rows):
+    best = max((row for row in rows if row['split'] == split),
+               key=lambda row: row['average_precision'])
+    depth = f" (AE depth {best['autoencoder_depth']})" if best['autoencoder_depth'] else ''
+    lines.append(f"- {split}: {best['input']}{depth}, AP {best['average_precision']:.3f}")
+  if errors:
+    set_names = list(dict.fromkeys(name for by_set in errors.values() for name in by_set))
+    lines += ['', '## Mean absolute reconstruction error (pixel range [-1, 1])', '',
+              '| autoencoder | depth | ' + ' | '.join(set_names) + ' |',
+              '|---|---|' + '---|' * len(set_names)]
+    for name, by_set in errors.items():
+      lines.append(f'| {name} | {config.autoencoders[name].depth} | '
+                   + ' | '.join(fmt(by_set.get(s)) for s in set_names) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs the study in `workdir` (resuming what is there); returns the comparison rows."""
+  workdir = pathlib.Path(workdir)
+  mesh = sharding.build_mesh()
+  validate_config(config, num_devices=mesh.size, architectures=GAN_ARCHITECTURES)
+  if jax.process_index() == 0:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
+  data = load_study_data(config, workdir, mesh)
+  logging.info('Reals: %d train, %d validation, %d seen test, %d anomaly test; fakes of %s.',
+               len(data.reals.train), len(data.reals.validation), len(data.reals.test_seen),
+               len(data.reals.test_anomaly), sorted(data.fakes))
+  grid_images = data.reals.validation[:NUM_IMAGES_IN_GRID]
+  autoencoder_params = {}
+  for name, ae_config in config.autoencoders.items():
+    settings = loop.LoopSettings.from_config(config, batch_size=ae_config.batch_size,
+                                             num_epochs=ae_config.num_epochs)
+    result = loop.train(autoencoder_job(config, name, grid_images, mesh), settings,
+                        data.reals.train, workdir / 'autoencoders' / name, mesh)
+    autoencoder_params[name] = result.state.g_params
+  train_set = classifier_train_set(config, data)
+  settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
+                                           num_epochs=config.classifier.num_epochs)
+  image_shape = data.reals.train.shape[1:]
+  reports = {}
+  for variant in variants(config):
+    model = classifier(config, variant, autoencoder_params, image_shape)
+    run_dir = workdir / 'classifiers' / variant.name
+    result = loop.train(model.job, settings, train_set, run_dir, mesh)
+    reports[variant.name] = evaluate_classifier(config, variant, model, result, data, mesh)
+    if jax.process_index() == 0:
+      writer = loop.make_writer(run_dir / 'tensorboard')
+      out = report.write_checkpoint_report(run_dir, reports[variant.name], writer)
+      logging.info('Wrote the evaluation of classifier %s to %s.', variant.name, out)
+  rows = comparison_rows(config, reports)
+  if jax.process_index() == 0:
+    markdown = comparison_markdown(rows, reconstruction_errors(config, autoencoder_params, data),
+                                   config)
+    (workdir / COMPARISON_MD).write_text(markdown)
+    (workdir / COMPARISON_JSON).write_text(json.dumps(rows, indent=1) + '\n')
+    logging.info('Comparison:\n%s', markdown)
+  return {'rows': rows, 'reports': reports}
