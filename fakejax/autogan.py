@@ -134,10 +134,9 @@ def autoencoder_job(config: ml_collections.ConfigDict, name: str, grid_images: n
       out_shardings=sharding.replicated(mesh))
 
   def images(state) -> dict[str, np.ndarray]:
-    # Originals and their reconstructions in alternate rows.
-    pairs = np.stack([grid_images.reshape(-1, 8, *image_shape),
-                      np.asarray(reconstruct(state.g_params)).reshape(-1, 8, *image_shape)], 1)
-    return {'reconstructions': loop.image_grid(pairs.reshape(-1, *image_shape))}
+    # Each original with its reconstruction on its right.
+    pairs = np.concatenate([grid_images, np.asarray(reconstruct(state.g_params))], axis=2)
+    return {'reconstructions': loop.image_grid(pairs, columns=4)}
 
   return loop.Job(
       name=f'autoencoder {name}',
