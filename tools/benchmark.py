@@ -1,12 +1,16 @@
 r"""Train-step and scoring speed of fakejax, beside PyTorch on the same machine.
 
   python tools/benchmark.py                      # both DCGANs, batch 256, CPU
+  python tools/benchmark.py --models=autogan_depth1,autogan_depth4,alexnet
   python tools/benchmark.py --models=dcgan_tf --batch_size=64 --rounds=7 --json=bench.json
   python tools/benchmark.py --device=gpu          # JAX and PyTorch on the first GPU
 
-For each model: images/s of the full train step (one D and one G update, Adam) and of
-scoring (D inference, batch 1000), compile time, XLA's memory estimate of the step, GFLOP
-per image (XLA's cost analysis) and the fraction of the FMA peak reached. When PyTorch is
+Models: the two DCGANs, the autoencoder-GAN at depths 1 and 4, and the AlexNet-style
+classifier, each as its config builds it. For each: images/s of the full train step (a
+GAN: one D and one G update, Adam) and of inference (batch 1000: D's scores for a GAN,
+reconstructions for an autoencoder, P(real) for the classifier), compile time, XLA's
+memory estimate of the step, GFLOP per image (XLA's cost analysis) and the fraction of
+the FMA peak reached. When PyTorch is
 installed (`pip install -e '.[bench]'`), the same architectures and the same simultaneous
 update run in eager PyTorch, alternating with fakejax round by round (A B A B ...);
 medians are reported with the fakejax/PyTorch ratio. The input share is the fraction of
@@ -27,11 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from configs import dcgan_fmnist  # noqa: E402
-from fakejax import sharding  # noqa: E402
+from configs import autogan_fmnist, dcgan_fmnist  # noqa: E402
+from fakejax import autogan, sharding  # noqa: E402
 from fakejax.data import pipeline  # noqa: E402
 from fakejax.models import build_gan  # noqa: E402
-from fakejax.train import gan_state, gan_steps  # noqa: E402
+from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_steps  # noqa: E402
 
 # 2 cores x AVX-512 (2 FMA units x 16 float32 lanes x 2 flops) x ~1.8 GHz, measured as
 # ~231 GFLOP/s on this project's CPU machines. Pass --peak_gflops for others.
@@ -39,32 +43,83 @@ DEFAULT_PEAK_GFLOPS = 231.0
 SCORE_BATCH = 1000
 
 
-class JaxRunner:
-  """fakejax's jitted train step and scoring for one architecture, on one device."""
+def gan_workload(architecture: str):
+  """(init, train step, inference(state, uint8 images), training examples) of a DCGAN."""
+  config = getattr(dcgan_fmnist, architecture)()
+  models = build_gan(architecture)
+  tx = gan_state.build_optimizer(config.optimizer)
+  score = gan_steps.make_score(models)
+  return (lambda key: gan_state.init_state(models, tx, config.latent_dim, key),
+          gan_steps.make_train_step(models, tx, config.latent_dim),
+          lambda state, images: score(gan_state.discriminator_variables(state), images),
+          random_images(60_000))
 
-  def __init__(self, architecture: str, batch_size: int, device: jax.Device):
-    config = getattr(dcgan_fmnist, architecture)()
-    self.models = build_gan(architecture)
+
+def autogan_workload(autoencoder_name: str):
+  """The autoencoder-GAN of `configs/autogan_fmnist.py`; inference is reconstruction."""
+  config = autogan_fmnist.get_config()
+  ae_config = config.autoencoders[autoencoder_name]
+  autoencoder = autogan.build_autoencoder(ae_config)
+  discriminator = build_gan(ae_config.discriminator).discriminator
+  tx = gan_state.build_optimizer(ae_config.optimizer)
+  step = autoencoder_gan.make_train_step(
+      autoencoder, discriminator, tx, reconstruction_loss=ae_config.reconstruction_loss,
+      reconstruction_weight=ae_config.reconstruction_weight,
+      adversarial_weight=ae_config.adversarial_weight)
+  reconstruct = lambda state, images: autoencoder.apply(
+      {'params': state.g_params}, gan_steps.to_model_range(images))
+  return (lambda key: autoencoder_gan.init_state(autoencoder, discriminator, tx, (28, 28, 1), key),
+          step, reconstruct, random_images(60_000))
+
+
+def classifier_workload():
+  """The AlexNet-style classifier of `configs/autogan_fmnist.py`, on raw images."""
+  config = autogan_fmnist.get_config()
+  model = autogan.classifier(config, autogan.Variant('image', None), {}, (28, 28, 1))
+  score = classifier_steps.make_score(model.model, model.prepare)
+  examples = {'image': random_images(60_000),
+              'label': np.random.default_rng(2).integers(0, 2, 60_000).astype(np.int32)}
+  return (model.job.init, model.job.train_step,
+          lambda state, images: score(classifier_steps.variables(state), images), examples)
+
+
+def random_images(num: int) -> np.ndarray:
+  return np.random.default_rng(0).integers(0, 255, (num, 28, 28, 1), np.uint8)
+
+
+WORKLOADS = {
+    'dcgan_tf': lambda: gan_workload('dcgan_tf'),
+    'dcgan_radford': lambda: gan_workload('dcgan_radford'),
+    'autogan_depth1': lambda: autogan_workload('depth1'),
+    'autogan_depth4': lambda: autogan_workload('depth4'),
+    'alexnet': classifier_workload,
+}
+
+
+class JaxRunner:
+  """fakejax's jitted train step and inference for one model, on one device."""
+
+  def __init__(self, model: str, batch_size: int, device: jax.Device):
+    init, train_step, infer, examples = WORKLOADS[model]()
     self.mesh = sharding.build_mesh([device])
-    tx = gan_state.build_optimizer(config.optimizer)
-    self.state = jax.jit(lambda k: gan_state.init_state(self.models, tx, config.latent_dim, k),
-                         out_shardings=sharding.replicated(self.mesh))(jax.random.PRNGKey(0))
-    train_images = np.random.default_rng(0).integers(0, 255, (60_000, 28, 28, 1), np.uint8)
-    self.batches = pipeline.train_batches(train_images, seed=0, num_epochs=1000,
+    self.state = jax.jit(init, out_shardings=sharding.replicated(self.mesh))(
+        jax.random.PRNGKey(0))
+    self.batches = pipeline.train_batches(examples, seed=0, num_epochs=1000,
                                           batch_size=batch_size, process_index=0,
                                           process_count=1)
     self.batch = sharding.global_batch(self.mesh, next(self.batches))
-    step = jax.jit(gan_steps.make_train_step(self.models, tx, config.latent_dim),
+    self.batch_size = batch_size
+    step = jax.jit(train_step,
                    in_shardings=(sharding.replicated(self.mesh), sharding.batch_sharded(self.mesh)),
                    out_shardings=sharding.replicated(self.mesh), donate_argnums=0)
     start = time.perf_counter()
     self.compiled = step.lower(self.state, self.batch).compile()
     self.compile_seconds = time.perf_counter() - start
     self.step = step
-    score = jax.jit(gan_steps.make_score(self.models))
+    infer = jax.jit(infer)
     self.score_images = jax.device_put(np.random.default_rng(1).integers(
         0, 255, (SCORE_BATCH, 28, 28, 1), dtype=np.uint8), device)
-    self.score = lambda: score(gan_state.discriminator_variables(self.state), self.score_images)
+    self.score = lambda: infer(self.state, self.score_images)
     self.score().block_until_ready()
     self.train(1)
     self.train_from_pipeline(1)
@@ -72,7 +127,7 @@ class JaxRunner:
   def flops_per_image(self) -> float:
     analysis = self.compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, list) else analysis
-    return float(analysis['flops']) / self.batch.shape[0]
+    return float(analysis['flops']) / self.batch_size
 
   def memory_bytes(self) -> int:
     memory = self.compiled.memory_analysis()
@@ -132,52 +187,135 @@ def torch_models(architecture: str):
   return generator, discriminator, lr, betas
 
 
-class TorchRunner:
-  """The same simultaneous D and G update in eager PyTorch."""
+def torch_autoencoder(depth: int, base_features: int, latent_features: int):
+  """fakejax's AutoEncoder in PyTorch: edge padding, strided convolutions, transposed ones."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  from fakejax.models.autoencoder import stage_features  # pylint: disable=g-import-not-at-top
+  widths = stage_features(depth, base_features, latent_features)
+  layers, channels = [], 1
+  for stage, width in enumerate(widths):
+    layers.append(nn.Conv2d(channels, width, 4, 2, padding=1))
+    if stage < depth - 1:
+      layers.append(nn.LeakyReLU(0.2))
+    channels = width
+  for width in reversed(widths[:-1]):
+    layers += [nn.ConvTranspose2d(channels, width, 4, 2, padding=1), nn.ReLU()]
+    channels = width
+  layers += [nn.ConvTranspose2d(channels, 1, 4, 2, padding=1), nn.Tanh()]
+  network = nn.Sequential(*layers)
+  pad = -28 % 2**depth
+  low, high = pad // 2, pad - pad // 2
 
-  def __init__(self, architecture: str, batch_size: int, threads: int, device: str):
+  class AutoEncoder(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.network = network
+
+    def forward(self, x):
+      padded = torch.nn.functional.pad(x, (low, high, low, high), mode='replicate')
+      return self.network(padded)[:, :, low:low + 28, low:low + 28]
+
+  return AutoEncoder()
+
+
+def torch_alexnet(features, hidden: int, dropout_rate: float):
+  """fakejax's AlexNetClassifier in PyTorch."""
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  layers, channels = [], 1
+  for index, (width, kernel) in enumerate(zip(features, (5, 5, 3, 3, 3))):
+    layers += [nn.Conv2d(channels, width, kernel, padding=kernel // 2), nn.ReLU()]
+    if index in (0, 1, 4):
+      layers.append(nn.MaxPool2d(2))
+    channels = width
+  layers += [nn.Flatten(), nn.Linear(channels * 3 * 3, hidden), nn.ReLU(), nn.Dropout(dropout_rate),
+             nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout_rate), nn.Linear(hidden, 1)]
+  return nn.Sequential(*layers)
+
+
+class TorchRunner:
+  """The same train step and inference in eager PyTorch."""
+
+  def __init__(self, model: str, batch_size: int, threads: int, device: str):
     import torch  # pylint: disable=g-import-not-at-top
     torch.set_num_threads(threads)
     self.torch = torch
     self.device = torch.device('cuda' if device == 'gpu' else 'cpu')
-    g, d, lr, betas = torch_models(architecture)
+    self.batch_size = batch_size
+    self.bce = torch.nn.BCEWithLogitsLoss()
+    self.real = torch.rand(batch_size, 1, 28, 28, device=self.device) * 2 - 1
+    self.score_images = torch.rand(SCORE_BATCH, 1, 28, 28, device=self.device) * 2 - 1
+    config = autogan_fmnist.get_config()
+    if model.startswith('dcgan'):
+      g, d, lr, betas = torch_models(model)
+      self._setup_pair(g, d, lr, betas, lambda: torch.randn(batch_size, 100, device=self.device))
+      self.inference_model = self.d
+    elif model.startswith('autogan'):
+      ae_config = config.autoencoders[model.split('_')[1]]
+      ae = torch_autoencoder(ae_config.depth, ae_config.base_features, ae_config.latent_features)
+      _, d, _, _ = torch_models(ae_config.discriminator)
+      optimizer = ae_config.optimizer
+      self._setup_pair(ae, d, optimizer.learning_rate, (optimizer.b1, optimizer.b2),
+                       lambda: self.real, ae_config.reconstruction_weight,
+                       ae_config.adversarial_weight)
+      self.inference_model = self.g
+    else:
+      classifier = config.classifier
+      self.inference_model = torch_alexnet(classifier.features, classifier.hidden,
+                                           classifier.dropout_rate).to(self.device)
+      self.opt = torch.optim.Adam(self.inference_model.parameters(),
+                                  classifier.optimizer.learning_rate,
+                                  (classifier.optimizer.b1, classifier.optimizer.b2))
+      self.labels = torch.randint(0, 2, (batch_size, 1), device=self.device).float()
+      self.step = self._classifier_step
+    self.train(1)
+
+  def _setup_pair(self, g, d, lr, betas, g_input, reconstruction_weight=0.0,
+                  adversarial_weight=1.0):
+    """The simultaneous update of a producer (generator or autoencoder) and D."""
+    torch = self.torch
     self.g, self.d = g.to(self.device), d.to(self.device)
     self.g_opt = torch.optim.Adam(self.g.parameters(), lr, betas)
     self.d_opt = torch.optim.Adam(self.d.parameters(), lr, betas)
-    self.real = torch.rand(batch_size, 1, 28, 28, device=self.device) * 2 - 1
-    self.batch_size = batch_size
-    self.bce = torch.nn.BCEWithLogitsLoss()
-    self.score_images = torch.rand(SCORE_BATCH, 1, 28, 28, device=self.device) * 2 - 1
-    self.train(1)
+
+    def step():
+      fake = self.g(g_input())
+      real_logits, fake_logits = self.d(self.real), self.d(fake)
+      d_loss = (self.bce(real_logits, torch.ones_like(real_logits)) +
+                self.bce(fake_logits, torch.zeros_like(fake_logits)))
+      g_loss = adversarial_weight * self.bce(fake_logits, torch.ones_like(fake_logits))
+      if reconstruction_weight:
+        g_loss = g_loss + reconstruction_weight * (fake - self.real).abs().mean()
+      d_grads = torch.autograd.grad(d_loss, list(self.d.parameters()), retain_graph=True)
+      g_grads = torch.autograd.grad(g_loss, list(self.g.parameters()))
+      for params, grads, opt in ((self.d.parameters(), d_grads, self.d_opt),
+                                 (self.g.parameters(), g_grads, self.g_opt)):
+        for p, grad in zip(params, grads):
+          p.grad = grad
+        opt.step()
+    self.step = step
+
+  def _classifier_step(self):
+    self.opt.zero_grad()
+    self.bce(self.inference_model(self.real), self.labels).backward()
+    self.opt.step()
 
   def synchronize(self) -> None:
     if self.device.type == 'cuda':
       self.torch.cuda.synchronize()
 
   def train(self, steps: int) -> None:
-    torch = self.torch
     for _ in range(steps):
-      fake = self.g(torch.randn(self.batch_size, 100, device=self.device))
-      real_logits, fake_logits = self.d(self.real), self.d(fake)
-      d_loss = (self.bce(real_logits, torch.ones_like(real_logits)) +
-                self.bce(fake_logits, torch.zeros_like(fake_logits)))
-      g_loss = self.bce(fake_logits, torch.ones_like(fake_logits))
-      d_grads = torch.autograd.grad(d_loss, list(self.d.parameters()), retain_graph=True)
-      g_grads = torch.autograd.grad(g_loss, list(self.g.parameters()))
-      for params, grads, opt in ((self.d.parameters(), d_grads, self.d_opt),
-                                 (self.g.parameters(), g_grads, self.g_opt)):
-        for p, g in zip(params, grads):
-          p.grad = g
-        opt.step()
+      self.step()
     self.synchronize()
 
   def run_score(self, calls: int) -> None:
-    self.d.eval()
+    self.inference_model.eval()
     with self.torch.no_grad():
       for _ in range(calls):
-        self.torch.sigmoid(self.d(self.score_images))
+        self.inference_model(self.score_images)
     self.synchronize()
-    self.d.train()
+    self.inference_model.train()
 
 
 def timed(fn, *args) -> float:
@@ -228,7 +366,7 @@ def benchmark(architecture: str, args) -> dict:
 def markdown(results: list[dict]) -> str:
   ratio = lambda a, b: f'{a / b:.2f}x' if a and b else '—'
   number = lambda v: f'{v:,.0f}' if v else '—'
-  lines = ['| model | batch | train img/s | PyTorch eager | ratio | score img/s | PyTorch eager | '
+  lines = ['| model | batch | train img/s | PyTorch eager | ratio | inference img/s | PyTorch eager | '
            'ratio | input share | compile s | step memory MB | GFLOP/img | FMA peak |',
            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for r in results:
@@ -246,7 +384,8 @@ def markdown(results: list[dict]) -> str:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--models', default='dcgan_tf,dcgan_radford')
+  parser.add_argument('--models', default='dcgan_tf,dcgan_radford',
+                      help=f'Comma-separated, of {sorted(WORKLOADS)}.')
   parser.add_argument('--batch_size', type=int, default=256)
   parser.add_argument('--steps', type=int, default=3, help='Train steps per round.')
   parser.add_argument('--score_calls', type=int, default=3, help='Scoring batches per round.')
