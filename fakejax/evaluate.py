@@ -37,6 +37,10 @@ def main(argv) -> None:
     raise app.UsageError(f'{error} Pass --config otherwise.') from None
   mesh = sharding.build_mesh()
   validate_config(config, num_devices=mesh.size, architectures=GAN_ARCHITECTURES)
+  if config.experiment != 'dcgan_detectors':
+    raise app.UsageError(
+        f'{workdir} holds the {config.experiment} study, whose detectors fakejax.main '
+        'evaluates: run its command again (finished training is not repeated).')
   reports = evaluator.evaluate_workdir(config, workdir, FLAGS.steps, mesh=mesh)
   experiment.write_reports(config, workdir, reports)
   logging.info('Evaluated %s.', {name: [r['step'] for r in rs] for name, rs in reports.items()})
