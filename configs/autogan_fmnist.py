@@ -50,6 +50,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       depth1=autoencoder(1, batch_size=64, num_epochs=2),
       depth4=autoencoder(4, batch_size=64, num_epochs=2)))
   config.classifier = ml_collections.ConfigDict(dict(
+      architecture='alexnet',
       # AlexNet's five convolutions and two hidden layers, narrowed for 28x28 images.
       features=(32, 64, 128, 128, 64),
       hidden=256,

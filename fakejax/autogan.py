@@ -22,30 +22,20 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from fakejax import sharding
+from fakejax import classifier_runs, sharding
 from fakejax.config import validate_config
-from fakejax.data import folders, pipeline, transforms
+from fakejax.data import transforms
 from fakejax.evaluation import evaluator, report
 from fakejax.models import GAN_ARCHITECTURES, build_gan
 from fakejax.models.autoencoder import AutoEncoder
-from fakejax.models.classifiers import AlexNetClassifier
-from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_steps, gan_trainer, loop
+from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_steps, loop
 
-# Latent seeds of the classifiers' training fakes, apart from the evaluation's.
-TRAIN_FAKES_SEED_OFFSET = 3_000_017
 NUM_IMAGES_IN_GRID = 32
 COMPARISON_MD = 'comparison.md'
 COMPARISON_JSON = 'comparison.json'
 # The operating point of the comparison: Youden's J, chosen on validation.
 COMPARISON_THRESHOLD = 'youden'
 AUTOENCODER_INPUTS = ('reconstruction', 'residual', 'residual_spectrum')
-
-
-@dataclasses.dataclass(frozen=True)
-class StudyData:
-  reals: pipeline.StudySplits
-  # Generator name -> {'train', 'validation', 'test'} -> uint8 fakes [N, H, W, C].
-  fakes: dict[str, dict[str, np.ndarray]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,52 +57,6 @@ def variants(config: ml_collections.ConfigDict) -> list[Variant]:
     else:
       out.append(Variant(kind, None))
   return out
-
-
-def generator_fakes(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, name: str,
-                    num_train: int, mesh: Mesh) -> dict[str, np.ndarray]:
-  """Train, validation and test fakes of GAN `name`'s latest checkpoint (distinct latents)."""
-  steps = evaluator.checkpoint_steps(gan_dir, name)
-  if not steps:
-    raise evaluator.CheckpointNotFoundError(
-        f"No checkpoint of GAN '{name}' in {gan_dir / name / 'checkpoints'}: train it with "
-        f'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
-  gan = evaluator.restore_gan(config, gan_dir, name, steps[-1:], mesh)
-  sampler = evaluator.Sampler(gan, mesh, config.evaluation.batch_size)
-  num = config.evaluation.num_fake_samples
-  return {'train': sampler.generate(num_train, config.seed + TRAIN_FAKES_SEED_OFFSET)[0],
-          'validation': sampler.generate(num, config.seed + evaluator.VALIDATION_FAKES_SEED_OFFSET)[0],
-          'test': sampler.generate(num, config.seed + evaluator.TEST_FAKES_SEED_OFFSET)[0]}
-
-
-def load_study_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
-                    mesh: Mesh) -> StudyData:
-  """Reals and every generator's fakes; trains the GANs first when gan_workdir is empty."""
-  if config.data.folder:
-    return folder_study_data(config)
-  reals = pipeline.load_study_splits(config)
-  gan_dir = pathlib.Path(config.gan_workdir) if config.gan_workdir else workdir
-  num_train = min(len(reals.train), config.classifier.max_train_reals)
-  fakes = {}
-  for name in config.gans:
-    if not config.gan_workdir:
-      gan_trainer.train_gan(config, name, reals.train, workdir, mesh)
-    fakes[name] = generator_fakes(config, gan_dir, name, num_train, mesh)
-  return StudyData(reals=reals, fakes=fakes)
-
-
-def folder_study_data(config: ml_collections.ConfigDict) -> StudyData:
-  """A real/fake folder: its fakes are generator 'folder'; validation is held out of train."""
-  shape = tuple(config.data.image_shape)
-  parts = folders.load_real_fake_folder(config.data.folder, shape, seed=config.seed)
-  fraction = config.data.validation_fraction
-  train_reals, validation_reals = pipeline.hold_out(parts['train'].reals, fraction, config.seed)
-  train_fakes, validation_fakes = pipeline.hold_out(parts['train'].fakes, fraction, config.seed)
-  reals = pipeline.StudySplits(train=train_reals, validation=validation_reals,
-                               test_seen=parts['test'].reals,
-                               test_anomaly=np.zeros((0, *shape), np.uint8))
-  return StudyData(reals=reals, fakes={'folder': {
-      'train': train_fakes, 'validation': validation_fakes, 'test': parts['test'].fakes}})
 
 
 def build_autoencoder(ae_config: ml_collections.ConfigDict) -> AutoEncoder:
@@ -160,71 +104,32 @@ def make_prepare(kind: str, autoencoder: AutoEncoder | None) -> classifier_steps
   return prepare
 
 
-@dataclasses.dataclass
-class Classifier:
-  model: AlexNetClassifier
-  prepare: classifier_steps.Prepare
-  job: loop.Job
-
-
 def classifier(config: ml_collections.ConfigDict, variant: Variant, autoencoder_params: dict,
-               image_shape: tuple[int, ...]) -> Classifier:
-  """The model, its input and the loop's job for one variant of the study."""
-  classifier_config = config.classifier
-  model = AlexNetClassifier(features=tuple(classifier_config.features),
-                            hidden=classifier_config.hidden,
-                            dropout_rate=classifier_config.dropout_rate)
-  autoencoder = None
-  frozen = {}
+               image_shape: tuple[int, ...]) -> classifier_runs.Classifier:
+  """The classifier of one variant: its input, and the frozen autoencoder it needs."""
+  autoencoder, frozen = None, {}
   if variant.autoencoder is not None:
     autoencoder = build_autoencoder(config.autoencoders[variant.autoencoder])
     frozen = {'autoencoder': autoencoder_params[variant.autoencoder]}
-  prepare = make_prepare(variant.input_kind, autoencoder)
-  tx = gan_state.build_optimizer(classifier_config.optimizer)
-  job = loop.Job(
-      name=f'classifier {variant.name}',
-      init=lambda key: classifier_steps.init_state(model, tx, prepare, frozen, image_shape, key),
-      train_step=classifier_steps.make_train_step(model, tx, prepare,
-                                                  config.skip_nonfinite_updates),
+  return classifier_runs.classifier(
+      config, variant.name, image_shape, make_prepare(variant.input_kind, autoencoder), frozen,
       metadata={'input': variant.input_kind, 'autoencoder': variant.autoencoder,
-                'trained_on': list(classifier_config.train_generators),
-                'image_shape': list(image_shape)})
-  return Classifier(model=model, prepare=prepare, job=job)
+                'trained_on': list(config.classifier.train_generators)})
 
 
-def classifier_train_set(config: ml_collections.ConfigDict, data: StudyData) -> dict:
-  """Reals (labelled 1) and as many fakes (0), pooled evenly from the training generators."""
-  generators = list(config.classifier.train_generators)
-  reals = data.reals.train[:config.classifier.max_train_reals]
-  per_generator = len(reals) // len(generators)
-  fakes = np.concatenate([data.fakes[name]['train'][:per_generator] for name in generators])
-  return {'image': np.concatenate([reals, fakes]),
-          'label': np.concatenate([np.full(len(reals), classifier_steps.REAL_LABEL, np.int32),
-                                   np.full(len(fakes), classifier_steps.FAKE_LABEL, np.int32)])}
-
-
-def evaluate_classifier(config: ml_collections.ConfigDict, variant: Variant, model: Classifier,
-                        result: loop.TrainResult, data: StudyData, mesh: Mesh) -> dict:
-  """The evaluation module's report of a trained classifier on every split of config.evals."""
-  stacked = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None],
-                         classifier_steps.variables(result.state))
-  scorer = evaluator.Scorer(classifier_steps.make_score(model.model, model.prepare), stacked,
-                            mesh, config.evaluation.batch_size)
-  trained_on = tuple(config.classifier.train_generators)
-  own = lambda split: np.concatenate([data.fakes[name][split] for name in trained_on])[None]
-  shared = {f'gan:{name}': fakes['test'] for name, fakes in data.fakes.items()
-            if name not in trained_on}
-  shared.update(evaluator.folder_fakes(config, tuple(config.data.image_shape)))
-  sets = evaluator.score_sets(scorer, data.reals, own('test'), own('validation'), shared)
+def evaluate_classifier(config: ml_collections.ConfigDict, variant: Variant,
+                        model: classifier_runs.Classifier, state, data: classifier_runs.StudyData,
+                        mesh: Mesh) -> dict:
   inputs = variant.input_kind + (f' of autoencoder {variant.autoencoder}'
                                  if variant.autoencoder else '')
-  detector = evaluator.Detector(name=variant.name, architecture=f'AlexNet-style CNN on {inputs}',
-                                steps=[result.num_steps], trained_on=trained_on)
-  return evaluator.evaluate_detector(config, detector, sets)[0]
+  detector = evaluator.Detector(
+      name=variant.name, architecture=f'{config.classifier.architecture} on {inputs}',
+      steps=[int(state.step)], trained_on=tuple(config.classifier.train_generators))
+  return classifier_runs.evaluate(config, detector, model, state, data, mesh)
 
 
 def reconstruction_errors(config: ml_collections.ConfigDict, autoencoder_params: dict,
-                          data: StudyData) -> dict[str, dict[str, float]]:
+                          data: classifier_runs.StudyData) -> dict[str, dict[str, float]]:
   """Mean absolute reconstruction error (in [-1, 1] units) of test reals and fakes."""
   sets = {'seen-class reals': data.reals.test_seen, 'anomaly-class reals': data.reals.test_anomaly,
           **{f'{name} fakes': fakes['test'] for name, fakes in data.fakes.items()}}
@@ -301,7 +206,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
-  data = load_study_data(config, workdir, mesh)
+  data = classifier_runs.load_study_data(config, workdir, mesh)
   logging.info('Reals: %d train, %d validation, %d seen test, %d anomaly test; fakes of %s.',
                len(data.reals.train), len(data.reals.validation), len(data.reals.test_seen),
                len(data.reals.test_anomaly), sorted(data.fakes))
@@ -313,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     result = loop.train(autoencoder_job(config, name, grid_images, mesh), settings,
                         data.reals.train, workdir / 'autoencoders' / name, mesh)
     autoencoder_params[name] = result.state.g_params
-  train_set = classifier_train_set(config, data)
+  train_set = classifier_runs.train_set(config, data, config.classifier.train_generators)
   settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
                                            num_epochs=config.classifier.num_epochs)
   image_shape = data.reals.train.shape[1:]
@@ -322,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     model = classifier(config, variant, autoencoder_params, image_shape)
     run_dir = workdir / 'classifiers' / variant.name
     result = loop.train(model.job, settings, train_set, run_dir, mesh)
-    reports[variant.name] = evaluate_classifier(config, variant, model, result, data, mesh)
+    reports[variant.name] = evaluate_classifier(config, variant, model, result.state, data, mesh)
     if jax.process_index() == 0:
       writer = loop.make_writer(run_dir / 'tensorboard')
       out = report.write_checkpoint_report(run_dir, reports[variant.name], writer)

@@ -57,6 +57,7 @@ AUTOENCODER_SCHEMA = {
     'num_epochs': int,
 }
 CLASSIFIER_SCHEMA = {
+    'architecture': str,  # Of models.classifiers.CLASSIFIER_ARCHITECTURES.
     'features': tuple,
     'hidden': int,
     'dropout_rate': float,
@@ -82,7 +83,16 @@ AUTOGAN_SCHEMA = {
     'evaluation': EVALUATION_SCHEMA,
     'evals': {'*': {'reals': str, 'fakes': str}},
 }
-SCHEMAS = {'dcgan_detectors': DCGAN_SCHEMA, 'autogan': AUTOGAN_SCHEMA}
+# Dedicated classifiers, one per set of training generators, tested on every generator.
+DETECTORS_SCHEMA = {
+    **{key: value for key, value in AUTOGAN_SCHEMA.items() if key != 'autoencoders'},
+    'classifier': {key: value for key, value in CLASSIFIER_SCHEMA.items()
+                   if key not in ('inputs', 'train_generators')},
+    'train_sets': {'*': tuple},  # Name -> the generators whose fakes it trains on.
+    # evals must hold 'fakes_<gan>' (reals='all', fakes=<gan>) for every GAN: the columns.
+}
+SCHEMAS = {'dcgan_detectors': DCGAN_SCHEMA, 'autogan': AUTOGAN_SCHEMA,
+           'detectors': DETECTORS_SCHEMA}
 
 REAL_SOURCES = ('', 'seen', 'anomaly', 'all')
 
@@ -187,6 +197,8 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
   _check_evals(config)
   if experiment == 'autogan':
     _check_autogan(config, num_devices, architectures)
+  if experiment == 'detectors':
+    _check_detectors(config, num_devices)
   if config.evaluation.batch_size % num_devices:
     raise ConfigError(
         f"Config key 'evaluation.batch_size' ({config.evaluation.batch_size}) must be "
@@ -210,14 +222,7 @@ def _check_autogan(config: ml_collections.ConfigDict, num_devices: int,
                    architectures: Mapping[str, Any]) -> None:
   from fakejax.data.transforms import INPUT_KINDS  # pylint: disable=g-import-not-at-top
   from fakejax.train.autoencoder_gan import RECONSTRUCTION_LOSSES  # pylint: disable=g-import-not-at-top
-  shape = tuple(config.data.image_shape)
-  if len(shape) != 3 or shape[2] not in (1, 3) or min(shape) <= 0:
-    raise ConfigError(f"Config key 'data.image_shape' must be (height, width, 1 or 3), got {shape}.")
-  if not config.data.folder and shape != (28, 28, 1):
-    raise ConfigError(
-        f"Config key 'data.folder' is empty, so the data is Fashion-MNIST, whose images are "
-        f"(28, 28, 1), not 'data.image_shape' {shape}: set data.folder to a real/fake image "
-        "folder (--config.data.folder=<root>).")
+  _check_data_shape(config)
   for name, autoencoder in config.autoencoders.items():
     key = f'autoencoders.{name}'
     _check_positive(config, f'{key}.depth', f'{key}.base_features', f'{key}.latent_features',
@@ -233,11 +238,7 @@ def _check_autogan(config: ml_collections.ConfigDict, num_devices: int,
       raise ConfigError(f"Config key '{key}.batch_size' ({autoencoder.batch_size}) must be "
                         f"divisible by the number of devices ({num_devices}).")
   classifier = config.classifier
-  _check_positive(config, 'classifier.hidden', 'classifier.batch_size', 'classifier.num_epochs',
-                  'classifier.max_train_reals')
-  if classifier.batch_size % num_devices:
-    raise ConfigError(f"Config key 'classifier.batch_size' ({classifier.batch_size}) must be "
-                      f"divisible by the number of devices ({num_devices}).")
+  _check_classifier(config, num_devices)
   unknown = [kind for kind in classifier.inputs if kind not in INPUT_KINDS]
   if unknown or not classifier.inputs:
     raise ConfigError(f"Config key 'classifier.inputs' must list some of {list(INPUT_KINDS)}; "
@@ -246,8 +247,49 @@ def _check_autogan(config: ml_collections.ConfigDict, num_devices: int,
   if needs_autoencoder and not config.autoencoders:
     raise ConfigError(f"Config key 'classifier.inputs' has {needs_autoencoder}, which need an "
                       "autoencoder, but 'autoencoders' is empty.")
+  _check_generators(config, 'classifier.train_generators', classifier.train_generators)
+
+
+def _check_data_shape(config: ml_collections.ConfigDict) -> None:
+  shape = tuple(config.data.image_shape)
+  if len(shape) != 3 or shape[2] not in (1, 3) or min(shape) <= 0:
+    raise ConfigError(f"Config key 'data.image_shape' must be (height, width, 1 or 3), got {shape}.")
+  if not config.data.folder and shape != (28, 28, 1):
+    raise ConfigError(
+        f"Config key 'data.folder' is empty, so the data is Fashion-MNIST, whose images are "
+        f"(28, 28, 1), not 'data.image_shape' {shape}: set data.folder to a real/fake image "
+        "folder (--config.data.folder=<root>).")
+
+
+def _check_classifier(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  from fakejax.models.classifiers import CLASSIFIER_ARCHITECTURES  # pylint: disable=g-import-not-at-top
+  classifier = config.classifier
+  if classifier.architecture not in CLASSIFIER_ARCHITECTURES:
+    raise ConfigError(f"Config key 'classifier.architecture' is {classifier.architecture!r}; "
+                      f"known: {sorted(CLASSIFIER_ARCHITECTURES)}.")
+  _check_positive(config, 'classifier.hidden', 'classifier.batch_size', 'classifier.num_epochs',
+                  'classifier.max_train_reals')
+  if classifier.batch_size % num_devices:
+    raise ConfigError(f"Config key 'classifier.batch_size' ({classifier.batch_size}) must be "
+                      f"divisible by the number of devices ({num_devices}).")
+
+
+def _check_generators(config: ml_collections.ConfigDict, key: str, names) -> None:
   generators = ('folder',) if config.data.folder else tuple(config.gans.keys())
-  bad = [name for name in classifier.train_generators if name not in generators]
-  if bad or not classifier.train_generators:
-    raise ConfigError(f"Config key 'classifier.train_generators' must name some of "
-                      f"{list(generators)}; unknown: {bad}.")
+  bad = [name for name in names if name not in generators]
+  if bad or not names:
+    raise ConfigError(f"Config key '{key}' must name some of {list(generators)}; "
+                      f"unknown: {bad}.")
+
+
+def _check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  _check_data_shape(config)
+  _check_classifier(config, num_devices)
+  if not config.train_sets:
+    raise ConfigError("Config key 'train_sets' names no classifier to train.")
+  for name, generators in config.train_sets.items():
+    _check_generators(config, f'train_sets.{name}', generators)
+  missing = [f'fakes_{name}' for name in config.gans if f'fakes_{name}' not in config.evals]
+  if missing:
+    raise ConfigError(f"Config key 'evals' lacks {missing}: the table needs each generator's "
+                      "test fakes against all test reals (reals='all', fakes=<gan>).")

@@ -23,13 +23,14 @@ PREEMPTED_EXIT_CODE = 143
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from fakejax import autogan, experiment  # pylint: disable=g-import-not-at-top
+  from fakejax import autogan, detectors, experiment  # pylint: disable=g-import-not-at-top
   from fakejax.train import loop  # pylint: disable=g-import-not-at-top
   runtime.setup(FLAGS)
   logging.info('Config:\n%s', FLAGS.config)
   # An unknown or missing `experiment` reaches the DCGAN study's config check, which names it.
-  run = {'autogan': autogan.train_and_evaluate}.get(FLAGS.config.get('experiment'),
-                                                    experiment.train_and_evaluate)
+  run = {'autogan': autogan.train_and_evaluate,
+         'detectors': detectors.train_and_evaluate}.get(FLAGS.config.get('experiment'),
+                                                        experiment.train_and_evaluate)
   try:
     run(FLAGS.config, FLAGS.workdir)
   except loop.Preempted as preempted:

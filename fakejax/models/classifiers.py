@@ -27,3 +27,35 @@ class AlexNetClassifier(nn.Module):
       x = nn.relu(nn.Dense(self.hidden)(x))
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(1)(x)[:, 0]
+
+
+class SequentialCNN(nn.Module):
+  """The small Keras Sequential CNN of the real-vs-synthetic faces study.
+
+  Two 3x3 VALID convolutions at the first width, max-pooling, BatchNorm; two at the
+  second, pooling, BatchNorm, dropout; one at the third, pooling, BatchNorm, dropout;
+  a dense hidden layer with BatchNorm and dropout; one logit. Inputs of 28x28 and up.
+  """
+  features: tuple[int, ...] = (64, 128, 256)
+  hidden: int = 128
+  dropout_rate: float = 0.25
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    norm = lambda: nn.BatchNorm(use_running_average=not train)
+    convs_per_width = (2, 2, 1)
+    for index, (features, repeats) in enumerate(zip(self.features, convs_per_width)):
+      for _ in range(repeats):
+        x = nn.relu(nn.Conv(features, (3, 3), padding='VALID')(x))
+      x = norm()(nn.max_pool(x, (2, 2), strides=(2, 2)))
+      if index > 0:
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    x = x.reshape(x.shape[0], -1)
+    x = nn.relu(nn.Dense(self.hidden)(x))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(norm()(x))
+    return nn.Dense(1)(x)[:, 0]
+
+
+# Classifier architectures by the name a config gives them; each takes
+# (features, hidden, dropout_rate).
+CLASSIFIER_ARCHITECTURES = {'alexnet': AlexNetClassifier, 'sequential_cnn': SequentialCNN}

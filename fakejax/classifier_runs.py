@@ -1,0 +1,140 @@
+"""Real-vs-fake classifiers trained and evaluated on the project's data: shared by studies.
+
+The data are reals (Fashion-MNIST splits, or a real/fake folder) and the fakes of each
+generator, drawn apart for training, validation and test. A classifier is a loop `Job`;
+its report comes from the evaluation module, on the same splits as the discriminators.
+"""
+
+import dataclasses
+import pathlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh
+
+from fakejax.data import folders, pipeline
+from fakejax.evaluation import evaluator
+from fakejax.models.classifiers import CLASSIFIER_ARCHITECTURES
+from fakejax.train import classifier_steps, gan_state, gan_trainer, loop
+
+# Latent seeds of the classifiers' training fakes, apart from the evaluation's.
+TRAIN_FAKES_SEED_OFFSET = 3_000_017
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyData:
+  reals: pipeline.StudySplits
+  # Generator name -> {'train', 'validation', 'test'} -> uint8 fakes [N, H, W, C].
+  fakes: dict[str, dict[str, np.ndarray]]
+
+
+def generator_fakes(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, name: str,
+                    num_train: int, mesh: Mesh) -> dict[str, np.ndarray]:
+  """Train, validation and test fakes of GAN `name`'s latest checkpoint (distinct latents)."""
+  steps = evaluator.checkpoint_steps(gan_dir, name)
+  if not steps:
+    raise evaluator.CheckpointNotFoundError(
+        f"No checkpoint of GAN '{name}' in {gan_dir / name / 'checkpoints'}: train it with "
+        f'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
+  gan = evaluator.restore_gan(config, gan_dir, name, steps[-1:], mesh)
+  sampler = evaluator.Sampler(gan, mesh, config.evaluation.batch_size)
+  num = config.evaluation.num_fake_samples
+  return {'train': sampler.generate(num_train, config.seed + TRAIN_FAKES_SEED_OFFSET)[0],
+          'validation': sampler.generate(num, config.seed + evaluator.VALIDATION_FAKES_SEED_OFFSET)[0],
+          'test': sampler.generate(num, config.seed + evaluator.TEST_FAKES_SEED_OFFSET)[0]}
+
+
+def load_study_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                    mesh: Mesh) -> StudyData:
+  """Reals and every generator's fakes; trains the GANs first when gan_workdir is empty."""
+  if config.data.folder:
+    return folder_study_data(config)
+  reals = pipeline.load_study_splits(config)
+  gan_dir = pathlib.Path(config.gan_workdir) if config.gan_workdir else workdir
+  num_train = min(len(reals.train), config.classifier.max_train_reals)
+  fakes = {}
+  for name in config.gans:
+    if not config.gan_workdir:
+      gan_trainer.train_gan(config, name, reals.train, workdir, mesh)
+    fakes[name] = generator_fakes(config, gan_dir, name, num_train, mesh)
+  return StudyData(reals=reals, fakes=fakes)
+
+
+def folder_study_data(config: ml_collections.ConfigDict) -> StudyData:
+  """A real/fake folder: its fakes are generator 'folder'; validation is held out of train."""
+  shape = tuple(config.data.image_shape)
+  parts = folders.load_real_fake_folder(config.data.folder, shape, seed=config.seed)
+  fraction = config.data.validation_fraction
+  train_reals, validation_reals = pipeline.hold_out(parts['train'].reals, fraction, config.seed)
+  train_fakes, validation_fakes = pipeline.hold_out(parts['train'].fakes, fraction, config.seed)
+  reals = pipeline.StudySplits(train=train_reals, validation=validation_reals,
+                               test_seen=parts['test'].reals,
+                               test_anomaly=np.zeros((0, *shape), np.uint8))
+  return StudyData(reals=reals, fakes={'folder': {
+      'train': train_fakes, 'validation': validation_fakes, 'test': parts['test'].fakes}})
+
+
+def identity_input(frozen: dict, images: jax.Array) -> jax.Array:
+  del frozen
+  return images
+
+
+@dataclasses.dataclass
+class Classifier:
+  model: nn.Module
+  prepare: classifier_steps.Prepare
+  job: loop.Job
+
+
+def build_classifier_model(classifier_config: ml_collections.ConfigDict) -> nn.Module:
+  return CLASSIFIER_ARCHITECTURES[classifier_config.architecture](
+      features=tuple(classifier_config.features), hidden=classifier_config.hidden,
+      dropout_rate=classifier_config.dropout_rate)
+
+
+def classifier(config: ml_collections.ConfigDict, name: str, image_shape: tuple[int, ...],
+               prepare: classifier_steps.Prepare = identity_input, frozen: dict | None = None,
+               metadata: dict | None = None) -> Classifier:
+  """The model of `config.classifier` and the loop's job that trains it on prepared images."""
+  model = build_classifier_model(config.classifier)
+  frozen = frozen or {}
+  tx = gan_state.build_optimizer(config.classifier.optimizer)
+  job = loop.Job(
+      name=f'classifier {name}',
+      init=lambda key: classifier_steps.init_state(model, tx, prepare, frozen, image_shape, key),
+      train_step=classifier_steps.make_train_step(model, tx, prepare,
+                                                  config.skip_nonfinite_updates),
+      metadata={'architecture': config.classifier.architecture,
+                'image_shape': list(image_shape), **(metadata or {})})
+  return Classifier(model=model, prepare=prepare, job=job)
+
+
+def train_set(config: ml_collections.ConfigDict, data: StudyData, generators) -> dict:
+  """Reals (labelled 1) and as many fakes (0), pooled evenly from `generators`."""
+  reals = data.reals.train[:config.classifier.max_train_reals]
+  per_generator = len(reals) // len(generators)
+  fakes = np.concatenate([data.fakes[name]['train'][:per_generator] for name in generators])
+  return {'image': np.concatenate([reals, fakes]),
+          'label': np.concatenate([np.full(len(reals), classifier_steps.REAL_LABEL, np.int32),
+                                   np.full(len(fakes), classifier_steps.FAKE_LABEL, np.int32)])}
+
+
+def evaluate(config: ml_collections.ConfigDict, detector: evaluator.Detector, model: Classifier,
+             state: classifier_steps.ClassifierState, data: StudyData, mesh: Mesh) -> dict:
+  """The evaluation module's report of a trained classifier on every split of config.evals.
+
+  Its 'own' fakes pool the generators it trained on; every generator's test fakes are
+  also a set of their own, so that splits may name any generator.
+  """
+  stacked = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], classifier_steps.variables(state))
+  scorer = evaluator.Scorer(classifier_steps.make_score(model.model, model.prepare), stacked,
+                            mesh, config.evaluation.batch_size)
+  own = lambda split: np.concatenate(
+      [data.fakes[name][split] for name in detector.trained_on])[None]
+  shared = {f'gan:{name}': fakes['test'] for name, fakes in data.fakes.items()}
+  shared.update(evaluator.folder_fakes(config, tuple(config.data.image_shape)))
+  sets = evaluator.score_sets(scorer, data.reals, own('test'), own('validation'), shared)
+  return evaluator.evaluate_detector(config, detector, sets)[0]

@@ -1,0 +1,125 @@
+"""Dedicated detectors: one classifier per set of training generators, tested on every one.
+
+Classifiers learn reals against the fakes of a set of generators (one, or several
+pooled, after Hsu et al. 2018) and are evaluated on each generator's fakes, on the same
+splits as the DCGAN discriminators, which join the table: discriminator or dedicated
+classifier, and how far each generalises.
+"""
+
+import json
+import pathlib
+
+import jax
+import matplotlib
+
+matplotlib.use('Agg')  # Files only; no display.
+import matplotlib.pyplot as plt  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import logging  # noqa: E402
+
+from fakejax import classifier_runs, sharding  # noqa: E402
+from fakejax.config import validate_config  # noqa: E402
+from fakejax.evaluation import evaluator, report  # noqa: E402
+from fakejax.models import GAN_ARCHITECTURES  # noqa: E402
+from fakejax.train import loop  # noqa: E402
+
+GENERALISATION_MD = 'generalisation.md'
+GENERALISATION_JSON = 'generalisation.json'
+GENERALISATION_PNG = 'generalisation_ap.png'
+# The operating point of the table: Youden's J, chosen on validation.
+TABLE_THRESHOLD = 'youden'
+
+
+def generator_split(name: str) -> str:
+  """The config.evals split of generator `name`'s test fakes against all test reals.
+
+  The config check requires one per GAN.
+  """
+  return f'fakes_{name}'
+
+
+def table_row(detector: str, kind: str, result: dict, generators) -> dict:
+  """AP and fake recall per generator, and real recalls, of one detector's report."""
+  splits = result['splits']
+  at = lambda split: splits[split]['at_threshold'][TABLE_THRESHOLD]
+  return {
+      'detector': detector, 'kind': kind, 'trained_on': result['trained_on'],
+      'average_precision': {g: splits[generator_split(g)]['threshold_free']['average_precision']
+                            for g in generators},
+      'fake_recall': {g: at(generator_split(g))['generated']['recall'] for g in generators},
+      'seen_real_recall': at('seen_class_reals')['real']['recall'],
+      'anomaly_real_recall': at('anomaly_class_reals')['real']['recall'],
+      'threshold': result['thresholds'][TABLE_THRESHOLD],
+  }
+
+
+def table_markdown(rows: list[dict], generators) -> str:
+  lines = ['# Generalisation: detectors x generators', '',
+           'Each cell: AP of the generator\'s test fakes against all test reals, then fake '
+           f'recall at the {TABLE_THRESHOLD} threshold chosen on validation. * marks the '
+           'generators a detector trained against.', '',
+           '| detector | kind | ' + ' | '.join(generators) +
+           ' | seen-class real recall | anomaly-class real recall |',
+           '|---|---|' + '---|' * (len(generators) + 2)]
+  for row in rows:
+    cells = [f"{row['average_precision'][g]:.3f} / {row['fake_recall'][g]:.3f}"
+             + ('*' if g in row['trained_on'] else '') for g in generators]
+    lines.append(f"| {row['detector']} | {row['kind']} | " + ' | '.join(cells) +
+                 f" | {row['seen_real_recall']:.3f} | {row['anomaly_real_recall']:.3f} |")
+  return '\n'.join(lines) + '\n'
+
+
+def plot_heatmap(rows: list[dict], generators, path: pathlib.Path) -> None:
+  values = np.array([[row['average_precision'][g] for g in generators] for row in rows])
+  fig, ax = plt.subplots(figsize=(2 + 1.6 * len(generators), 1 + 0.5 * len(rows)))
+  ax.imshow(values, cmap='viridis', vmin=0.0, vmax=1.0)
+  for (i, j), value in np.ndenumerate(values):
+    ax.text(j, i, f'{value:.2f}', ha='center', va='center',
+            color='black' if value > 0.6 else 'white')
+  ax.set_xticks(range(len(generators)), [f'fakes of {g}' for g in generators])
+  ax.set_yticks(range(len(rows)), [row['detector'] for row in rows])
+  ax.set_title('AP against all test reals')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs the study in `workdir` (resuming what is there); returns the table rows."""
+  workdir = pathlib.Path(workdir)
+  mesh = sharding.build_mesh()
+  validate_config(config, num_devices=mesh.size, architectures=GAN_ARCHITECTURES)
+  if jax.process_index() == 0:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
+  data = classifier_runs.load_study_data(config, workdir, mesh)
+  image_shape = data.reals.train.shape[1:]
+  settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
+                                           num_epochs=config.classifier.num_epochs)
+  generators = list(config.gans)
+  rows = []
+  for name, trained_on in config.train_sets.items():
+    model = classifier_runs.classifier(config, name, image_shape,
+                                       metadata={'trained_on': list(trained_on)})
+    run_dir = workdir / 'classifiers' / name
+    result = loop.train(model.job, settings,
+                        classifier_runs.train_set(config, data, list(trained_on)), run_dir, mesh)
+    detector = evaluator.Detector(name=name, architecture=config.classifier.architecture,
+                                  steps=[result.num_steps], trained_on=tuple(trained_on))
+    result_report = classifier_runs.evaluate(config, detector, model, result.state, data, mesh)
+    if jax.process_index() == 0:
+      report.write_checkpoint_report(run_dir, result_report, loop.make_writer(run_dir / 'tensorboard'))
+    rows.append(table_row(name, config.classifier.architecture, result_report, generators))
+  # The discriminators of the same GANs, on the same splits.
+  gan_dir = pathlib.Path(config.gan_workdir) if config.gan_workdir else workdir
+  for name, gan_reports in evaluator.evaluate_workdir(config, gan_dir, 'latest', mesh=mesh,
+                                                      splits=data.reals).items():
+    rows.append(table_row(f'D of {name}', 'discriminator', gan_reports[-1], generators))
+  if jax.process_index() == 0:
+    markdown = table_markdown(rows, generators)
+    (workdir / GENERALISATION_MD).write_text(markdown)
+    (workdir / GENERALISATION_JSON).write_text(json.dumps(rows, indent=1) + '\n')
+    plot_heatmap(rows, generators, workdir / GENERALISATION_PNG)
+    logging.info('Generalisation:\n%s', markdown)
+  return {'rows': rows}
