@@ -35,6 +35,11 @@ def autoencoder(depth: int, batch_size: int, num_epochs: int) -> ml_collections.
   ))
 
 
+def no_augmentation() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(flip_prob=0.0, crop_padding=0, blur_prob=0.0,
+                                        blur_sigma_max=3.0, jpeg_prob=0.0, jpeg_quality_min=30))
+
+
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   """The `full` (default), `quick` or `tiny` study."""
   if arg not in ('full', 'quick', 'tiny'):
@@ -59,6 +64,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       batch_size=64,
       num_epochs=2,
       max_train_reals=10_000,  # And as many fakes.
+      augmentation=no_augmentation(),  # As in the AutoGAN paper.
       inputs=INPUT_KINDS,
       # Fakes of the other generators are never seen in training.
       train_generators=('dcgan_tf',),

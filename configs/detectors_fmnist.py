@@ -7,19 +7,24 @@ and on seen-class reals; the DCGANs' own discriminators are scored on the same s
   # Reusing the GANs of a DCGAN study's workdir (otherwise they are trained here first):
   python -m fakejax.main --config=configs/detectors_fmnist.py --workdir=runs/detectors_fmnist \\
       --config.gan_workdir=runs/dcgan_fmnist
+  # With augmentations (blur, JPEG, flips, shifts) in training:
+  python -m fakejax.main --config=configs/detectors_fmnist.py:full,augment \\
+      --workdir=runs/detectors_augmented --config.gan_workdir=runs/dcgan_fmnist
   python -m fakejax.main --config=configs/detectors_fmnist.py:tiny --workdir=/tmp/detectors_tiny
 """
 
 import ml_collections
 
-from configs import dcgan_fmnist
+from configs import autogan_fmnist, dcgan_fmnist
 
 
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
-  """The `full` (default), `quick` or `tiny` study."""
-  if arg not in ('full', 'quick', 'tiny'):
-    raise ValueError(f"Unknown variant {arg!r}: use 'full', 'quick' or 'tiny'.")
-  config = dcgan_fmnist.get_config(arg)
+  """The `full` (default), `quick` or `tiny` study; `,augment` adds blur, JPEG and more."""
+  variant, *options = arg.split(',')
+  if variant not in ('full', 'quick', 'tiny') or options not in ([], ['augment']):
+    raise ValueError(f"Unknown variant {arg!r}: use 'full', 'quick' or 'tiny', optionally "
+                     "with ',augment'.")
+  config = dcgan_fmnist.get_config(variant)
   config.experiment = 'detectors'
   config.data.folder = ''  # Fashion-MNIST.
   config.data.image_shape = (28, 28, 1)
@@ -34,16 +39,22 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       batch_size=64,
       num_epochs=2,
       max_train_reals=10_000,  # And as many fakes, pooled evenly from the training set.
+      augmentation=autogan_fmnist.no_augmentation(),
   ))
   names = list(config.gans.keys())
   config.train_sets = ml_collections.ConfigDict(
       {**{name: (name,) for name in names}, 'pooled': tuple(names)})
   for name in names:  # Every generator's test fakes against all test reals.
     config.evals[f'fakes_{name}'] = dict(reals='all', fakes=name)
-  if arg == 'quick':
+  if options:
+    # Wang et al. (2020): blur and JPEG half the time each; flips and small shifts.
+    config.classifier.augmentation = ml_collections.ConfigDict(dict(
+        flip_prob=0.5, crop_padding=2, blur_prob=0.5, blur_sigma_max=3.0, jpeg_prob=0.5,
+        jpeg_quality_min=30))
+  if variant == 'quick':
     config.classifier.num_epochs = 1
     config.classifier.max_train_reals = 4_000
-  elif arg == 'tiny':
+  elif variant == 'tiny':
     config.classifier.features = (8, 16, 16)
     config.classifier.hidden = 16
     config.classifier.batch_size = 32

@@ -6,6 +6,7 @@ its report comes from the evaluation module, on the same splits as the discrimin
 """
 
 import dataclasses
+import functools
 import pathlib
 
 import flax.linen as nn
@@ -15,7 +16,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from fakejax.data import folders, pipeline
+from fakejax.data import augment, folders, pipeline
 from fakejax.evaluation import evaluator
 from fakejax.models.classifiers import CLASSIFIER_ARCHITECTURES
 from fakejax.train import classifier_steps, gan_state, gan_trainer, loop
@@ -102,13 +103,16 @@ def classifier(config: ml_collections.ConfigDict, name: str, image_shape: tuple[
   model = build_classifier_model(config.classifier)
   frozen = frozen or {}
   tx = gan_state.build_optimizer(config.classifier.optimizer)
+  augmentation = augment.Augmentation.from_config(config.classifier.augmentation)
   job = loop.Job(
       name=f'classifier {name}',
       init=lambda key: classifier_steps.init_state(model, tx, prepare, frozen, image_shape, key),
       train_step=classifier_steps.make_train_step(model, tx, prepare,
                                                   config.skip_nonfinite_updates),
       metadata={'architecture': config.classifier.architecture,
-                'image_shape': list(image_shape), **(metadata or {})})
+                'image_shape': list(image_shape), **(metadata or {})},
+      augment=None if augmentation.is_identity else functools.partial(
+          augment.augment_batch, options=augmentation))
   return Classifier(model=model, prepare=prepare, job=job)
 
 

@@ -65,6 +65,9 @@ CLASSIFIER_SCHEMA = {
     'batch_size': int,
     'num_epochs': int,
     'max_train_reals': int,
+    # Of reals and fakes alike, in the input pipeline (data/augment.py).
+    'augmentation': {'flip_prob': float, 'crop_padding': int, 'blur_prob': float,
+                     'blur_sigma_max': float, 'jpeg_prob': float, 'jpeg_quality_min': int},
     'inputs': tuple,  # Of transforms.INPUT_KINDS.
     'train_generators': tuple,  # GAN names (Fashion-MNIST) or ('folder',).
 }
@@ -272,6 +275,17 @@ def _check_classifier(config: ml_collections.ConfigDict, num_devices: int) -> No
   if classifier.batch_size % num_devices:
     raise ConfigError(f"Config key 'classifier.batch_size' ({classifier.batch_size}) must be "
                       f"divisible by the number of devices ({num_devices}).")
+  augmentation = classifier.augmentation
+  for key in ('flip_prob', 'blur_prob', 'jpeg_prob'):
+    if not 0.0 <= augmentation[key] <= 1.0:
+      raise ConfigError(f"Config key 'classifier.augmentation.{key}' must be in [0, 1], got "
+                        f"{augmentation[key]}.")
+  if not 1 <= augmentation.jpeg_quality_min <= 100:
+    raise ConfigError("Config key 'classifier.augmentation.jpeg_quality_min' must be in "
+                      f"1..100, got {augmentation.jpeg_quality_min}.")
+  if augmentation.crop_padding < 0 or augmentation.blur_sigma_max < 0:
+    raise ConfigError("Config keys 'classifier.augmentation.crop_padding' and "
+                      "'blur_sigma_max' must not be negative.")
 
 
 def _check_generators(config: ml_collections.ConfigDict, key: str, names) -> None:

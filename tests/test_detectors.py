@@ -76,7 +76,7 @@ def check(config):
   validate_config(config, num_devices=8, architectures=GAN_ARCHITECTURES)
 
 
-@pytest.mark.parametrize('variant', ['full', 'quick', 'tiny'])
+@pytest.mark.parametrize('variant', ['full', 'quick', 'tiny', 'full,augment', 'tiny,augment'])
 def test_shipped_detector_configs_are_valid(variant):
   check(detectors_fmnist.get_config(variant))
 
@@ -89,6 +89,10 @@ def test_detector_config_mistakes_are_named():
   config = detectors_fmnist.get_config('tiny')
   del config.evals['fakes_dcgan_tf']
   with pytest.raises(ConfigError, match=r"'evals' lacks \['fakes_dcgan_tf'\]"):
+    check(config)
+  config = detectors_fmnist.get_config('tiny,augment')
+  config.classifier.augmentation.jpeg_prob = 1.5
+  with pytest.raises(ConfigError, match=r"'classifier.augmentation.jpeg_prob' must be in \[0, 1\]"):
     check(config)
   config = detectors_fmnist.get_config('tiny')
   config.classifier.architecture = 'resnet1000'

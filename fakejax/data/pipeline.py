@@ -5,6 +5,8 @@ own slice, so a run on P processes sees exactly the data of a run on one process
 """
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import grain
 import jax
@@ -53,12 +55,16 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 
 
 def train_batches(examples, *, seed: int, num_epochs: int, batch_size: int,
-                  process_index: int, process_count: int) -> grain.DatasetIterator:
+                  process_index: int, process_count: int,
+                  augment: Callable[[Any, np.random.Generator], Any] | None = None
+                  ) -> grain.DatasetIterator:
   """An iterator of this process's slice of each global batch of `examples`.
 
   `examples` is an array (uint8 images) or a dict of arrays (images and labels) with a
   leading example axis. Shuffled anew each epoch from `seed`; batches may span epoch
   boundaries. Its position is `get_state()`/`set_state()`, saved with every checkpoint.
+  `augment(local_batch, rng)` transforms each batch with a generator seeded by `seed`
+  and the batch's index, so augmented batches are the same after a resume.
   """
   num_examples = len(jax.tree.leaves(examples)[0])
   if steps_per_epoch(num_examples, batch_size) == 0:
@@ -76,5 +82,7 @@ def train_batches(examples, *, seed: int, num_epochs: int, batch_size: int,
              .repeat(num_epochs)
              .batch(batch_size, drop_remainder=True)
              .map(gather))
+  if augment is not None:
+    dataset = dataset.random_map(augment, seed=seed)
   # Gathering from RAM takes ~1 ms a batch: one thread and a short buffer keep ahead.
   return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4)))

@@ -58,6 +58,8 @@ class Job:
   # state -> named uint8 image grids [H, W, C] for TensorBoard (samples, reconstructions).
   images: Callable[[Any], dict[str, np.ndarray]] | None = None
   metadata: dict = dataclasses.field(default_factory=dict)  # Saved with every checkpoint.
+  # (local batch, np.random.Generator) -> local batch, in the input pipeline (augmentation).
+  augment: Callable[[Batch, np.random.Generator], Batch] | None = None
 
 
 @dataclasses.dataclass
@@ -184,7 +186,7 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
   data_iterator = pipeline.train_batches(
       train_data, seed=settings.seed, num_epochs=settings.num_epochs,
       batch_size=settings.batch_size, process_index=jax.process_index(),
-      process_count=jax.process_count())
+      process_count=jax.process_count(), augment=job.augment)
   manager = checkpoints.checkpoint_manager(
       run_dir / 'checkpoints', max_to_keep=settings.max_checkpoints_to_keep,
       save_interval_steps=settings.checkpoint_every_steps)
