@@ -13,7 +13,6 @@ Fakes come from this project's GANs (Fashion-MNIST) or from a real/fake image fo
 
 import dataclasses
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +22,9 @@ from absl import logging
 from jax.sharding import Mesh
 
 from fakejax import classifier_runs, sharding
-from fakejax.config import validate_config
 from fakejax.data import transforms
 from fakejax.evaluation import evaluator, report
-from fakejax.models import GAN_ARCHITECTURES, build_gan
+from fakejax.models import build_gan
 from fakejax.models.autoencoder import AutoEncoder
 from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_steps, loop
 
@@ -200,16 +198,7 @@ def comparison_markdown(rows: list[dict], errors: dict[str, dict[str, float]],
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the study in `workdir` (resuming what is there); returns the comparison rows."""
-  workdir = pathlib.Path(workdir)
-  mesh = sharding.build_mesh()
-  validate_config(config, num_devices=mesh.size, architectures=GAN_ARCHITECTURES)
-  if jax.process_index() == 0:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
-  data = classifier_runs.load_study_data(config, workdir, mesh)
-  logging.info('Reals: %d train, %d validation, %d seen test, %d anomaly test; fakes of %s.',
-               len(data.reals.train), len(data.reals.validation), len(data.reals.test_seen),
-               len(data.reals.test_anomaly), sorted(data.fakes))
+  workdir, mesh, data = classifier_runs.start_study(config, workdir)
   grid_images = data.reals.validation[:NUM_IMAGES_IN_GRID]
   autoencoder_params = {}
   for name, ae_config in config.autoencoders.items():

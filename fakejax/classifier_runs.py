@@ -14,10 +14,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 from jax.sharding import Mesh
 
+from fakejax import sharding
+from fakejax.config import validate_config
 from fakejax.data import augment, folders, pipeline
 from fakejax.evaluation import evaluator
+from fakejax.models import GAN_ARCHITECTURES
 from fakejax.models.classifiers import CLASSIFIER_ARCHITECTURES
 from fakejax.train import classifier_steps, gan_state, gan_trainer, loop
 
@@ -62,6 +66,22 @@ def load_study_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
       gan_trainer.train_gan(config, name, reals.train, workdir, mesh)
     fakes[name] = generator_fakes(config, gan_dir, name, num_train, mesh)
   return StudyData(reals=reals, fakes=fakes)
+
+
+def start_study(config: ml_collections.ConfigDict,
+                workdir: str | pathlib.Path) -> tuple[pathlib.Path, Mesh, StudyData]:
+  """Checks the config, records it in the workdir, and loads the reals and fakes."""
+  workdir = pathlib.Path(workdir)
+  mesh = sharding.build_mesh()
+  validate_config(config, num_devices=mesh.size, architectures=GAN_ARCHITECTURES)
+  if jax.process_index() == 0:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
+  data = load_study_data(config, workdir, mesh)
+  logging.info('Reals: %d train, %d validation, %d seen test, %d anomaly test; fakes of %s.',
+               len(data.reals.train), len(data.reals.validation), len(data.reals.test_seen),
+               len(data.reals.test_anomaly), sorted(data.fakes))
+  return workdir, mesh, data
 
 
 def folder_study_data(config: ml_collections.ConfigDict) -> StudyData:

@@ -18,10 +18,8 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import logging  # noqa: E402
 
-from fakejax import classifier_runs, sharding  # noqa: E402
-from fakejax.config import validate_config  # noqa: E402
+from fakejax import classifier_runs  # noqa: E402
 from fakejax.evaluation import evaluator, report  # noqa: E402
-from fakejax.models import GAN_ARCHITECTURES  # noqa: E402
 from fakejax.train import loop  # noqa: E402
 
 GENERALISATION_MD = 'generalisation.md'
@@ -87,13 +85,7 @@ def plot_heatmap(rows: list[dict], generators, path: pathlib.Path) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the study in `workdir` (resuming what is there); returns the table rows."""
-  workdir = pathlib.Path(workdir)
-  mesh = sharding.build_mesh()
-  validate_config(config, num_devices=mesh.size, architectures=GAN_ARCHITECTURES)
-  if jax.process_index() == 0:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
-  data = classifier_runs.load_study_data(config, workdir, mesh)
+  workdir, mesh, data = classifier_runs.start_study(config, workdir)
   image_shape = data.reals.train.shape[1:]
   settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
                                            num_epochs=config.classifier.num_epochs)
