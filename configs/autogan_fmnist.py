@@ -65,6 +65,10 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       num_epochs=2,
       max_train_reals=10_000,  # And as many fakes.
       augmentation=no_augmentation(),  # As in the AutoGAN paper.
+      frozen=(),
+      lr_decay_factor=0.5,
+      lr_decay_patience_epochs=1,
+      early_stopping_patience_epochs=3,
       inputs=INPUT_KINDS,
       # Fakes of the other generators are never seen in training.
       train_generators=('dcgan_tf',),

@@ -40,6 +40,12 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       num_epochs=2,
       max_train_reals=10_000,  # And as many fakes, pooled evenly from the training set.
       augmentation=autogan_fmnist.no_augmentation(),
+      # Top-level modules the optimiser leaves unchanged, by name prefix, e.g.
+      # ('stem', 'stage1', 'stage2') for a ResNet (architecture='resnet18' or 'resnet50').
+      frozen=(),
+      lr_decay_factor=0.5,
+      lr_decay_patience_epochs=1,
+      early_stopping_patience_epochs=3,
   ))
   names = list(config.gans.keys())
   config.train_sets = ml_collections.ConfigDict(

@@ -103,7 +103,9 @@ def make_prepare(kind: str, autoencoder: AutoEncoder | None) -> classifier_steps
 
 
 def classifier(config: ml_collections.ConfigDict, variant: Variant, autoencoder_params: dict,
-               image_shape: tuple[int, ...]) -> classifier_runs.Classifier:
+               image_shape: tuple[int, ...],
+               validation: classifier_runs.ValidationSet | None = None,
+               mesh: Mesh | None = None) -> classifier_runs.Classifier:
   """The classifier of one variant: its input, and the frozen autoencoder it needs."""
   autoencoder, frozen = None, {}
   if variant.autoencoder is not None:
@@ -112,7 +114,8 @@ def classifier(config: ml_collections.ConfigDict, variant: Variant, autoencoder_
   return classifier_runs.classifier(
       config, variant.name, image_shape, make_prepare(variant.input_kind, autoencoder), frozen,
       metadata={'input': variant.input_kind, 'autoencoder': variant.autoencoder,
-                'trained_on': list(config.classifier.train_generators)})
+                'trained_on': list(config.classifier.train_generators)},
+      validation=validation, mesh=mesh)
 
 
 def evaluate_classifier(config: ml_collections.ConfigDict, variant: Variant,
@@ -211,9 +214,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
                                            num_epochs=config.classifier.num_epochs)
   image_shape = data.reals.train.shape[1:]
+  validation = classifier_runs.validation_set(data, config.classifier.train_generators)
   reports = {}
   for variant in variants(config):
-    model = classifier(config, variant, autoencoder_params, image_shape)
+    model = classifier(config, variant, autoencoder_params, image_shape, validation, mesh)
     run_dir = workdir / 'classifiers' / variant.name
     result = loop.train(model.job, settings, train_set, run_dir, mesh)
     reports[variant.name] = evaluate_classifier(config, variant, model, result.state, data, mesh)

@@ -14,13 +14,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from absl import logging
 from jax.sharding import Mesh
 
 from fakejax import sharding
 from fakejax.config import validate_config
 from fakejax.data import augment, folders, pipeline
-from fakejax.evaluation import evaluator
+from fakejax.evaluation import evaluator, metrics
 from fakejax.models import GAN_ARCHITECTURES
 from fakejax.models.classifiers import CLASSIFIER_ARCHITECTURES
 from fakejax.train import classifier_steps, gan_state, gan_trainer, loop
@@ -116,13 +117,98 @@ def build_classifier_model(classifier_config: ml_collections.ConfigDict) -> nn.M
       dropout_rate=classifier_config.dropout_rate)
 
 
+def frozen_labels(frozen_prefixes: tuple[str, ...]):
+  """params -> 'frozen' or 'trained' per leaf, by the top-level module's name prefix."""
+  def labels(params: dict) -> dict:
+    unused = [p for p in frozen_prefixes if not any(name.startswith(p) for name in params)]
+    if unused:
+      raise ValueError(f"Config key 'classifier.frozen' has {unused}, which name no module; "
+                       f'top-level modules: {sorted(params)}.')
+    return {name: jax.tree.map(lambda _, frozen=name.startswith(frozen_prefixes):
+                               'frozen' if frozen else 'trained', subtree)
+            for name, subtree in params.items()}
+  return labels
+
+
+def build_optimizer(classifier_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam on every parameter but those of the frozen modules, which never change."""
+  tx = gan_state.build_optimizer(classifier_config.optimizer)
+  frozen = tuple(classifier_config.frozen)
+  if not frozen:
+    return tx
+  return optax.multi_transform({'trained': tx, 'frozen': optax.set_to_zero()},
+                               frozen_labels(frozen))
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationSet:
+  images: np.ndarray  # uint8 [N, H, W, C]
+  is_fake: np.ndarray  # [N] 0 or 1
+
+
+def validation_set(data: StudyData, trained_on) -> ValidationSet:
+  """Validation reals and the validation fakes of the generators trained on."""
+  fakes = np.concatenate([data.fakes[name]['validation'] for name in trained_on])
+  return ValidationSet(
+      images=np.concatenate([data.reals.validation, fakes]),
+      is_fake=np.concatenate([np.zeros(len(data.reals.validation), np.int32),
+                              np.ones(len(fakes), np.int32)]))
+
+
+def plateau_schedule(classifier_config: ml_collections.ConfigDict, model: 'Classifier',
+                     validation: ValidationSet, mesh: Mesh, batch_size: int):
+  """The loop's epoch-end hook: validation AP, learning-rate decay on plateaus, early stop.
+
+  The decisions are made from the same numbers on every process.
+  """
+  score = classifier_steps.make_score(model.model, model.prepare)
+  scorer = None
+
+  def on_epoch_end(state: classifier_steps.ClassifierState, epoch: int):
+    nonlocal scorer
+    stacked = jax.tree.map(lambda leaf: leaf[None], classifier_steps.variables(state))
+    if scorer is None:
+      scorer = evaluator.Scorer(score, stacked, mesh, batch_size)
+    scorer.variables = stacked
+    fake_prob = 1.0 - scorer.score(validation.images)[0]
+    ap = float(metrics.average_precision(metrics.roc_points(fake_prob, validation.is_fake)))
+    schedule = jax.device_get(state.schedule)
+    best, since, lr_scale = float(schedule['best_ap']), int(schedule['epochs_since_best']), float(
+        schedule['lr_scale'])
+    if ap > best:
+      best, since = ap, 0
+    else:
+      since += 1
+      if since % classifier_config.lr_decay_patience_epochs == 0:
+        lr_scale *= classifier_config.lr_decay_factor
+    patience = classifier_config.early_stopping_patience_epochs
+    stop = bool(patience) and since >= patience
+    new_schedule = {'best_ap': np.float32(best), 'epochs_since_best': np.int32(since),
+                    'lr_scale': np.float32(lr_scale), 'stopped': np.bool_(stop)}
+    state = state.replace(schedule=jax.device_put(new_schedule, sharding.replicated(mesh)))
+    learning_rate = classifier_config.optimizer.learning_rate * lr_scale
+    return state, {'validation/average_precision': ap, 'validation/best_average_precision': best,
+                   'learning_rate': learning_rate}, stop
+
+  return on_epoch_end
+
+
+def stopped_early(state: classifier_steps.ClassifierState) -> bool:
+  return bool(jax.device_get(state.schedule['stopped']))
+
+
 def classifier(config: ml_collections.ConfigDict, name: str, image_shape: tuple[int, ...],
                prepare: classifier_steps.Prepare = identity_input, frozen: dict | None = None,
-               metadata: dict | None = None) -> Classifier:
-  """The model of `config.classifier` and the loop's job that trains it on prepared images."""
+               metadata: dict | None = None, validation: ValidationSet | None = None,
+               mesh: Mesh | None = None) -> Classifier:
+  """The model of `config.classifier` and the loop's job that trains it on prepared images.
+
+  With a `validation` set, every epoch ends with its AP, decaying the learning rate on
+  plateaus and stopping early as the config says.
+  """
   model = build_classifier_model(config.classifier)
   frozen = frozen or {}
-  tx = gan_state.build_optimizer(config.classifier.optimizer)
+  tx = build_optimizer(config.classifier)
   augmentation = augment.Augmentation.from_config(config.classifier.augmentation)
   job = loop.Job(
       name=f'classifier {name}',
@@ -132,8 +218,13 @@ def classifier(config: ml_collections.ConfigDict, name: str, image_shape: tuple[
       metadata={'architecture': config.classifier.architecture,
                 'image_shape': list(image_shape), **(metadata or {})},
       augment=None if augmentation.is_identity else functools.partial(
-          augment.augment_batch, options=augmentation))
-  return Classifier(model=model, prepare=prepare, job=job)
+          augment.augment_batch, options=augmentation),
+      stopped_early=stopped_early)
+  result = Classifier(model=model, prepare=prepare, job=job)
+  if validation is not None:
+    job.on_epoch_end = plateau_schedule(config.classifier, result, validation, mesh,
+                                        config.evaluation.batch_size)
+  return result
 
 
 def train_set(config: ml_collections.ConfigDict, data: StudyData, generators) -> dict:

@@ -65,6 +65,13 @@ CLASSIFIER_SCHEMA = {
     'batch_size': int,
     'num_epochs': int,
     'max_train_reals': int,
+    'frozen': tuple,  # Name prefixes of top-level modules the optimiser leaves unchanged.
+    # On validation AP, measured after every epoch: the learning rate is multiplied by
+    # lr_decay_factor after lr_decay_patience_epochs without a new best; training stops
+    # after early_stopping_patience_epochs without one (0: never).
+    'lr_decay_factor': float,
+    'lr_decay_patience_epochs': int,
+    'early_stopping_patience_epochs': int,
     # Of reals and fakes alike, in the input pipeline (data/augment.py).
     'augmentation': {'flip_prob': float, 'crop_padding': int, 'blur_prob': float,
                      'blur_sigma_max': float, 'jpeg_prob': float, 'jpeg_quality_min': int},
@@ -275,6 +282,12 @@ def _check_classifier(config: ml_collections.ConfigDict, num_devices: int) -> No
   if classifier.batch_size % num_devices:
     raise ConfigError(f"Config key 'classifier.batch_size' ({classifier.batch_size}) must be "
                       f"divisible by the number of devices ({num_devices}).")
+  if not 0.0 < classifier.lr_decay_factor <= 1.0:
+    raise ConfigError("Config key 'classifier.lr_decay_factor' must be in (0, 1], got "
+                      f"{classifier.lr_decay_factor}.")
+  _check_positive(config, 'classifier.lr_decay_patience_epochs')
+  if classifier.early_stopping_patience_epochs < 0:
+    raise ConfigError("Config key 'classifier.early_stopping_patience_epochs' must be >= 0.")
   augmentation = classifier.augmentation
   for key in ('flip_prob', 'blur_prob', 'jpeg_prob'):
     if not 0.0 <= augmentation[key] <= 1.0:

@@ -92,8 +92,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   generators = list(config.gans)
   rows = []
   for name, trained_on in config.train_sets.items():
-    model = classifier_runs.classifier(config, name, image_shape,
-                                       metadata={'trained_on': list(trained_on)})
+    model = classifier_runs.classifier(
+        config, name, image_shape, metadata={'trained_on': list(trained_on)},
+        validation=classifier_runs.validation_set(data, trained_on), mesh=mesh)
     run_dir = workdir / 'classifiers' / name
     result = loop.train(model.job, settings,
                         classifier_runs.train_set(config, data, list(trained_on)), run_dir, mesh)

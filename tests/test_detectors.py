@@ -6,13 +6,16 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from tensorboard.backend.event_processing import event_accumulator
 
 from configs import detectors_fmnist
-from fakejax import detectors
+from fakejax import classifier_runs, detectors, sharding
 from fakejax.config import ConfigError, validate_config
 from fakejax.models import GAN_ARCHITECTURES
 from fakejax.models.classifiers import CLASSIFIER_ARCHITECTURES
+from fakejax.train import loop
 from tests.conftest import GANS, REPO_ROOT, TWO_DEVICES
 
 
@@ -64,12 +67,47 @@ def test_each_generator_split_holds_only_that_generators_fakes(study):
 @pytest.mark.parametrize('architecture', sorted(CLASSIFIER_ARCHITECTURES))
 @pytest.mark.parametrize('shape', [(2, 28, 28, 1), (2, 64, 64, 3)])
 def test_classifiers_give_one_logit_per_image_at_any_size(architecture, shape):
-  num_widths = {'alexnet': 5, 'sequential_cnn': 3}[architecture]
+  num_widths = {'alexnet': 5, 'sequential_cnn': 3, 'resnet18': 4, 'resnet50': 4}[architecture]
   model = CLASSIFIER_ARCHITECTURES[architecture](features=(4,) * num_widths, hidden=8,
                                                  dropout_rate=0.5)
   images = jnp.zeros(shape)
   variables = model.init(jax.random.PRNGKey(0), images, train=False)
   assert model.apply(variables, images, train=False).shape == (shape[0],)
+
+
+def test_resnets_have_torchvisions_parameter_counts():
+  """ImageNet ResNets without their 1000-class layer: 11,176,512 and 23,508,032 weights."""
+  for architecture, backbone in (('resnet18', 11_176_512), ('resnet50', 23_508_032)):
+    model = CLASSIFIER_ARCHITECTURES[architecture]()
+    variables = jax.eval_shape(lambda key, m=model: m.init(key, jnp.zeros((1, 224, 224, 3)),
+                                                          train=False), jax.random.PRNGKey(0))
+    params = variables['params']
+    head = sum(leaf.size for leaf in jax.tree.leaves(params['head']))
+    assert sum(leaf.size for leaf in jax.tree.leaves(params)) - head == backbone
+
+
+def test_frozen_modules_never_change_and_the_rest_trains():
+  config = detectors_fmnist.get_config('tiny')
+  config.classifier.architecture = 'resnet18'
+  config.classifier.features = (4, 8, 8, 8)
+  config.classifier.frozen = ('stem', 'stage1')
+  model = classifier_runs.classifier(config, 'frozen', (28, 28, 1))
+  state = jax.jit(model.job.init)(jax.random.PRNGKey(0))
+  before = state.params
+  batch = {'image': jnp.asarray(np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)),
+                                jnp.uint8),
+           'label': jnp.asarray([0, 1] * 4)}
+  step = jax.jit(model.job.train_step)
+  for _ in range(3):
+    state, _ = step(state, batch)
+  for name in before:
+    same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before[name]),
+                                                    jax.tree.leaves(state.params[name])))
+    assert same == name.startswith(('stem', 'stage1')), name
+  config.classifier.frozen = ('stage9',)
+  with pytest.raises(ValueError, match=r"'classifier.frozen' has \['stage9'\]"):
+    jax.jit(classifier_runs.classifier(config, 'bad', (28, 28, 1)).job.init)(
+        jax.random.PRNGKey(0))
 
 
 def check(config):
@@ -98,3 +136,56 @@ def test_detector_config_mistakes_are_named():
   config.classifier.architecture = 'resnet1000'
   with pytest.raises(ConfigError, match="'classifier.architecture' is 'resnet1000'"):
     check(config)
+
+
+def tiny_classifier(**classifier_overrides):
+  config = detectors_fmnist.get_config('tiny')
+  config.classifier.update(classifier_overrides)
+  rng = np.random.default_rng(0)
+  train = {'image': rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8),
+           'label': rng.integers(0, 2, 64).astype(np.int32)}
+  validation = classifier_runs.ValidationSet(
+      images=rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8),
+      is_fake=np.repeat([0, 1], 20).astype(np.int32))
+  mesh = sharding.build_mesh()
+  model = classifier_runs.classifier(config, 'tiny', (28, 28, 1), validation=validation,
+                                     mesh=mesh)
+  settings = loop.LoopSettings.from_config(config, batch_size=16, num_epochs=3)
+  return model, settings, train, mesh
+
+
+def test_plateaus_decay_the_learning_rate_then_stop_training():
+  model, _, _, mesh = tiny_classifier(lr_decay_factor=0.5, lr_decay_patience_epochs=1,
+                                      early_stopping_patience_epochs=2)
+  state = jax.jit(model.job.init, out_shardings=sharding.replicated(mesh))(jax.random.PRNGKey(0))
+  state = state.replace(schedule={**state.schedule, 'best_ap': jnp.float32(2.0)})  # Unbeatable.
+  state, metrics, stop = model.job.on_epoch_end(state, 1)
+  assert 0.0 <= metrics['validation/average_precision'] <= 1.0
+  assert float(state.schedule['lr_scale']) == 0.5 and not stop
+  state, metrics, stop = model.job.on_epoch_end(state, 2)
+  assert float(state.schedule['lr_scale']) == 0.25 and stop
+  assert metrics['learning_rate'] == pytest.approx(0.25 * 1e-3)
+  assert classifier_runs.stopped_early(state)
+
+
+def test_an_early_stop_is_saved_and_a_resumed_run_does_not_train_further(tmp_path):
+  model, settings, train, mesh = tiny_classifier()
+  validate = model.job.on_epoch_end
+
+  def stop_after_first_epoch(state, epoch):
+    state, metrics, _ = validate(state, epoch)
+    schedule = {**state.schedule, 'stopped': jnp.bool_(True)}
+    return state.replace(schedule=jax.device_put(schedule, sharding.replicated(mesh))), metrics, True
+
+  model.job.on_epoch_end = stop_after_first_epoch
+  result = loop.train(model.job, settings, train, tmp_path / 'run', mesh)
+  assert result.num_steps == 4  # One epoch of 64 examples at batch 16, of 3.
+  assert sorted(int(p.name) for p in (tmp_path / 'run' / 'checkpoints').iterdir()
+                if p.name.isdigit())[-1] == 4
+  again = loop.train(model.job, settings, train, tmp_path / 'run', mesh)
+  assert (again.resumed_from_step, again.num_steps) == (4, 4)
+  events = event_accumulator.EventAccumulator(str(tmp_path / 'run' / 'tensorboard'),
+                                              size_guidance={event_accumulator.TENSORS: 0})
+  events.Reload()
+  tags = set(events.Tags()['tensors'])
+  assert {'validation/average_precision', 'learning_rate'} <= tags

@@ -117,7 +117,8 @@ class Scorer:
   """Jitted, batched, sharded scoring under the stacked checkpoints of a detector.
 
   `score_fn(variables, images_uint8) -> P(real)` scores one checkpoint; `variables` holds
-  every checkpoint's, stacked on a leading axis [K].
+  every checkpoint's, stacked on a leading axis [K]. They may be replaced between calls by
+  others of the same shapes: the compiled functions take them as arguments.
   """
 
   def __init__(self, score_fn, variables: dict, mesh: Mesh, batch_size: int):

@@ -57,5 +57,81 @@ class SequentialCNN(nn.Module):
 
 
 # Classifier architectures by the name a config gives them; each takes
-# (features, hidden, dropout_rate).
+# (features, hidden, dropout_rate). ResNets are added below.
 CLASSIFIER_ARCHITECTURES = {'alexnet': AlexNetClassifier, 'sequential_cnn': SequentialCNN}
+
+
+class ResidualBlock(nn.Module):
+  """ResNet's basic block (two 3x3) or bottleneck (1x1, 3x3, 1x1 with 4x expansion)."""
+  features: int
+  strides: int
+  bottleneck: bool
+  train: bool
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    norm = lambda **kw: nn.BatchNorm(use_running_average=not self.train, momentum=0.9, **kw)
+    out_features = self.features * (4 if self.bottleneck else 1)
+    if self.bottleneck:
+      layers = [(self.features, (1, 1), 1), (self.features, (3, 3), self.strides),
+                (out_features, (1, 1), 1)]
+    else:
+      layers = [(self.features, (3, 3), self.strides), (out_features, (3, 3), 1)]
+    y = x
+    for index, (features, kernel, strides) in enumerate(layers):
+      y = nn.Conv(features, kernel, strides=strides, padding='SAME', use_bias=False)(y)
+      last = index == len(layers) - 1
+      # The last norm of a block starts at zero: each block begins as the identity.
+      y = norm(scale_init=nn.initializers.zeros if last else nn.initializers.ones)(y)
+      if not last:
+        y = nn.relu(y)
+    if x.shape[-1] != out_features or self.strides != 1:
+      x = nn.Conv(out_features, (1, 1), strides=self.strides, use_bias=False, name='projection')(x)
+      x = norm(name='projection_norm')(x)
+    return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+  """ResNet (He et al. 2016) for any input size; one logit.
+
+  Images of 64 pixels and up get ImageNet's stem (7x7/2 convolution, 3x3/2 max-pool);
+  smaller ones a 3x3/1 stem without pooling, so 28x28 inputs keep a 4x4 map at the end.
+  Top-level modules are named `stem_*`, `stage<i>_block<j>` and `head*`, the prefixes a
+  config freezes by.
+  """
+  stage_sizes: tuple[int, ...]
+  bottleneck: bool
+  features: tuple[int, ...] = (64, 128, 256, 512)
+  hidden: int = 0  # Width of a dense hidden layer in the head; 0: none.
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    small = min(x.shape[1:3]) < 64
+    x = nn.Conv(self.features[0], (3, 3) if small else (7, 7), strides=1 if small else 2,
+                padding='SAME', use_bias=False, name='stem_conv')(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name='stem_norm')(x))
+    if not small:
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+    for stage, (num_blocks, features) in enumerate(zip(self.stage_sizes, self.features)):
+      for block in range(num_blocks):
+        strides = 2 if stage > 0 and block == 0 else 1
+        x = ResidualBlock(features, strides, self.bottleneck, train,
+                          name=f'stage{stage + 1}_block{block + 1}')(x)
+    x = x.mean(axis=(1, 2))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    if self.hidden:
+      x = nn.relu(nn.Dense(self.hidden, name='head_hidden')(x))
+      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(1, name='head')(x)[:, 0]
+
+
+def resnet18(**kwargs) -> ResNet:
+  return ResNet(stage_sizes=(2, 2, 2, 2), bottleneck=False, **kwargs)
+
+
+def resnet50(**kwargs) -> ResNet:
+  return ResNet(stage_sizes=(3, 4, 6, 3), bottleneck=True, **kwargs)
+
+
+CLASSIFIER_ARCHITECTURES.update(resnet18=resnet18, resnet50=resnet50)

@@ -28,6 +28,14 @@ class ClassifierState:
   batch_stats: dict
   opt_state: optax.OptState
   frozen: dict  # Parameters of `prepare` (an autoencoder's), never updated.
+  # Decided on the host at epoch ends from validation AP (see `initial_schedule`).
+  schedule: dict
+
+
+def initial_schedule() -> dict:
+  """Best validation AP so far, epochs since it, the learning-rate scale, stopped early."""
+  return {'best_ap': jnp.float32(-1.0), 'epochs_since_best': jnp.int32(0),
+          'lr_scale': jnp.float32(1.0), 'stopped': jnp.bool_(False)}
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, prepare: Prepare,
@@ -39,7 +47,8 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, prepare: Prep
   return ClassifierState(step=jnp.zeros((), jnp.int32), rng=train_key,
                          params=variables['params'],
                          batch_stats=variables.get('batch_stats', {}),
-                         opt_state=tx.init(variables['params']), frozen=frozen)
+                         opt_state=tx.init(variables['params']), frozen=frozen,
+                         schedule=initial_schedule())
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, prepare: Prepare,
@@ -64,6 +73,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, prepare:
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    # Scaling Adam's update scales its learning rate (decayed on validation plateaus).
+    updates = jax.tree.map(lambda u: u * state.schedule['lr_scale'], updates)
     updated = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                             batch_stats=batch_stats, opt_state=opt_state)
     finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(updates))

@@ -60,6 +60,11 @@ class Job:
   metadata: dict = dataclasses.field(default_factory=dict)  # Saved with every checkpoint.
   # (local batch, np.random.Generator) -> local batch, in the input pipeline (augmentation).
   augment: Callable[[Batch, np.random.Generator], Batch] | None = None
+  # (state, epoch) -> (state, metrics, stop early), on the host after each epoch's last
+  # step: validation, learning-rate decay, early stopping. Every process must decide alike.
+  on_epoch_end: Callable[[Any, int], tuple[Any, dict, bool]] | None = None
+  # state -> whether training already ended early (a resumed run then stops at once).
+  stopped_early: Callable[[Any], bool] | None = None
 
 
 @dataclasses.dataclass
@@ -176,8 +181,8 @@ def num_examples(train_data: Batch) -> int:
 def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.Path,
           mesh: Mesh) -> TrainResult:
   """Trains (or resumes) `job` on `train_data` (arrays with a leading example axis)."""
-  num_steps = (pipeline.steps_per_epoch(num_examples(train_data), settings.batch_size)
-               * settings.num_epochs)
+  steps_per_epoch = pipeline.steps_per_epoch(num_examples(train_data), settings.batch_size)
+  num_steps = steps_per_epoch * settings.num_epochs
   state = jax.jit(job.init, out_shardings=sharding.replicated(mesh))(
       jax.random.PRNGKey(settings.seed))
   # Room for the kept checkpoints plus the one being written, before any compute.
@@ -191,6 +196,10 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
       run_dir / 'checkpoints', max_to_keep=settings.max_checkpoints_to_keep,
       save_interval_steps=settings.checkpoint_every_steps)
   state, start_step = restore_or_init(manager, state, data_iterator)
+  if job.stopped_early is not None and job.stopped_early(state):
+    logging.info('%s stopped early at step %d; not trained further.', job.name, start_step)
+    return TrainResult(state=state, resumed_from_step=start_step, num_steps=start_step,
+                       run_dir=run_dir)
   writer = make_writer(run_dir / 'tensorboard')
   train_step = jax.jit(job.train_step,
                        in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
@@ -211,7 +220,13 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
       state, metrics = train_step(state, batch)
       pending_metrics.append(metrics)
       progress(step)
-      is_last = step == num_steps
+      stop_early = False
+      if job.on_epoch_end is not None and step % steps_per_epoch == 0:
+        state, epoch_metrics, stop_early = job.on_epoch_end(state, step // steps_per_epoch)
+        writer.write_scalars(step, epoch_metrics)
+        logging.info('%s, end of epoch %d: %s', job.name, step // steps_per_epoch,
+                     ', '.join(f'{k}={v:.4f}' for k, v in sorted(epoch_metrics.items())))
+      is_last = step == num_steps or stop_early
       stop = preemption.stop_after(step)
       checkpoint_due = is_last or stop or step % settings.checkpoint_every_steps == 0
       if checkpoint_due or step % settings.log_every_steps == 0:
@@ -226,6 +241,10 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
         manager.wait_until_finished()
         writer.flush()
         raise Preempted(job.name, step)
+      if stop_early:
+        logging.info('%s stopped early after step %d.', job.name, step)
+        num_steps = step
+        break
   manager.wait_until_finished()
   writer.flush()
   return TrainResult(state=state, resumed_from_step=start_step, num_steps=num_steps,
