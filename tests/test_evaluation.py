@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from fakejax import sharding
+from fakejax.config import validate_config
 from fakejax.evaluation import evaluator, report
-from fakejax.models import build_gan
+from fakejax.models import GAN_ARCHITECTURES, build_gan
 from fakejax.train import checkpoints, gan_state, gan_trainer
 
 
@@ -114,3 +115,12 @@ def test_missing_checkpoint_is_a_clear_error(checkpointed, tmp_path):
   _, workdir = checkpointed
   with pytest.raises(evaluator.CheckpointNotFoundError, match=r'steps \[15\]'):
     evaluator.evaluate_workdir(config, workdir, '15')
+
+
+def test_workdirs_from_before_configs_named_their_experiment_still_load(tiny_config, tmp_path):
+  values = tiny_config.to_dict()
+  del values['experiment']
+  (tmp_path / 'config.json').write_text(json.dumps(values))
+  config = evaluator.workdir_config(tmp_path)
+  assert config.experiment == 'dcgan_detectors'
+  validate_config(config, num_devices=8, architectures=GAN_ARCHITECTURES)

@@ -49,7 +49,10 @@ def workdir_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
   path = pathlib.Path(workdir) / 'config.json'
   if not path.is_file():
     raise FileNotFoundError(f'{path} does not exist: is {workdir} a workdir of fakejax.main?')
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  values = json.loads(path.read_text())
+  # Workdirs written before configs named their experiment all hold the DCGAN study.
+  values.setdefault('experiment', 'dcgan_detectors')
+  return ml_collections.ConfigDict(values)
 
 
 def checkpoint_steps(workdir: pathlib.Path, name: str) -> list[int]:
