@@ -75,8 +75,9 @@ def plot_heatmap(rows: list[dict], generators, path: pathlib.Path) -> None:
   for (i, j), value in np.ndenumerate(values):
     ax.text(j, i, f'{value:.2f}', ha='center', va='center',
             color='black' if value > 0.6 else 'white')
-  ax.set_xticks(range(len(generators)), [f'fakes of {g}' for g in generators])
+  ax.set_xticks(range(len(generators)), generators, rotation=30, ha='right')
   ax.set_yticks(range(len(rows)), [row['detector'] for row in rows])
+  ax.set_xlabel('fakes of')
   ax.set_title('AP against all test reals')
   fig.tight_layout()
   fig.savefig(path, dpi=100)
