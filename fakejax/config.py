@@ -149,13 +149,27 @@ def _check_value(value: Any, expected: Any, key: str) -> None:
         f"({type(value).__name__}).")
 
 
+def _lookup(config: ml_collections.ConfigDict, key: str) -> Any:
+  """The value of a dotted key, e.g. 'evaluation.batch_size'."""
+  value = config
+  for part in key.split('.'):
+    value = value[part]
+  return value
+
+
 def _check_positive(config: ml_collections.ConfigDict, *keys: str) -> None:
   for key in keys:
-    value = config
-    for part in key.split('.'):
-      value = value[part]
+    value = _lookup(config, key)
     if value <= 0:
       raise ConfigError(f"Config key '{key}' must be positive, got {value}.")
+
+
+def _check_divisible(config: ml_collections.ConfigDict, key: str, num_devices: int) -> None:
+  value = _lookup(config, key)
+  if value % num_devices:
+    raise ConfigError(
+        f"Config key '{key}' ({value}) must be divisible by the number of devices "
+        f"({num_devices}): every device takes an equal share of the batch.")
 
 
 def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
@@ -175,10 +189,7 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
   _check_positive(config, 'batch_size', 'num_epochs', 'log_every_steps',
                   'checkpoint_every_steps', 'sample_every_steps', 'preemption_check_every_steps',
                   'max_checkpoints_to_keep')
-  if config.batch_size % num_devices:
-    raise ConfigError(
-        f"Config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
-        f"devices ({num_devices}): every device takes an equal share of the global batch.")
+  _check_divisible(config, 'batch_size', num_devices)
   anomalies = list(config.data.anomaly_classes)
   bad = [c for c in anomalies if not isinstance(c, int) or not 0 <= c < NUM_FASHION_MNIST_CLASSES]
   if bad:
@@ -209,10 +220,7 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
     _check_autogan(config, num_devices, architectures)
   if experiment == 'detectors':
     _check_detectors(config, num_devices)
-  if config.evaluation.batch_size % num_devices:
-    raise ConfigError(
-        f"Config key 'evaluation.batch_size' ({config.evaluation.batch_size}) must be "
-        f"divisible by the number of devices ({num_devices}).")
+  _check_divisible(config, 'evaluation.batch_size', num_devices)
 
 
 def _check_evals(config: ml_collections.ConfigDict) -> None:
@@ -244,9 +252,7 @@ def _check_autogan(config: ml_collections.ConfigDict, num_devices: int,
       raise ConfigError(f"Config key '{key}.reconstruction_loss' is "
                         f"{autoencoder.reconstruction_loss!r}; use one of "
                         f"{sorted(RECONSTRUCTION_LOSSES)}.")
-    if autoencoder.batch_size % num_devices:
-      raise ConfigError(f"Config key '{key}.batch_size' ({autoencoder.batch_size}) must be "
-                        f"divisible by the number of devices ({num_devices}).")
+    _check_divisible(config, f'{key}.batch_size', num_devices)
   classifier = config.classifier
   _check_classifier(config, num_devices)
   unknown = [kind for kind in classifier.inputs if kind not in INPUT_KINDS]
@@ -279,9 +285,7 @@ def _check_classifier(config: ml_collections.ConfigDict, num_devices: int) -> No
                       f"known: {sorted(CLASSIFIER_ARCHITECTURES)}.")
   _check_positive(config, 'classifier.hidden', 'classifier.batch_size', 'classifier.num_epochs',
                   'classifier.max_train_reals')
-  if classifier.batch_size % num_devices:
-    raise ConfigError(f"Config key 'classifier.batch_size' ({classifier.batch_size}) must be "
-                      f"divisible by the number of devices ({num_devices}).")
+  _check_divisible(config, 'classifier.batch_size', num_devices)
   if not 0.0 < classifier.lr_decay_factor <= 1.0:
     raise ConfigError("Config key 'classifier.lr_decay_factor' must be in (0, 1], got "
                       f"{classifier.lr_decay_factor}.")

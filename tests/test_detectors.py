@@ -133,6 +133,10 @@ def test_detector_config_mistakes_are_named():
   with pytest.raises(ConfigError, match=r"'classifier.augmentation.jpeg_prob' must be in \[0, 1\]"):
     check(config)
   config = detectors_fmnist.get_config('tiny')
+  config.classifier.batch_size = 36
+  with pytest.raises(ConfigError, match=r"'classifier.batch_size' \(36\) must be divisible.*\(8\)"):
+    check(config)
+  config = detectors_fmnist.get_config('tiny')
   config.classifier.architecture = 'resnet1000'
   with pytest.raises(ConfigError, match="'classifier.architecture' is 'resnet1000'"):
     check(config)
