@@ -109,6 +109,17 @@ class Classifier:
   model: nn.Module
   prepare: classifier_steps.Prepare
   job: loop.Job
+  _scorer: evaluator.Scorer | None = None
+
+  def scorer(self, state: classifier_steps.ClassifierState, mesh: Mesh,
+             batch_size: int) -> evaluator.Scorer:
+    """A Scorer of images under `state`; compiled once, for validation and evaluation."""
+    stacked = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], classifier_steps.variables(state))
+    if self._scorer is None:
+      self._scorer = evaluator.Scorer(classifier_steps.make_score(self.model, self.prepare),
+                                      stacked, mesh, batch_size)
+    self._scorer.variables = stacked
+    return self._scorer
 
 
 def build_classifier_model(classifier_config: ml_collections.ConfigDict) -> nn.Module:
@@ -161,16 +172,9 @@ def plateau_schedule(classifier_config: ml_collections.ConfigDict, model: 'Class
 
   The decisions are made from the same numbers on every process.
   """
-  score = classifier_steps.make_score(model.model, model.prepare)
-  scorer = None
-
   def on_epoch_end(state: classifier_steps.ClassifierState, epoch: int):
-    nonlocal scorer
-    stacked = jax.tree.map(lambda leaf: leaf[None], classifier_steps.variables(state))
-    if scorer is None:
-      scorer = evaluator.Scorer(score, stacked, mesh, batch_size)
-    scorer.variables = stacked
-    fake_prob = 1.0 - scorer.score(validation.images)[0]
+    del epoch  # The schedule counts epochs since the best itself.
+    fake_prob = 1.0 - model.scorer(state, mesh, batch_size).score(validation.images)[0]
     ap = float(metrics.average_precision(metrics.roc_points(fake_prob, validation.is_fake)))
     schedule = jax.device_get(state.schedule)
     best, since, lr_scale = float(schedule['best_ap']), int(schedule['epochs_since_best']), float(
@@ -244,9 +248,7 @@ def evaluate(config: ml_collections.ConfigDict, detector: evaluator.Detector, mo
   Its 'own' fakes pool the generators it trained on; every generator's test fakes are
   also a set of their own, so that splits may name any generator.
   """
-  stacked = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], classifier_steps.variables(state))
-  scorer = evaluator.Scorer(classifier_steps.make_score(model.model, model.prepare), stacked,
-                            mesh, config.evaluation.batch_size)
+  scorer = model.scorer(state, mesh, config.evaluation.batch_size)
   own = lambda split: np.concatenate(
       [data.fakes[name][split] for name in detector.trained_on])[None]
   shared = {f'gan:{name}': fakes['test'] for name, fakes in data.fakes.items()}

@@ -1,4 +1,4 @@
-r"""Entry point: flags -> config -> its study (the DCGAN detectors, or the autoencoder-GAN).
+r"""Entry point: flags -> config -> the study its `experiment` key names.
 
   python -m fakejax.main --config=configs/dcgan_fmnist.py --workdir=runs/dcgan_fmnist
 """
