@@ -278,13 +278,18 @@ def _check_data_shape(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_classifier(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  from fakejax.models.classifiers import CLASSIFIER_ARCHITECTURES  # pylint: disable=g-import-not-at-top
+  from fakejax.models import classifiers  # pylint: disable=g-import-not-at-top
   classifier = config.classifier
-  if classifier.architecture not in CLASSIFIER_ARCHITECTURES:
+  if classifier.architecture not in classifiers.CLASSIFIER_ARCHITECTURES:
     raise ConfigError(f"Config key 'classifier.architecture' is {classifier.architecture!r}; "
-                      f"known: {sorted(CLASSIFIER_ARCHITECTURES)}.")
-  _check_positive(config, 'classifier.hidden', 'classifier.batch_size', 'classifier.num_epochs',
+                      f"known: {sorted(classifiers.CLASSIFIER_ARCHITECTURES)}.")
+  _check_positive(config, 'classifier.batch_size', 'classifier.num_epochs',
                   'classifier.max_train_reals')
+  if classifier.architecture not in classifiers.HIDDEN_LAYER_OPTIONAL:
+    _check_positive(config, 'classifier.hidden')
+  elif classifier.hidden < 0:
+    raise ConfigError(f"Config key 'classifier.hidden' must be >= 0 (0: no hidden layer), got "
+                      f"{classifier.hidden}.")
   _check_divisible(config, 'classifier.batch_size', num_devices)
   if not 0.0 < classifier.lr_decay_factor <= 1.0:
     raise ConfigError("Config key 'classifier.lr_decay_factor' must be in (0, 1], got "

@@ -137,6 +137,15 @@ def test_detector_config_mistakes_are_named():
   with pytest.raises(ConfigError, match=r"'classifier.batch_size' \(36\) must be divisible.*\(8\)"):
     check(config)
   config = detectors_fmnist.get_config('tiny')
+  config.classifier.hidden = 0  # The Sequential CNN needs its hidden layer; a ResNet does not.
+  with pytest.raises(ConfigError, match="'classifier.hidden' must be positive"):
+    check(config)
+  config.classifier.architecture = 'resnet18'
+  check(config)
+  config.classifier.hidden = -1
+  with pytest.raises(ConfigError, match="'classifier.hidden' must be >= 0"):
+    check(config)
+  config = detectors_fmnist.get_config('tiny')
   config.classifier.architecture = 'resnet1000'
   with pytest.raises(ConfigError, match="'classifier.architecture' is 'resnet1000'"):
     check(config)

@@ -135,3 +135,5 @@ def resnet50(**kwargs) -> ResNet:
 
 
 CLASSIFIER_ARCHITECTURES.update(resnet18=resnet18, resnet50=resnet50)
+# Architectures whose head may go without a hidden layer (hidden=0).
+HIDDEN_LAYER_OPTIONAL = frozenset({'resnet18', 'resnet50'})
