@@ -54,6 +54,11 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return num_examples // batch_size
 
 
+def count_examples(examples) -> int:
+  """Examples in an array, or in a dict of arrays with a leading example axis."""
+  return len(jax.tree.leaves(examples)[0])
+
+
 def train_batches(examples, *, seed: int, num_epochs: int, batch_size: int,
                   process_index: int, process_count: int,
                   augment: Callable[[Any, np.random.Generator], Any] | None = None
@@ -66,7 +71,7 @@ def train_batches(examples, *, seed: int, num_epochs: int, batch_size: int,
   `augment(local_batch, rng)` transforms each batch with a generator seeded by `seed`
   and the batch's index, so augmented batches are the same after a resume.
   """
-  num_examples = len(jax.tree.leaves(examples)[0])
+  num_examples = count_examples(examples)
   if steps_per_epoch(num_examples, batch_size) == 0:
     raise ValueError(
         f'The training set has {num_examples} examples, fewer than one batch of {batch_size}.')

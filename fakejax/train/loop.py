@@ -174,14 +174,11 @@ def image_grid(images_uint8: np.ndarray, columns: int = 8) -> np.ndarray:
       rows * h, columns * w, c)
 
 
-def num_examples(train_data: Batch) -> int:
-  return len(jax.tree.leaves(train_data)[0])
-
-
 def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.Path,
           mesh: Mesh) -> TrainResult:
   """Trains (or resumes) `job` on `train_data` (arrays with a leading example axis)."""
-  steps_per_epoch = pipeline.steps_per_epoch(num_examples(train_data), settings.batch_size)
+  steps_per_epoch = pipeline.steps_per_epoch(pipeline.count_examples(train_data),
+                                             settings.batch_size)
   num_steps = steps_per_epoch * settings.num_epochs
   state = jax.jit(job.init, out_shardings=sharding.replicated(mesh))(
       jax.random.PRNGKey(settings.seed))
@@ -210,7 +207,7 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
       writer.write_images(step, {name: grid[None] for name, grid in job.images(state).items()})
 
   logging.info('%s: %d training examples, %d steps of %d (global batch), from step %d.',
-               job.name, num_examples(train_data), num_steps, settings.batch_size, start_step)
+               job.name, pipeline.count_examples(train_data), num_steps, settings.batch_size, start_step)
   progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer, every_steps=settings.log_every_steps)
   pending_metrics = []
