@@ -36,8 +36,11 @@ def autoencoder(depth: int, batch_size: int, num_epochs: int) -> ml_collections.
 
 
 def no_augmentation() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(flip_prob=0.0, crop_padding=0, blur_prob=0.0,
-                                        blur_sigma_max=3.0, jpeg_prob=0.0, jpeg_quality_min=30))
+  """Every augmentation of data/augment.py, off; set a probability to turn one on."""
+  return ml_collections.ConfigDict(dict(
+      resize_crop_prob=0.0, resize_scale=1.0, flip_prob=0.0, crop_padding=0,
+      rotation_prob=0.0, rotation_degrees=0.0, jitter_prob=0.0, brightness=0.0, contrast=0.0,
+      saturation=0.0, blur_prob=0.0, blur_sigma_max=3.0, jpeg_prob=0.0, jpeg_quality_min=30))
 
 
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
@@ -60,7 +63,11 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       features=(32, 64, 128, 128, 64),
       hidden=256,
       dropout_rate=0.5,
-      optimizer=dict(learning_rate=1e-4, b1=0.9, b2=0.999),
+      pooling='flatten',  # AlexNet's own head: flattened features, two hidden layers.
+      head_l2=0.0,
+      loss='bce',
+      pretrained='',
+      optimizer=dict(learning_rate=1e-4, b1=0.9, b2=0.999, weight_decay=0.0),
       batch_size=64,
       num_epochs=2,
       max_train_reals=10_000,  # And as many fakes.

@@ -35,7 +35,16 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       features=(32, 64, 128),
       hidden=128,
       dropout_rate=0.25,
-      optimizer=dict(learning_rate=1e-3, b1=0.9, b2=0.999),
+      # The head: 'flatten' or 'average' pooling (the small CNNs flatten, as in their
+      # studies), L2 on the hidden layer's kernel, and 'bce' on one logit or
+      # 'cross_entropy' on two (fake, real).
+      pooling='flatten',
+      head_l2=0.0,
+      loss='bce',
+      # A file from tools/convert_weights.py: ImageNet weights for the backbone.
+      pretrained='',
+      # weight_decay > 0: AdamW (decoupled weight decay).
+      optimizer=dict(learning_rate=1e-3, b1=0.9, b2=0.999, weight_decay=0.0),
       batch_size=64,
       num_epochs=2,
       max_train_reals=10_000,  # And as many fakes, pooled evenly from the training set.
@@ -54,9 +63,9 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     config.evals[f'fakes_{name}'] = dict(reals='all', fakes=name)
   if options:
     # Wang et al. (2020): blur and JPEG half the time each; flips and small shifts.
-    config.classifier.augmentation = ml_collections.ConfigDict(dict(
-        flip_prob=0.5, crop_padding=2, blur_prob=0.5, blur_sigma_max=3.0, jpeg_prob=0.5,
-        jpeg_quality_min=30))
+    config.classifier.augmentation.update(flip_prob=0.5, crop_padding=2, blur_prob=0.5,
+                                          blur_sigma_max=3.0, jpeg_prob=0.5,
+                                          jpeg_quality_min=30)
   if variant == 'quick':
     config.classifier.num_epochs = 1
     config.classifier.max_train_reals = 4_000

@@ -16,15 +16,16 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from fakejax import sharding
 from fakejax.config import validate_config
-from fakejax.data import augment, folders, pipeline
+from fakejax.data import augment, image_sets, pipeline
 from fakejax.evaluation import evaluator, metrics
 from fakejax.models import GAN_ARCHITECTURES
-from fakejax.models.classifiers import CLASSIFIER_ARCHITECTURES
-from fakejax.train import classifier_steps, gan_state, gan_trainer, loop
+from fakejax.models import CLASSIFIER_ARCHITECTURES, CONFIGURABLE_HEADS, pretrained
+from fakejax.train import classifier_steps, gan_trainer, loop
 
 # Latent seeds of the classifiers' training fakes, apart from the evaluation's.
 TRAIN_FAKES_SEED_OFFSET = 3_000_017
@@ -40,17 +41,46 @@ class StudyData:
 def generator_fakes(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, name: str,
                     num_train: int, mesh: Mesh) -> dict[str, np.ndarray]:
   """Train, validation and test fakes of GAN `name`'s latest checkpoint (distinct latents)."""
-  steps = evaluator.checkpoint_steps(gan_dir, name)
-  if not steps:
-    raise evaluator.CheckpointNotFoundError(
-        f"No checkpoint of GAN '{name}' in {gan_dir / name / 'checkpoints'}: train it with "
-        f'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
-  gan = evaluator.restore_gan(config, gan_dir, name, steps[-1:], mesh)
+  gan = evaluator.restore_gan(config, gan_dir, name, latest_gan_step(gan_dir, name), mesh)
   sampler = evaluator.Sampler(gan, mesh, config.evaluation.batch_size)
   num = config.evaluation.num_fake_samples
   return {'train': sampler.generate(num_train, config.seed + TRAIN_FAKES_SEED_OFFSET)[0],
           'validation': sampler.generate(num, config.seed + evaluator.VALIDATION_FAKES_SEED_OFFSET)[0],
           'test': sampler.generate(num, config.seed + evaluator.TEST_FAKES_SEED_OFFSET)[0]}
+
+
+def latest_gan_step(gan_dir: pathlib.Path, name: str) -> list[int]:
+  steps = evaluator.checkpoint_steps(gan_dir, name)
+  if not steps:
+    raise evaluator.CheckpointNotFoundError(
+        f"No checkpoint of GAN '{name}' in {gan_dir / name / 'checkpoints'}: train it with "
+        f'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
+  return steps[-1:]
+
+
+def fake_pool(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, workdir: pathlib.Path,
+              num_train: int, mesh: Mesh) -> dict[str, dict[str, np.ndarray]]:
+  """Every generator's fakes, from the study's stored pool (sampled and stored the first time).
+
+  The pool is a TFDS dataset in `<workdir>/fake_pool` with the generator's name on each
+  fake. It is reused only if made from the same checkpoints, counts and seed.
+  """
+  pool_dir = workdir / 'fake_pool'
+  description = {
+      'generators': {name: {'architecture': gan.architecture,
+                            'checkpoint_step': latest_gan_step(gan_dir, name)[0]}
+                     for name, gan in config.gans.items()},
+      'num_train': num_train, 'num_validation_and_test': config.evaluation.num_fake_samples,
+      'seed': config.seed}
+  if not image_sets.is_prepared(pool_dir):
+    # Sampling is collective, so every process takes part; process 0 stores the pool.
+    fakes = {name: generator_fakes(config, gan_dir, name, num_train, mesh)
+             for name in config.gans}
+    if jax.process_index() == 0:
+      image_sets.write_fake_pool(pool_dir, fakes, description)
+    multihost_utils.sync_global_devices('fake pool written')
+  logging.info('Fakes of %s from the pool in %s.', sorted(config.gans), pool_dir)
+  return image_sets.read_fake_pool(pool_dir, description)
 
 
 def load_study_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
@@ -61,12 +91,10 @@ def load_study_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
   reals = pipeline.load_study_splits(config)
   gan_dir = pathlib.Path(config.gan_workdir) if config.gan_workdir else workdir
   num_train = min(len(reals.train), config.classifier.max_train_reals)
-  fakes = {}
-  for name in config.gans:
-    if not config.gan_workdir:
+  if not config.gan_workdir:
+    for name in config.gans:
       gan_trainer.train_gan(config, name, reals.train, workdir, mesh)
-    fakes[name] = generator_fakes(config, gan_dir, name, num_train, mesh)
-  return StudyData(reals=reals, fakes=fakes)
+  return StudyData(reals=reals, fakes=fake_pool(config, gan_dir, workdir, num_train, mesh))
 
 
 def start_study(config: ml_collections.ConfigDict,
@@ -88,7 +116,9 @@ def start_study(config: ml_collections.ConfigDict,
 def folder_study_data(config: ml_collections.ConfigDict) -> StudyData:
   """A real/fake folder: its fakes are generator 'folder'; validation is held out of train."""
   shape = tuple(config.data.image_shape)
-  parts = folders.load_real_fake_folder(config.data.folder, shape, seed=config.seed)
+  prepared = image_sets.prepare_folder(config.data.folder, shape, config.seed,
+                                       config.data.data_dir)
+  parts = image_sets.read_folder(prepared)
   fraction = config.data.validation_fraction
   train_reals, validation_reals = pipeline.hold_out(parts['train'].reals, fraction, config.seed)
   train_fakes, validation_fakes = pipeline.hold_out(parts['train'].fakes, fraction, config.seed)
@@ -123,27 +153,48 @@ class Classifier:
 
 
 def build_classifier_model(classifier_config: ml_collections.ConfigDict) -> nn.Module:
-  return CLASSIFIER_ARCHITECTURES[classifier_config.architecture](
-      features=tuple(classifier_config.features), hidden=classifier_config.hidden,
-      dropout_rate=classifier_config.dropout_rate)
+  """The configured architecture with its head; widths only where the config sets them."""
+  architecture = classifier_config.architecture
+  options = dict(hidden=classifier_config.hidden, dropout_rate=classifier_config.dropout_rate,
+                 outputs=classifier_steps.LOSSES[classifier_config.loss])
+  if classifier_config.features:
+    options['features'] = tuple(classifier_config.features)
+  if architecture in CONFIGURABLE_HEADS:
+    options['pooling'] = classifier_config.pooling
+  return CLASSIFIER_ARCHITECTURES[architecture](**options)
+
+
+# In `classifier.frozen`: every top-level module but the head (a frozen pretrained base).
+FROZEN_BACKBONE = 'backbone'
 
 
 def frozen_labels(frozen_prefixes: tuple[str, ...]):
   """params -> 'frozen' or 'trained' per leaf, by the top-level module's name prefix."""
+  def is_frozen(name: str) -> bool:
+    if FROZEN_BACKBONE in frozen_prefixes and not name.startswith(pretrained.HEAD_PREFIX):
+      return True
+    return name.startswith(frozen_prefixes)
+
   def labels(params: dict) -> dict:
-    unused = [p for p in frozen_prefixes if not any(name.startswith(p) for name in params)]
+    unused = [p for p in frozen_prefixes if p != FROZEN_BACKBONE
+              and not any(name.startswith(p) for name in params)]
     if unused:
       raise ValueError(f"Config key 'classifier.frozen' has {unused}, which name no module; "
                        f'top-level modules: {sorted(params)}.')
-    return {name: jax.tree.map(lambda _, frozen=name.startswith(frozen_prefixes):
+    return {name: jax.tree.map(lambda _, frozen=is_frozen(name):
                                'frozen' if frozen else 'trained', subtree)
             for name, subtree in params.items()}
   return labels
 
 
 def build_optimizer(classifier_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam on every parameter but those of the frozen modules, which never change."""
-  tx = gan_state.build_optimizer(classifier_config.optimizer)
+  """Adam (AdamW with weight decay) on every parameter but those of frozen modules."""
+  settings = classifier_config.optimizer
+  if settings.weight_decay:
+    tx = optax.adamw(settings.learning_rate, b1=settings.b1, b2=settings.b2,
+                     weight_decay=settings.weight_decay)
+  else:
+    tx = optax.adam(settings.learning_rate, b1=settings.b1, b2=settings.b2)
   frozen = tuple(classifier_config.frozen)
   if not frozen:
     return tx
@@ -197,6 +248,20 @@ def plateau_schedule(classifier_config: ml_collections.ConfigDict, model: 'Class
   return on_epoch_end
 
 
+def start_from_pretrained(path: str, architecture: str, mesh: Mesh):
+  """The loop's `start_from`: a fresh state whose backbone holds converted weights."""
+  weights = pretrained.load(path, architecture)
+
+  def start_from(state: classifier_steps.ClassifierState) -> classifier_steps.ClassifierState:
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    merged = jax.device_put(pretrained.merge(jax.device_get(variables), weights),
+                            sharding.replicated(mesh))
+    logging.info('Backbone of %s from %s.', architecture, path)
+    return state.replace(params=merged['params'], batch_stats=merged['batch_stats'])
+
+  return start_from
+
+
 def stopped_early(state: classifier_steps.ClassifierState) -> bool:
   return bool(jax.device_get(state.schedule['stopped']))
 
@@ -218,12 +283,16 @@ def classifier(config: ml_collections.ConfigDict, name: str, image_shape: tuple[
       name=f'classifier {name}',
       init=lambda key: classifier_steps.init_state(model, tx, prepare, frozen, image_shape, key),
       train_step=classifier_steps.make_train_step(model, tx, prepare,
-                                                  config.skip_nonfinite_updates),
+                                                  config.skip_nonfinite_updates,
+                                                  config.classifier.head_l2),
       metadata={'architecture': config.classifier.architecture,
                 'image_shape': list(image_shape), **(metadata or {})},
       augment=None if augmentation.is_identity else functools.partial(
           augment.augment_batch, options=augmentation),
-      stopped_early=stopped_early)
+      stopped_early=stopped_early,
+      start_from=start_from_pretrained(config.classifier.pretrained,
+                                       config.classifier.architecture, mesh)
+      if config.classifier.pretrained else None)
   result = Classifier(model=model, prepare=prepare, job=job)
   if validation is not None:
     job.on_epoch_end = plateau_schedule(config.classifier, result, validation, mesh,

@@ -4,6 +4,7 @@ The schema lists every key the code reads with its type; values live only in `co
 """
 
 import difflib
+import pathlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,11 +58,15 @@ AUTOENCODER_SCHEMA = {
     'num_epochs': int,
 }
 CLASSIFIER_SCHEMA = {
-    'architecture': str,  # Of models.classifiers.CLASSIFIER_ARCHITECTURES.
-    'features': tuple,
+    'architecture': str,  # Of models.CLASSIFIER_ARCHITECTURES.
+    'features': tuple,  # Empty: the architecture's own widths.
     'hidden': int,
     'dropout_rate': float,
-    'optimizer': OPTIMIZER_SCHEMA,
+    'pooling': str,  # Of models.classifiers.HEAD_POOLINGS.
+    'head_l2': float,  # L2 penalty on the head's hidden kernel (Keras's kernel_regularizer).
+    'loss': str,  # Of classifier_steps.LOSSES.
+    'pretrained': str,  # A converted weights file (tools/convert_weights.py); empty: none.
+    'optimizer': {**OPTIMIZER_SCHEMA, 'weight_decay': float},  # > 0: AdamW.
     'batch_size': int,
     'num_epochs': int,
     'max_train_reals': int,
@@ -73,8 +78,11 @@ CLASSIFIER_SCHEMA = {
     'lr_decay_patience_epochs': int,
     'early_stopping_patience_epochs': int,
     # Of reals and fakes alike, in the input pipeline (data/augment.py).
-    'augmentation': {'flip_prob': float, 'crop_padding': int, 'blur_prob': float,
-                     'blur_sigma_max': float, 'jpeg_prob': float, 'jpeg_quality_min': int},
+    'augmentation': {'resize_crop_prob': float, 'resize_scale': float, 'flip_prob': float,
+                     'crop_padding': int, 'rotation_prob': float, 'rotation_degrees': float,
+                     'jitter_prob': float, 'brightness': float, 'contrast': float,
+                     'saturation': float, 'blur_prob': float, 'blur_sigma_max': float,
+                     'jpeg_prob': float, 'jpeg_quality_min': int},
     'inputs': tuple,  # Of transforms.INPUT_KINDS.
     'train_generators': tuple,  # GAN names (Fashion-MNIST) or ('folder',).
 }
@@ -278,18 +286,40 @@ def _check_data_shape(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_classifier(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  from fakejax.models import classifiers  # pylint: disable=g-import-not-at-top
+  from fakejax import models  # pylint: disable=g-import-not-at-top
+  from fakejax.models.classifiers import HEAD_POOLINGS  # pylint: disable=g-import-not-at-top
+  from fakejax.data import augment  # pylint: disable=g-import-not-at-top
+  from fakejax.train.classifier_steps import LOSSES  # pylint: disable=g-import-not-at-top
   classifier = config.classifier
-  if classifier.architecture not in classifiers.CLASSIFIER_ARCHITECTURES:
-    raise ConfigError(f"Config key 'classifier.architecture' is {classifier.architecture!r}; "
-                      f"known: {sorted(classifiers.CLASSIFIER_ARCHITECTURES)}.")
+  architecture = classifier.architecture
+  if architecture not in models.CLASSIFIER_ARCHITECTURES:
+    raise ConfigError(f"Config key 'classifier.architecture' is {architecture!r}; "
+                      f"known: {sorted(models.CLASSIFIER_ARCHITECTURES)}.")
   _check_positive(config, 'classifier.batch_size', 'classifier.num_epochs',
                   'classifier.max_train_reals')
-  if classifier.architecture not in classifiers.HIDDEN_LAYER_OPTIONAL:
+  if architecture not in models.CONFIGURABLE_HEADS:
     _check_positive(config, 'classifier.hidden')
+    if classifier.pooling != 'flatten':
+      raise ConfigError(f"Config key 'classifier.pooling' must be 'flatten' for {architecture}, "
+                        "whose head is its study's; pooling is set for the ImageNet backbones.")
   elif classifier.hidden < 0:
     raise ConfigError(f"Config key 'classifier.hidden' must be >= 0 (0: no hidden layer), got "
                       f"{classifier.hidden}.")
+  if classifier.pooling not in HEAD_POOLINGS:
+    raise ConfigError(f"Config key 'classifier.pooling' is {classifier.pooling!r}; use one of "
+                      f"{list(HEAD_POOLINGS)}.")
+  if classifier.loss not in LOSSES:
+    raise ConfigError(f"Config key 'classifier.loss' is {classifier.loss!r}; use one of "
+                      f"{list(LOSSES)}.")
+  if architecture in models.FIXED_WIDTHS and classifier.features:
+    raise ConfigError(f"Config key 'classifier.features' must be empty for {architecture}, "
+                      "whose widths are the published ones (its pretrained weights need them).")
+  if classifier.pretrained and not pathlib.Path(classifier.pretrained).is_file():
+    raise ConfigError(f"Config key 'classifier.pretrained' names {classifier.pretrained!r}, "
+                      "which is not a file: convert weights with tools/convert_weights.py.")
+  if classifier.head_l2 < 0 or classifier.optimizer.weight_decay < 0:
+    raise ConfigError("Config keys 'classifier.head_l2' and 'classifier.optimizer.weight_decay' "
+                      "must not be negative.")
   _check_divisible(config, 'classifier.batch_size', num_devices)
   if not 0.0 < classifier.lr_decay_factor <= 1.0:
     raise ConfigError("Config key 'classifier.lr_decay_factor' must be in (0, 1], got "
@@ -298,16 +328,21 @@ def _check_classifier(config: ml_collections.ConfigDict, num_devices: int) -> No
   if classifier.early_stopping_patience_epochs < 0:
     raise ConfigError("Config key 'classifier.early_stopping_patience_epochs' must be >= 0.")
   augmentation = classifier.augmentation
-  for key in ('flip_prob', 'blur_prob', 'jpeg_prob'):
+  for key in augment.Augmentation.PROBABILITIES:
     if not 0.0 <= augmentation[key] <= 1.0:
       raise ConfigError(f"Config key 'classifier.augmentation.{key}' must be in [0, 1], got "
                         f"{augmentation[key]}.")
   if not 1 <= augmentation.jpeg_quality_min <= 100:
     raise ConfigError("Config key 'classifier.augmentation.jpeg_quality_min' must be in "
                       f"1..100, got {augmentation.jpeg_quality_min}.")
-  if augmentation.crop_padding < 0 or augmentation.blur_sigma_max < 0:
-    raise ConfigError("Config keys 'classifier.augmentation.crop_padding' and "
-                      "'blur_sigma_max' must not be negative.")
+  negative = [key for key in ('crop_padding', 'blur_sigma_max', 'rotation_degrees', 'brightness',
+                              'contrast', 'saturation') if augmentation[key] < 0]
+  if negative:
+    raise ConfigError(f"Config key 'classifier.augmentation.{negative[0]}' must not be negative, "
+                      f"got {augmentation[negative[0]]}.")
+  if augmentation.resize_scale < 1.0:
+    raise ConfigError("Config key 'classifier.augmentation.resize_scale' must be >= 1 (it "
+                      f"scales up, then crops back), got {augmentation.resize_scale}.")
 
 
 def _check_generators(config: ml_collections.ConfigDict, key: str, names) -> None:
@@ -325,7 +360,8 @@ def _check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> Non
     raise ConfigError("Config key 'train_sets' names no classifier to train.")
   for name, generators in config.train_sets.items():
     _check_generators(config, f'train_sets.{name}', generators)
-  missing = [f'fakes_{name}' for name in config.gans if f'fakes_{name}' not in config.evals]
+  generators = ('folder',) if config.data.folder else tuple(config.gans.keys())
+  missing = [f'fakes_{name}' for name in generators if f'fakes_{name}' not in config.evals]
   if missing:
     raise ConfigError(f"Config key 'evals' lacks {missing}: the table needs each generator's "
                       "test fakes against all test reals (reals='all', fakes=<gan>).")

@@ -12,7 +12,11 @@ def images(num, channels, seed=0):
 
 @pytest.mark.parametrize('channels', [1, 3])
 def test_every_augmentation_keeps_shape_and_dtype(channels):
-  options = augment.Augmentation(flip_prob=1.0, crop_padding=2, blur_prob=1.0, jpeg_prob=1.0)
+  options = augment.Augmentation(
+      resize_crop_prob=1.0, resize_scale=256 / 224, flip_prob=1.0, crop_padding=2,
+      rotation_prob=1.0, rotation_degrees=15.0, jitter_prob=1.0, brightness=0.4, contrast=0.4,
+      saturation=0.4, blur_prob=1.0, jpeg_prob=1.0)
+  assert not options.is_identity
   out = augment.augment_image(images(1, channels)[0], options, np.random.default_rng(0))
   assert out.shape == (28, 28, channels) and out.dtype == np.uint8
 
@@ -58,3 +62,37 @@ def test_augmented_batches_are_deterministic_and_the_same_after_a_resume():
   restored.set_state(state)
   for batch in batches[1:]:
     np.testing.assert_array_equal(next(restored)['image'], batch['image'])
+
+
+def test_resize_crop_magnifies_a_window_of_the_image():
+  image = np.zeros((28, 28, 1), np.uint8)
+  image[:, 14:] = 255  # Left half black, right half white.
+  out = augment.augment_image(image, augment.Augmentation(resize_crop_prob=1.0, resize_scale=2.0),
+                              np.random.default_rng(0))
+  # A 28-pixel window of the 56-pixel enlargement: the edge moved, still one edge.
+  columns = out[0, :, 0].astype(int)
+  assert np.all(np.diff(columns) >= 0) and not np.array_equal(out, image)
+
+
+def test_rotation_turns_the_image_about_its_centre():
+  image = np.zeros((28, 28, 1), np.uint8)
+  image[13:15, :] = 255  # A horizontal bar through the centre.
+  out = augment.augment_image(
+      image, augment.Augmentation(rotation_prob=1.0, rotation_degrees=90.0),
+      np.random.default_rng(1))
+  off_bar = np.delete(out[:, :, 0], [13, 14], axis=0)
+  assert off_bar.max() > 100  # The turned bar crosses other rows...
+  assert out[13:15, 14, 0].min() > 100  # ...and still passes through the centre.
+
+
+def test_colour_jitter_changes_brightness_and_contrast_within_its_strength():
+  image = np.full((28, 28, 3), 100, np.uint8)
+  image[:, :14] = 50
+  options = augment.Augmentation(jitter_prob=1.0, brightness=0.5)
+  outs = [augment.augment_image(image, options, np.random.default_rng(seed)) for seed in range(20)]
+  ratios = [out.astype(float).mean() / image.astype(float).mean() for out in outs]
+  assert 0.5 - 0.02 <= min(ratios) < 0.95 and 1.05 < max(ratios) <= 1.5 + 0.02
+  gray = augment.augment_image(image[..., :1], augment.Augmentation(jitter_prob=1.0,
+                                                                    saturation=1.0),
+                               np.random.default_rng(0))
+  np.testing.assert_array_equal(gray, image[..., :1])  # Saturation leaves gray images alone.

@@ -8,7 +8,6 @@ import pytest
 
 from fakejax.data import transforms
 from fakejax.models.autoencoder import AutoEncoder
-from fakejax.models.classifiers import AlexNetClassifier
 from fakejax.models.dcgan import TFDiscriminator
 from fakejax.train import autoencoder_gan
 
@@ -96,15 +95,6 @@ def test_classifier_inputs_of_each_kind():
     transforms.classifier_input('residual', images)
   with pytest.raises(ValueError, match="Unknown classifier input 'pixels'"):
     transforms.classifier_input('pixels', images)
-
-
-@pytest.mark.parametrize('shape', [(3, 28, 28, 1), (2, 64, 64, 3)])
-def test_alexnet_classifier_gives_one_logit_per_image(shape):
-  model = AlexNetClassifier(features=(8, 16, 16, 16, 16), hidden=32)
-  images = jnp.zeros(shape)
-  variables = model.init(jax.random.PRNGKey(0), images, train=False)
-  logits = model.apply(variables, images, train=True, rngs={'dropout': jax.random.PRNGKey(1)})
-  assert logits.shape == (shape[0],)
 
 
 @pytest.mark.parametrize('depth', [1, 4])

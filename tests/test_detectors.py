@@ -13,9 +13,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from configs import detectors_fmnist
 from fakejax import classifier_runs, detectors, sharding
 from fakejax.config import ConfigError, validate_config
-from fakejax.models import GAN_ARCHITECTURES
-from fakejax.models.classifiers import CLASSIFIER_ARCHITECTURES
-from fakejax.train import loop
+from fakejax.models import CLASSIFIER_ARCHITECTURES, FIXED_WIDTHS, GAN_ARCHITECTURES
+from fakejax.train import classifier_steps, loop
 from tests.conftest import GANS, REPO_ROOT, TWO_DEVICES
 
 
@@ -66,24 +65,49 @@ def test_each_generator_split_holds_only_that_generators_fakes(study):
 
 @pytest.mark.parametrize('architecture', sorted(CLASSIFIER_ARCHITECTURES))
 @pytest.mark.parametrize('shape', [(2, 28, 28, 1), (2, 64, 64, 3)])
-def test_classifiers_give_one_logit_per_image_at_any_size(architecture, shape):
-  num_widths = {'alexnet': 5, 'sequential_cnn': 3, 'resnet18': 4, 'resnet50': 4}[architecture]
-  model = CLASSIFIER_ARCHITECTURES[architecture](features=(4,) * num_widths, hidden=8,
-                                                 dropout_rate=0.5)
+@pytest.mark.parametrize('outputs', [1, 2])
+def test_classifiers_give_one_or_two_logits_per_image_at_any_size(architecture, shape, outputs):
+  widths = {'alexnet': 5, 'sequential_cnn': 3, 'resnet18': 4, 'resnet50': 4}
+  options = {} if architecture in FIXED_WIDTHS else {'features': (4,) * widths[architecture]}
+  model = CLASSIFIER_ARCHITECTURES[architecture](hidden=8, dropout_rate=0.5, outputs=outputs,
+                                                 **options)
   images = jnp.zeros(shape)
-  variables = model.init(jax.random.PRNGKey(0), images, train=False)
-  assert model.apply(variables, images, train=False).shape == (shape[0],)
+  logits = jax.eval_shape(
+      lambda key: model.apply(model.init(key, images, train=False), images, train=False),
+      jax.random.PRNGKey(0))
+  assert logits.shape == (shape[0], outputs)
 
 
-def test_resnets_have_torchvisions_parameter_counts():
-  """ImageNet ResNets without their 1000-class layer: 11,176,512 and 23,508,032 weights."""
-  for architecture, backbone in (('resnet18', 11_176_512), ('resnet50', 23_508_032)):
-    model = CLASSIFIER_ARCHITECTURES[architecture]()
-    variables = jax.eval_shape(lambda key, m=model: m.init(key, jnp.zeros((1, 224, 224, 3)),
-                                                          train=False), jax.random.PRNGKey(0))
-    params = variables['params']
-    head = sum(leaf.size for leaf in jax.tree.leaves(params['head']))
-    assert sum(leaf.size for leaf in jax.tree.leaves(params)) - head == backbone
+def test_two_way_cross_entropy_is_binary_cross_entropy_on_the_logit_difference():
+  logits = jnp.asarray([[0.3, -1.2], [2.0, 0.5], [-0.7, 0.1]])
+  labels = jnp.asarray([1, 0, 1])
+  real = classifier_steps.real_logit(logits)
+  np.testing.assert_allclose(real, logits[:, 1] - logits[:, 0])
+  np.testing.assert_allclose(jax.nn.sigmoid(real), jax.nn.softmax(logits)[:, 1], rtol=1e-6)
+  np.testing.assert_allclose(classifier_steps.classification_loss(logits, labels),
+                             classifier_steps.classification_loss(real[:, None], labels),
+                             rtol=1e-6)
+
+
+def test_the_head_penalty_is_l2_on_the_hidden_kernel_only():
+  params = {'head_hidden': {'kernel': jnp.full((3, 2), 2.0), 'bias': jnp.ones(2)},
+            'head': {'kernel': jnp.ones((2, 1))}}
+  assert float(classifier_steps.head_l2_penalty(params, 0.01)) == pytest.approx(0.01 * 6 * 4)
+  assert float(classifier_steps.head_l2_penalty({'head': params['head']}, 0.01)) == 0.0
+
+
+@pytest.mark.parametrize('architecture,backbone_weights', [
+    ('resnet18', 11_176_512), ('resnet50', 23_508_032),  # torchvision's, without fc.
+    # Keras Applications' trainable weights with include_top=False.
+    ('mobilenet_v2', 2_223_872), ('mobilenet_v3_large', 2_971_952),
+    ('efficientnet_b0', 4_007_548)])
+def test_backbones_have_their_references_parameter_counts(architecture, backbone_weights):
+  model = CLASSIFIER_ARCHITECTURES[architecture]()
+  variables = jax.eval_shape(lambda key: model.init(key, jnp.zeros((1, 224, 224, 3)),
+                                                    train=False), jax.random.PRNGKey(0))
+  params = variables['params']
+  head = sum(leaf.size for leaf in jax.tree.leaves(params['head']))
+  assert sum(leaf.size for leaf in jax.tree.leaves(params)) - head == backbone_weights
 
 
 def test_frozen_modules_never_change_and_the_rest_trains():
@@ -202,3 +226,32 @@ def test_an_early_stop_is_saved_and_a_resumed_run_does_not_train_further(tmp_pat
   events.Reload()
   tags = set(events.Tags()['tensors'])
   assert {'validation/average_precision', 'learning_rate'} <= tags
+
+
+def test_a_frozen_backbone_leaves_only_the_head_training():
+  config = detectors_fmnist.get_config('tiny')
+  config.classifier.update(architecture='resnet18', features=(4, 8, 8, 8), hidden=8,
+                           pooling='average', frozen=('backbone',))
+  model = classifier_runs.classifier(config, 'frozen', (28, 28, 1))
+  state = jax.jit(model.job.init)(jax.random.PRNGKey(0))
+  batch = {'image': jnp.asarray(np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)),
+                                jnp.uint8), 'label': jnp.asarray([0, 1] * 4)}
+  trained, _ = jax.jit(model.job.train_step)(state, batch)
+  changed = {name for name in state.params if not all(
+      np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.params[name]),
+                                           jax.tree.leaves(trained.params[name])))}
+  assert changed == {'head', 'head_hidden'}
+
+
+def test_weight_decay_makes_the_optimiser_adamw():
+  config = detectors_fmnist.get_config('tiny').classifier
+  config.optimizer.weight_decay = 0.1
+  tx = classifier_runs.build_optimizer(config)
+  params = {'w': jnp.full(3, 2.0)}
+  updates, _ = tx.update({'w': jnp.zeros(3)}, tx.init(params), params)
+  # No gradient: only the decoupled decay, -learning_rate * weight_decay * w.
+  np.testing.assert_allclose(updates['w'], -1e-3 * 0.1 * 2.0, rtol=1e-6)
+  config.optimizer.weight_decay = 0.0
+  tx = classifier_runs.build_optimizer(config)
+  updates, _ = tx.update({'w': jnp.zeros(3)}, tx.init(params), params)
+  np.testing.assert_array_equal(updates['w'], 0.0)

@@ -1,6 +1,7 @@
 """Training-time augmentations of uint8 images, deterministic per seed and batch index.
 
-Applied alike to reals and fakes in the grain pipeline. Blur and JPEG re-encoding follow
+Applied alike to reals and fakes in the grain pipeline, in this order: resize and crop,
+flip, shift, rotation, colour jitter, blur, JPEG. Blur and JPEG re-encoding follow
 Wang et al. (2020), who found them to make detectors generalise to unseen generators:
 they wash out the fine artefacts one generator leaves and that a detector would
 otherwise learn instead of what fakes share.
@@ -11,17 +12,33 @@ import io
 
 import ml_collections
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter
 
 
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
+  """Each augmentation with the probability that an image gets it; 0 turns it off."""
+  # Scale up by resize_scale, then crop back to size at a random place: PyTorch's
+  # Resize(256) + RandomCrop(224) is resize_scale 256 / 224.
+  resize_crop_prob: float = 0.0
+  resize_scale: float = 1.0
   flip_prob: float = 0.0  # Horizontal flip.
   crop_padding: int = 0  # Pad by this many edge pixels, then crop back at a random offset.
+  rotation_prob: float = 0.0  # Rotation by U[-rotation_degrees, rotation_degrees].
+  rotation_degrees: float = 0.0
+  # Colour jitter as torchvision's: brightness, contrast and saturation (colour images
+  # only) each scaled by U[1 - strength, 1 + strength].
+  jitter_prob: float = 0.0
+  brightness: float = 0.0
+  contrast: float = 0.0
+  saturation: float = 0.0
   blur_prob: float = 0.0  # Gaussian blur, sigma ~ U[0, blur_sigma_max].
   blur_sigma_max: float = 3.0
   jpeg_prob: float = 0.0  # JPEG re-encoding, quality ~ U{jpeg_quality_min..100}.
   jpeg_quality_min: int = 30
+
+  PROBABILITIES = ('resize_crop_prob', 'flip_prob', 'rotation_prob', 'jitter_prob', 'blur_prob',
+                   'jpeg_prob')
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> 'Augmentation':
@@ -29,7 +46,7 @@ class Augmentation:
 
   @property
   def is_identity(self) -> bool:
-    return not (self.flip_prob or self.crop_padding or self.blur_prob or self.jpeg_prob)
+    return not (self.crop_padding or any(getattr(self, key) for key in self.PROBABILITIES))
 
 
 def _to_pil(image: np.ndarray) -> Image.Image:
@@ -41,9 +58,33 @@ def _from_pil(image: Image.Image, channels: int) -> np.ndarray:
   return array[..., None] if channels == 1 else array
 
 
+def _resize_crop(image: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
+  height, width, channels = image.shape
+  big_height, big_width = round(height * scale), round(width * scale)
+  big = _from_pil(_to_pil(image).resize((big_width, big_height), Image.BILINEAR), channels)
+  top = rng.integers(0, big_height - height + 1)
+  left = rng.integers(0, big_width - width + 1)
+  return big[top:top + height, left:left + width]
+
+
+def _jitter_colours(image: np.ndarray, options: Augmentation,
+                    rng: np.random.Generator) -> np.ndarray:
+  pil = _to_pil(image)
+  enhancers = [(ImageEnhance.Brightness, options.brightness),
+               (ImageEnhance.Contrast, options.contrast)]
+  if image.shape[-1] == 3:
+    enhancers.append((ImageEnhance.Color, options.saturation))
+  for enhancer, strength in enhancers:
+    if strength:
+      pil = enhancer(pil).enhance(rng.uniform(max(0.0, 1.0 - strength), 1.0 + strength))
+  return _from_pil(pil, image.shape[-1])
+
+
 def augment_image(image: np.ndarray, options: Augmentation, rng: np.random.Generator) -> np.ndarray:
   """One uint8 image [H, W, C], augmented by `options` with draws from `rng`."""
   height, width, channels = image.shape
+  if rng.random() < options.resize_crop_prob:
+    image = _resize_crop(image, options.resize_scale, rng)
   if rng.random() < options.flip_prob:
     image = image[:, ::-1]
   if options.crop_padding:
@@ -51,6 +92,11 @@ def augment_image(image: np.ndarray, options: Augmentation, rng: np.random.Gener
     padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode='edge')
     top, left = rng.integers(0, 2 * pad + 1, size=2)
     image = padded[top:top + height, left:left + width]
+  if rng.random() < options.rotation_prob:
+    angle = rng.uniform(-options.rotation_degrees, options.rotation_degrees)
+    image = _from_pil(_to_pil(image).rotate(angle, resample=Image.BILINEAR), channels)
+  if rng.random() < options.jitter_prob:
+    image = _jitter_colours(image, options, rng)
   if rng.random() < options.blur_prob:
     sigma = rng.uniform(0.0, options.blur_sigma_max)
     image = _from_pil(_to_pil(image).filter(ImageFilter.GaussianBlur(sigma)), channels)

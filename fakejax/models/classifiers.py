@@ -1,7 +1,30 @@
-"""Real-vs-fake classifiers: one logit per image (positive: real), any input size."""
+"""Real-vs-fake classifiers of any input size, by the name a config gives them.
+
+Every classifier returns logits [N, outputs]: one logit of "real" (binary cross-entropy)
+or two, fake and real (2-way cross-entropy); `train.classifier_steps` reads both.
+"""
 
 import flax.linen as nn
 import jax
+
+HEAD_POOLINGS = ('average', 'flatten')
+
+
+def head(x: jax.Array, *, hidden: int, dropout_rate: float, outputs: int, pooling: str,
+         train: bool) -> jax.Array:
+  """Pooling, an optional dense ReLU layer, dropout and the output layer.
+
+  Covers the studies' heads: Keras's Flatten, Dense 512 ReLU, Dropout, softmax
+  (pooling='flatten', hidden=512, outputs=2) and global pooling, Dropout, Dense 1
+  (pooling='average', hidden=0, outputs=1); PyTorch's Linear 512, ReLU, Dropout, Linear 2.
+  Called inside a module's compact method, so that its layers are that module's top-level
+  `head_hidden` and `head`, the names a config freezes or regularises by.
+  """
+  x = x.mean(axis=(1, 2)) if pooling == 'average' else x.reshape(x.shape[0], -1)
+  if hidden:
+    x = nn.relu(nn.Dense(hidden, name='head_hidden')(x))
+  x = nn.Dropout(dropout_rate, deterministic=not train)(x)
+  return nn.Dense(outputs, name='head')(x)
 
 
 class AlexNetClassifier(nn.Module):
@@ -14,6 +37,7 @@ class AlexNetClassifier(nn.Module):
   features: tuple[int, ...] = (64, 192, 384, 256, 256)
   hidden: int = 512
   dropout_rate: float = 0.5
+  outputs: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -26,7 +50,7 @@ class AlexNetClassifier(nn.Module):
     for _ in range(2):
       x = nn.relu(nn.Dense(self.hidden)(x))
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(1)(x)[:, 0]
+    return nn.Dense(self.outputs)(x)
 
 
 class SequentialCNN(nn.Module):
@@ -39,6 +63,7 @@ class SequentialCNN(nn.Module):
   features: tuple[int, ...] = (64, 128, 256)
   hidden: int = 128
   dropout_rate: float = 0.25
+  outputs: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -53,16 +78,22 @@ class SequentialCNN(nn.Module):
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(self.hidden)(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(norm()(x))
-    return nn.Dense(1)(x)[:, 0]
+    return nn.Dense(self.outputs)(x)
 
 
-# Classifier architectures by the name a config gives them; each takes
-# (features, hidden, dropout_rate). ResNets are added below.
-CLASSIFIER_ARCHITECTURES = {'alexnet': AlexNetClassifier, 'sequential_cnn': SequentialCNN}
+def torch_padding(kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
+  """PyTorch's symmetric padding of k // 2, which torchvision's weights were trained with.
+
+  XLA's 'SAME' pads strided layers asymmetrically on even sizes, shifting every window.
+  """
+  return ((kernel // 2, kernel // 2),) * 2
 
 
 class ResidualBlock(nn.Module):
-  """ResNet's basic block (two 3x3) or bottleneck (1x1, 3x3, 1x1 with 4x expansion)."""
+  """ResNet's basic block (two 3x3) or bottleneck (1x1, 3x3, 1x1 with 4x expansion).
+
+  As torchvision's v1.5: a bottleneck strides in its 3x3 convolution.
+  """
   features: int
   strides: int
   bottleneck: bool
@@ -73,13 +104,13 @@ class ResidualBlock(nn.Module):
     norm = lambda **kw: nn.BatchNorm(use_running_average=not self.train, momentum=0.9, **kw)
     out_features = self.features * (4 if self.bottleneck else 1)
     if self.bottleneck:
-      layers = [(self.features, (1, 1), 1), (self.features, (3, 3), self.strides),
-                (out_features, (1, 1), 1)]
+      layers = [(self.features, 1, 1), (self.features, 3, self.strides), (out_features, 1, 1)]
     else:
-      layers = [(self.features, (3, 3), self.strides), (out_features, (3, 3), 1)]
+      layers = [(self.features, 3, self.strides), (out_features, 3, 1)]
     y = x
     for index, (features, kernel, strides) in enumerate(layers):
-      y = nn.Conv(features, kernel, strides=strides, padding='SAME', use_bias=False)(y)
+      y = nn.Conv(features, (kernel, kernel), strides=strides, padding=torch_padding(kernel),
+                  use_bias=False)(y)
       last = index == len(layers) - 1
       # The last norm of a block starts at zero: each block begins as the identity.
       y = norm(scale_init=nn.initializers.zeros if last else nn.initializers.ones)(y)
@@ -92,38 +123,37 @@ class ResidualBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-  """ResNet (He et al. 2016) for any input size; one logit.
+  """ResNet (He et al. 2016) for any input size, layer for layer as torchvision's.
 
   Images of 64 pixels and up get ImageNet's stem (7x7/2 convolution, 3x3/2 max-pool);
   smaller ones a 3x3/1 stem without pooling, so 28x28 inputs keep a 4x4 map at the end.
   Top-level modules are named `stem_*`, `stage<i>_block<j>` and `head*`, the prefixes a
-  config freezes by.
+  config freezes by; `tools/convert_weights.py` converts torchvision's weights to them.
   """
   stage_sizes: tuple[int, ...]
   bottleneck: bool
   features: tuple[int, ...] = (64, 128, 256, 512)
   hidden: int = 0  # Width of a dense hidden layer in the head; 0: none.
   dropout_rate: float = 0.0
+  outputs: int = 1
+  pooling: str = 'average'
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     small = min(x.shape[1:3]) < 64
-    x = nn.Conv(self.features[0], (3, 3) if small else (7, 7), strides=1 if small else 2,
-                padding='SAME', use_bias=False, name='stem_conv')(x)
+    kernel = 3 if small else 7
+    x = nn.Conv(self.features[0], (kernel, kernel), strides=1 if small else 2,
+                padding=torch_padding(kernel), use_bias=False, name='stem_conv')(x)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name='stem_norm')(x))
     if not small:
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=torch_padding(3))
     for stage, (num_blocks, features) in enumerate(zip(self.stage_sizes, self.features)):
       for block in range(num_blocks):
         strides = 2 if stage > 0 and block == 0 else 1
         x = ResidualBlock(features, strides, self.bottleneck, train,
                           name=f'stage{stage + 1}_block{block + 1}')(x)
-    x = x.mean(axis=(1, 2))
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    if self.hidden:
-      x = nn.relu(nn.Dense(self.hidden, name='head_hidden')(x))
-      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(1, name='head')(x)[:, 0]
+    return head(x, hidden=self.hidden, dropout_rate=self.dropout_rate, outputs=self.outputs,
+                pooling=self.pooling, train=train)
 
 
 def resnet18(**kwargs) -> ResNet:
@@ -133,7 +163,3 @@ def resnet18(**kwargs) -> ResNet:
 def resnet50(**kwargs) -> ResNet:
   return ResNet(stage_sizes=(3, 4, 6, 3), bottleneck=True, **kwargs)
 
-
-CLASSIFIER_ARCHITECTURES.update(resnet18=resnet18, resnet50=resnet50)
-# Architectures whose head may go without a hidden layer (hidden=0).
-HIDDEN_LAYER_OPTIONAL = frozenset({'resnet18', 'resnet50'})

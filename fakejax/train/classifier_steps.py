@@ -18,6 +18,29 @@ from fakejax.train import gan_steps
 # (frozen parameters, images in [-1, 1]) -> the classifier's input.
 Prepare = Callable[[dict, jax.Array], jax.Array]
 REAL_LABEL, FAKE_LABEL = 1, 0  # The logit is that of "real", as a discriminator's.
+# Binary cross-entropy on one logit, or 2-way cross-entropy on (fake, real) logits.
+LOSSES = {'bce': 1, 'cross_entropy': 2}  # -> the number of outputs the model needs.
+
+
+def real_logit(logits: jax.Array) -> jax.Array:
+  """The logit of "real" from [N, 1] logits, or from [N, 2] (its softmax probability)."""
+  if logits.shape[-1] == 1:
+    return logits[:, 0]
+  return logits[:, REAL_LABEL] - logits[:, FAKE_LABEL]
+
+
+def classification_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Mean cross-entropy of integer labels under one or two logits per image."""
+  if logits.shape[-1] == 1:
+    return optax.sigmoid_binary_cross_entropy(logits[:, 0], labels.astype(jnp.float32)).mean()
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def head_l2_penalty(params: dict, weight: float) -> jax.Array:
+  """`weight` times the squared kernel of the head's hidden layer, as Keras's L2."""
+  if not weight or 'head_hidden' not in params:
+    return jnp.zeros(())
+  return weight * jnp.sum(jnp.square(params['head_hidden']['kernel']))
 
 
 @flax.struct.dataclass
@@ -52,23 +75,24 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, prepare: Prep
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, prepare: Prepare,
-                    skip_nonfinite: bool = False):
+                    skip_nonfinite: bool = False, head_l2: float = 0.0):
   """Returns `train_step(state, {'image': uint8, 'label': int}) -> (state, metrics)`.
 
-  Binary cross-entropy on the logit of "real"; with `skip_nonfinite`, a step whose loss
-  or update is not finite leaves the state as it was (metric `skipped_update`: 1).
+  Cross-entropy on the model's one or two logits, plus `head_l2` on the head's hidden
+  kernel; with `skip_nonfinite`, a step whose loss or update is not finite leaves the
+  state as it was (metric `skipped_update`: 1).
   """
   def train_step(state: ClassifierState, batch: dict):
     inputs = prepare(state.frozen, gan_steps.to_model_range(batch['image']))
-    labels = batch['label'].astype(jnp.float32)
+    labels = batch['label']
     dropout_key = jax.random.fold_in(state.rng, state.step)
 
     def loss_fn(params):
       logits, updates = model.apply(
           {'params': params, 'batch_stats': state.batch_stats}, inputs, train=True,
           rngs={'dropout': dropout_key}, mutable=['batch_stats'])
-      loss = optax.sigmoid_binary_cross_entropy(logits, labels).mean()
-      return loss, (logits, updates.get('batch_stats', state.batch_stats))
+      loss = classification_loss(logits, labels) + head_l2_penalty(params, head_l2)
+      return loss, (real_logit(logits), updates.get('batch_stats', state.batch_stats))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
@@ -83,7 +107,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, prepare:
       updated = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, kept)
     metrics = {
         'loss': loss,
-        'accuracy': ((logits > 0) == (labels > 0.5)).mean(),
+        'accuracy': ((logits > 0) == (labels == REAL_LABEL)).mean(),
         'grad_norm': optax.global_norm(grads),
         'skipped_update': jnp.logical_and(skip_nonfinite, ~finite).astype(jnp.float32),
     }
@@ -103,5 +127,5 @@ def make_score(model: nn.Module, prepare: Prepare) -> Callable[[dict, jax.Array]
     inputs = prepare(scoring_variables['frozen'], gan_steps.to_model_range(images_uint8))
     logits = model.apply({'params': scoring_variables['params'],
                           'batch_stats': scoring_variables['batch_stats']}, inputs, train=False)
-    return jax.nn.sigmoid(logits)
+    return jax.nn.sigmoid(real_logit(logits))
   return score

@@ -65,6 +65,9 @@ class Job:
   on_epoch_end: Callable[[Any, int], tuple[Any, dict, bool]] | None = None
   # state -> whether training already ended early (a resumed run then stops at once).
   stopped_early: Callable[[Any], bool] | None = None
+  # Fresh state -> the state to start from, on the host (pretrained weights); a restored
+  # checkpoint replaces its result.
+  start_from: Callable[[Any], Any] | None = None
 
 
 @dataclasses.dataclass
@@ -182,6 +185,8 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
   num_steps = steps_per_epoch * settings.num_epochs
   state = jax.jit(job.init, out_shardings=sharding.replicated(mesh))(
       jax.random.PRNGKey(settings.seed))
+  if job.start_from is not None:
+    state = job.start_from(state)
   # Room for the kept checkpoints plus the one being written, before any compute.
   checkpoints.check_workdir_writable(
       run_dir, checkpoints.state_bytes(state) * (settings.max_checkpoints_to_keep + 1))
