@@ -15,6 +15,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -101,3 +102,20 @@ def assert_same_final_parameters(workdir: pathlib.Path, reference_dir: pathlib.P
       for got, want in zip(jax.tree.leaves(got_state[name]), jax.tree.leaves(want_state[name]),
                            strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def write_image(path, array):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(array).save(path)
+
+
+def make_face_folder(root, num_per_class=80):
+  """Dark noisy 'reals' and bright checkered 'fakes', 64x64 RGB, and one corrupt file."""
+  rng = np.random.default_rng(0)
+  checker = (np.indices((64, 64)).sum(0) % 2 * 60)[..., None].astype(np.uint8)
+  for index in range(num_per_class):
+    write_image(root / 'real' / f'{index}.png',
+                rng.integers(0, 100, (64, 64, 3), dtype=np.uint8))
+    write_image(root / 'fake' / f'{index}.jpg',
+                rng.integers(150, 195, (64, 64, 3), dtype=np.uint8) + checker)
+  (root / 'fake' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n not an image')

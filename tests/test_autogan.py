@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
 from configs import autogan_fmnist, autogan_folder
@@ -20,7 +19,7 @@ from fakejax.models import GAN_ARCHITECTURES
 from fakejax.models.autoencoder import AutoEncoder
 from fakejax.models.classifiers import AlexNetClassifier
 from fakejax.train import classifier_steps
-from tests.conftest import REPO_ROOT, TWO_DEVICES
+from tests.conftest import REPO_ROOT, TWO_DEVICES, make_face_folder, write_image
 
 FMNIST_SPLITS = {'own_fakes_vs_reals', 'anomaly_class_reals', 'seen_class_reals',
                  'other_gan_fakes'}
@@ -90,28 +89,12 @@ def test_autoencoders_train_with_reconstruction_grids_and_checkpoints(fmnist_stu
             'reconstructions'} <= tensorboard_tags(run_dir / 'tensorboard')
 
 
-def write_image(path, array):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  Image.fromarray(array).save(path)
-
-
-def make_face_folder(root, num_per_class=80):
-  """Dark noisy 'reals' and bright checkered 'fakes', 64x64 RGB, and one corrupt file."""
-  rng = np.random.default_rng(0)
-  checker = (np.indices((64, 64)).sum(0) % 2 * 60)[..., None].astype(np.uint8)
-  for index in range(num_per_class):
-    write_image(root / 'real' / f'{index}.png',
-                rng.integers(0, 100, (64, 64, 3), dtype=np.uint8))
-    write_image(root / 'fake' / f'{index}.jpg',
-                rng.integers(150, 195, (64, 64, 3), dtype=np.uint8) + checker)
-  (root / 'fake' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n not an image')
-
-
 def test_folder_study_trains_and_separates_an_easy_real_fake_folder(tmp_path):
   root = tmp_path / 'faces'
   make_face_folder(root)
   workdir = tmp_path / 'run'
   result = run_autogan('autogan_folder.py', workdir, f'--config.data.folder={root}',
+                       f'--config.data.data_dir={tmp_path / "tfds"}',
                        "--config.classifier.inputs=('image', 'residual')",
                        '--config.classifier.num_epochs=5',
                        '--config.classifier.optimizer.learning_rate=0.001')
@@ -131,17 +114,17 @@ def test_folder_study_trains_and_separates_an_easy_real_fake_folder(tmp_path):
 
 def test_real_fake_folder_layouts(tmp_path):
   make_face_folder(tmp_path / 'one', num_per_class=10)
-  split = folders.load_real_fake_folder(tmp_path / 'one', (64, 64, 3), test_fraction=0.2)
+  split = folders.load_real_fake_folder(tmp_path / 'one', (64, 64, 3), test_fraction=0.2).parts
   assert [len(split[s].reals) for s in ('train', 'test')] == [8, 2]
   assert [len(split[s].fakes) for s in ('train', 'test')] == [8, 2]
-  again = folders.load_real_fake_folder(tmp_path / 'one', (64, 64, 3), test_fraction=0.2)
+  again = folders.load_real_fake_folder(tmp_path / 'one', (64, 64, 3), test_fraction=0.2).parts
   np.testing.assert_array_equal(split['test'].reals, again['test'].reals)  # Deterministic.
   for part, count in (('train', 3), ('test', 2)):
     for label in folders.REAL_FAKE:
       for index in range(count):
         write_image(tmp_path / 'two' / part / label / f'{index}.png',
                     np.zeros((32, 32, 3), np.uint8))
-  split = folders.load_real_fake_folder(tmp_path / 'two', (16, 16, 1))
+  split = folders.load_real_fake_folder(tmp_path / 'two', (16, 16, 1)).parts
   assert split['train'].reals.shape == (3, 16, 16, 1)
   assert split['test'].fakes.shape == (2, 16, 16, 1)
 

@@ -65,18 +65,33 @@ class RealFake:
   fakes: np.ndarray
 
 
+@dataclasses.dataclass(frozen=True)
+class RealFakeFolder:
+  parts: dict[str, RealFake]  # 'train' and 'test'.
+  skipped: list[tuple[str, str]]  # (path, reason) of unreadable files.
+
+
 def load_real_fake_folder(root: str | pathlib.Path, shape: tuple[int, int, int],
-                          test_fraction: float = 0.2, seed: int = 0) -> dict[str, RealFake]:
-  """{'train', 'test'} reals and fakes of a real/fake image folder.
+                          test_fraction: float = 0.2, seed: int = 0) -> RealFakeFolder:
+  """Train and test reals and fakes of a real/fake image folder.
 
   Layout `<root>/{train,test}/{real,fake}/*`, or `<root>/{real,fake}/*` split into train
   and test by a seeded permutation (`test_fraction` held out of each class).
   """
   root = pathlib.Path(root)
+  skipped = []
+
+  def read(folder: pathlib.Path) -> np.ndarray:
+    loaded = load_image_folder(folder, shape)
+    skipped.extend(loaded.skipped)
+    return loaded.images
+
   if (root / 'train').is_dir():
-    read = lambda split, label: load_image_folder(root / split / label, shape).images
-    return {split: RealFake(read(split, 'real'), read(split, 'fake')) for split in ('train', 'test')}
-  parts = {label: pipeline.hold_out(load_image_folder(root / label, shape).images, test_fraction, seed)
-           for label in REAL_FAKE}
-  return {split: RealFake(parts['real'][index], parts['fake'][index])
-          for index, split in enumerate(('train', 'test'))}
+    parts = {split: RealFake(read(root / split / 'real'), read(root / split / 'fake'))
+             for split in ('train', 'test')}
+  else:
+    held_out = {label: pipeline.hold_out(read(root / label), test_fraction, seed)
+                for label in REAL_FAKE}
+    parts = {split: RealFake(held_out['real'][index], held_out['fake'][index])
+             for index, split in enumerate(('train', 'test'))}
+  return RealFakeFolder(parts=parts, skipped=skipped)
