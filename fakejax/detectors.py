@@ -46,8 +46,9 @@ def table_row(detector: str, kind: str, result: dict, generators) -> dict:
       'average_precision': {g: splits[generator_split(g)]['threshold_free']['average_precision']
                             for g in generators},
       'fake_recall': {g: at(generator_split(g))['generated']['recall'] for g in generators},
-      'seen_real_recall': at('seen_class_reals')['real']['recall'],
-      'anomaly_real_recall': at('anomaly_class_reals')['real']['recall'],
+      # Absent (None) where the data has no such reals (a folder has no anomaly classes).
+      **{f'{kind}_real_recall': at(f'{kind}_class_reals')['real']['recall']
+         if f'{kind}_class_reals' in splits else None for kind in ('seen', 'anomaly')},
       'threshold': result['thresholds'][TABLE_THRESHOLD],
   }
 
@@ -63,8 +64,9 @@ def table_markdown(rows: list[dict], generators) -> str:
   for row in rows:
     cells = [f"{row['average_precision'][g]:.3f} / {row['fake_recall'][g]:.3f}"
              + ('*' if g in row['trained_on'] else '') for g in generators]
-    lines.append(f"| {row['detector']} | {row['kind']} | " + ' | '.join(cells) +
-                 f" | {row['seen_real_recall']:.3f} | {row['anomaly_real_recall']:.3f} |")
+    recalls = ['-' if row[key] is None else f'{row[key]:.3f}'
+               for key in ('seen_real_recall', 'anomaly_real_recall')]
+    lines.append(f"| {row['detector']} | {row['kind']} | " + ' | '.join(cells + recalls) + ' |')
   return '\n'.join(lines) + '\n'
 
 
@@ -90,7 +92,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   image_shape = data.reals.train.shape[1:]
   settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
                                            num_epochs=config.classifier.num_epochs)
-  generators = list(config.gans)
+  generators = list(data.fakes)  # Each GAN, or the folder's fakes.
   rows = []
   for name, trained_on in config.train_sets.items():
     model = classifier_runs.classifier(
