@@ -1,8 +1,11 @@
 """Dedicated real-vs-fake classifiers on Fashion-MNIST, tested on every generator.
 
-One classifier per training set of generators: each DCGAN alone, and both pooled (after
-Hsu et al. 2018). Each is evaluated on every generator's fakes, on anomaly-class reals
-and on seen-class reals; the DCGANs' own discriminators are scored on the same splits.
+The generators: both DCGANs and an autoencoder-GAN (its reconstructions of reals are its
+fakes), sampled once into a stored fake pool. One classifier per training set: each
+generator alone, the two DCGANs pooled (after Hsu et al. 2018) -- tested on the
+autoencoder's fakes, a family it never saw -- and all three pooled. Each is evaluated on
+every generator's fakes, on anomaly-class reals and on seen-class reals; the DCGANs' own
+discriminators are scored on the same splits.
 
   # Reusing the GANs of a DCGAN study's workdir (otherwise they are trained here first):
   python -m fakejax.main --config=configs/detectors_fmnist.py --workdir=runs/detectors_fmnist \\
@@ -56,9 +59,16 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       lr_decay_patience_epochs=1,
       early_stopping_patience_epochs=3,
   ))
-  names = list(config.gans.keys())
-  config.train_sets = ml_collections.ConfigDict(
-      {**{name: (name,) for name in names}, 'pooled': tuple(names)})
+  # A third family of generator: an autoencoder-GAN, whose fakes are its reconstructions
+  # of reals (the AutoGAN study's simulator of GAN artefacts).
+  config.autoencoder_generators = ml_collections.ConfigDict(dict(
+      autogan_d1=autogan_fmnist.autoencoder(1, batch_size=64, num_epochs=2)))
+  gans = list(config.gans.keys())
+  names = gans + list(config.autoencoder_generators.keys())
+  config.train_sets = ml_collections.ConfigDict({
+      **{name: (name,) for name in names},
+      'pooled_dcgans': tuple(gans),  # Tested on the autoencoder, a family it never saw.
+      'pooled_all': tuple(names)})
   for name in names:  # Every generator's test fakes against all test reals.
     config.evals[f'fakes_{name}'] = dict(reals='all', fakes=name)
   if options:
@@ -67,9 +77,12 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
                                           blur_sigma_max=3.0, jpeg_prob=0.5,
                                           jpeg_quality_min=30)
   if variant == 'quick':
+    config.autoencoder_generators.autogan_d1.num_epochs = 1
     config.classifier.num_epochs = 1
     config.classifier.max_train_reals = 4_000
   elif variant == 'tiny':
+    config.autoencoder_generators.autogan_d1.update(batch_size=32, num_epochs=1,
+                                                    base_features=8, latent_features=8)
     config.classifier.features = (8, 16, 16)
     config.classifier.hidden = 16
     config.classifier.batch_size = 32

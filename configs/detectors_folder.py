@@ -33,6 +33,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   config.data.folder = ''  # Required: set it with --config.data.folder=<root>.
   config.data.image_shape = (224, 224, 3)
   config.gans = ml_collections.ConfigDict()  # The fakes come from the folder.
+  config.autoencoder_generators = ml_collections.ConfigDict()
   config.train_sets = ml_collections.ConfigDict({'folder': ('folder',)})
   config.evals = ml_collections.ConfigDict(dict(
       fakes_folder=dict(reals='all', fakes='own'),  # The table's column.

@@ -62,10 +62,10 @@ def build_autoencoder(ae_config: ml_collections.ConfigDict) -> AutoEncoder:
                      latent_features=ae_config.latent_features)
 
 
-def autoencoder_job(config: ml_collections.ConfigDict, name: str, grid_images: np.ndarray,
+def autoencoder_job(config: ml_collections.ConfigDict, name: str,
+                    ae_config: ml_collections.ConfigDict, grid_images: np.ndarray,
                     mesh: Mesh) -> loop.Job:
-  """The loop's job for autoencoder `name`: its GAN step, and reconstruction grids."""
-  ae_config = config.autoencoders[name]
+  """The loop's job for autoencoder `name` of `ae_config`: its GAN step, reconstruction grids."""
   autoencoder = build_autoencoder(ae_config)
   discriminator = build_gan(ae_config.discriminator).discriminator
   tx = gan_state.build_optimizer(ae_config.optimizer)
@@ -127,6 +127,17 @@ def evaluate_classifier(config: ml_collections.ConfigDict, variant: Variant,
       name=variant.name, architecture=f'{config.classifier.architecture} on {inputs}',
       steps=[int(state.step)], trained_on=tuple(config.classifier.train_generators))
   return classifier_runs.evaluate(config, detector, model, state, data, mesh)
+
+
+def reconstruct(autoencoder: AutoEncoder, params: dict, images_uint8: np.ndarray,
+                batch_size: int = 1000) -> np.ndarray:
+  """The autoencoder's reconstructions of uint8 images, as uint8 images."""
+  apply = jax.jit(lambda params, images: gan_steps.to_uint8(
+      autoencoder.apply({'params': params}, gan_steps.to_model_range(images))))
+  params = jax.device_get(params)
+  parts = [np.asarray(apply(params, images_uint8[start:start + batch_size]))
+           for start in range(0, len(images_uint8), batch_size)]
+  return np.concatenate(parts) if parts else images_uint8[:0]
 
 
 def reconstruction_errors(config: ml_collections.ConfigDict, autoencoder_params: dict,
@@ -207,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   for name, ae_config in config.autoencoders.items():
     settings = loop.LoopSettings.from_config(config, batch_size=ae_config.batch_size,
                                              num_epochs=ae_config.num_epochs)
-    result = loop.train(autoencoder_job(config, name, grid_images, mesh), settings,
+    result = loop.train(autoencoder_job(config, name, ae_config, grid_images, mesh), settings,
                         data.reals.train, workdir / 'autoencoders' / name, mesh)
     autoencoder_params[name] = result.state.g_params
   train_set = classifier_runs.train_set(config, data, config.classifier.train_generators)

@@ -8,6 +8,7 @@ its report comes from the evaluation module, on the same splits as the discrimin
 import dataclasses
 import functools
 import pathlib
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -58,33 +59,51 @@ def latest_gan_step(gan_dir: pathlib.Path, name: str) -> list[int]:
   return steps[-1:]
 
 
-def fake_pool(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, workdir: pathlib.Path,
-              num_train: int, mesh: Mesh) -> dict[str, dict[str, np.ndarray]]:
-  """Every generator's fakes, from the study's stored pool (sampled and stored the first time).
+@dataclasses.dataclass(frozen=True)
+class FakeSource:
+  """A generator of the study: what it is made from (a stored pool is reused only for
+  the same), and how to draw its train, validation and test fakes."""
+  description: dict
+  draw: Callable[[], dict[str, np.ndarray]]
+
+
+def gan_sources(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, num_train: int,
+                mesh: Mesh) -> dict[str, FakeSource]:
+  return {name: FakeSource(
+      description={'architecture': gan.architecture,
+                   'checkpoint_step': latest_gan_step(gan_dir, name)[0]},
+      draw=functools.partial(generator_fakes, config, gan_dir, name, num_train, mesh))
+          for name, gan in config.gans.items()}
+
+
+def fake_pool(config: ml_collections.ConfigDict, sources: dict[str, FakeSource],
+              workdir: pathlib.Path, num_train: int) -> dict[str, dict[str, np.ndarray]]:
+  """Every generator's fakes, from the study's stored pool (drawn and stored the first time).
 
   The pool is a TFDS dataset in `<workdir>/fake_pool` with the generator's name on each
-  fake. It is reused only if made from the same checkpoints, counts and seed.
+  fake. It is reused only if made from the same generators, counts and seed.
   """
   pool_dir = workdir / 'fake_pool'
   description = {
-      'generators': {name: {'architecture': gan.architecture,
-                            'checkpoint_step': latest_gan_step(gan_dir, name)[0]}
-                     for name, gan in config.gans.items()},
+      'generators': {name: source.description for name, source in sources.items()},
       'num_train': num_train, 'num_validation_and_test': config.evaluation.num_fake_samples,
       'seed': config.seed}
   if not image_sets.is_prepared(pool_dir):
-    # Sampling is collective, so every process takes part; process 0 stores the pool.
-    fakes = {name: generator_fakes(config, gan_dir, name, num_train, mesh)
-             for name in config.gans}
+    # Drawing is collective, so every process takes part; process 0 stores the pool.
+    fakes = {name: source.draw() for name, source in sources.items()}
     if jax.process_index() == 0:
       image_sets.write_fake_pool(pool_dir, fakes, description)
     multihost_utils.sync_global_devices('fake pool written')
-  logging.info('Fakes of %s from the pool in %s.', sorted(config.gans), pool_dir)
+  logging.info('Fakes of %s from the pool in %s.', sorted(sources), pool_dir)
   return image_sets.read_fake_pool(pool_dir, description)
 
 
-def load_study_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
-                    mesh: Mesh) -> StudyData:
+# (reals, number of training fakes, mesh) -> more generators than the GANs, by name.
+MoreSources = Callable[[pipeline.StudySplits, int, Mesh], dict[str, FakeSource]]
+
+
+def load_study_data(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: Mesh,
+                    more_sources: MoreSources | None = None) -> StudyData:
   """Reals and every generator's fakes; trains the GANs first when gan_workdir is empty."""
   if config.data.folder:
     return folder_study_data(config)
@@ -94,11 +113,14 @@ def load_study_data(config: ml_collections.ConfigDict, workdir: pathlib.Path,
   if not config.gan_workdir:
     for name in config.gans:
       gan_trainer.train_gan(config, name, reals.train, workdir, mesh)
-  return StudyData(reals=reals, fakes=fake_pool(config, gan_dir, workdir, num_train, mesh))
+  sources = gan_sources(config, gan_dir, num_train, mesh)
+  if more_sources is not None:
+    sources.update(more_sources(reals, num_train, mesh))
+  return StudyData(reals=reals, fakes=fake_pool(config, sources, workdir, num_train))
 
 
-def start_study(config: ml_collections.ConfigDict,
-                workdir: str | pathlib.Path) -> tuple[pathlib.Path, Mesh, StudyData]:
+def start_study(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                more_sources: MoreSources | None = None) -> tuple[pathlib.Path, Mesh, StudyData]:
   """Checks the config, records it in the workdir, and loads the reals and fakes."""
   workdir = pathlib.Path(workdir)
   mesh = sharding.build_mesh()
@@ -106,7 +128,7 @@ def start_study(config: ml_collections.ConfigDict,
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
-  data = load_study_data(config, workdir, mesh)
+  data = load_study_data(config, workdir, mesh, more_sources)
   logging.info('Reals: %d train, %d validation, %d seen test, %d anomaly test; fakes of %s.',
                len(data.reals.train), len(data.reals.validation), len(data.reals.test_seen),
                len(data.reals.test_anomaly), sorted(data.fakes))

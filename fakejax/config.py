@@ -106,6 +106,9 @@ DETECTORS_SCHEMA = {
     **{key: value for key, value in AUTOGAN_SCHEMA.items() if key != 'autoencoders'},
     'classifier': {key: value for key, value in CLASSIFIER_SCHEMA.items()
                    if key not in ('inputs', 'train_generators')},
+    # Autoencoder-GANs whose reconstructions of reals are fakes of one more generator
+    # family; each is a generator of the study by its name here.
+    'autoencoder_generators': {'*': AUTOENCODER_SCHEMA},
     'train_sets': {'*': tuple},  # Name -> the generators whose fakes it trains on.
     # evals must hold 'fakes_<gan>' (reals='all', fakes=<gan>) for every GAN: the columns.
 }
@@ -227,12 +230,13 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
   if experiment == 'autogan':
     _check_autogan(config, num_devices, architectures)
   if experiment == 'detectors':
-    _check_detectors(config, num_devices)
+    _check_detectors(config, num_devices, architectures)
   _check_divisible(config, 'evaluation.batch_size', num_devices)
 
 
 def _check_evals(config: ml_collections.ConfigDict) -> None:
-  fake_sources = ('', 'own', 'others', *config.gans.keys())
+  fake_sources = ('', 'own', 'others', *config.gans.keys(),
+                  *config.get('autoencoder_generators', {}).keys())
   for name, split in config.evals.items():
     if split.reals not in REAL_SOURCES:
       raise ConfigError(f"Config key 'evals.{name}.reals' is {split.reals!r}; use one of "
@@ -247,20 +251,8 @@ def _check_evals(config: ml_collections.ConfigDict) -> None:
 def _check_autogan(config: ml_collections.ConfigDict, num_devices: int,
                    architectures: Mapping[str, Any]) -> None:
   from fakejax.data.transforms import INPUT_KINDS  # pylint: disable=g-import-not-at-top
-  from fakejax.train.autoencoder_gan import RECONSTRUCTION_LOSSES  # pylint: disable=g-import-not-at-top
   _check_data_shape(config)
-  for name, autoencoder in config.autoencoders.items():
-    key = f'autoencoders.{name}'
-    _check_positive(config, f'{key}.depth', f'{key}.base_features', f'{key}.latent_features',
-                    f'{key}.batch_size', f'{key}.num_epochs')
-    if autoencoder.discriminator not in architectures:
-      raise ConfigError(f"Config key '{key}.discriminator' is {autoencoder.discriminator!r}; "
-                        f"known architectures: {sorted(architectures)}.")
-    if autoencoder.reconstruction_loss not in RECONSTRUCTION_LOSSES:
-      raise ConfigError(f"Config key '{key}.reconstruction_loss' is "
-                        f"{autoencoder.reconstruction_loss!r}; use one of "
-                        f"{sorted(RECONSTRUCTION_LOSSES)}.")
-    _check_divisible(config, f'{key}.batch_size', num_devices)
+  _check_autoencoders(config, 'autoencoders', num_devices, architectures)
   classifier = config.classifier
   _check_classifier(config, num_devices)
   unknown = [kind for kind in classifier.inputs if kind not in INPUT_KINDS]
@@ -272,6 +264,23 @@ def _check_autogan(config: ml_collections.ConfigDict, num_devices: int,
     raise ConfigError(f"Config key 'classifier.inputs' has {needs_autoencoder}, which need an "
                       "autoencoder, but 'autoencoders' is empty.")
   _check_generators(config, 'classifier.train_generators', classifier.train_generators)
+
+
+def _check_autoencoders(config: ml_collections.ConfigDict, group: str, num_devices: int,
+                        architectures: Mapping[str, Any]) -> None:
+  from fakejax.train.autoencoder_gan import RECONSTRUCTION_LOSSES  # pylint: disable=g-import-not-at-top
+  for name, autoencoder in config[group].items():
+    key = f'{group}.{name}'
+    _check_positive(config, f'{key}.depth', f'{key}.base_features', f'{key}.latent_features',
+                    f'{key}.batch_size', f'{key}.num_epochs')
+    if autoencoder.discriminator not in architectures:
+      raise ConfigError(f"Config key '{key}.discriminator' is {autoencoder.discriminator!r}; "
+                        f"known architectures: {sorted(architectures)}.")
+    if autoencoder.reconstruction_loss not in RECONSTRUCTION_LOSSES:
+      raise ConfigError(f"Config key '{key}.reconstruction_loss' is "
+                        f"{autoencoder.reconstruction_loss!r}; use one of "
+                        f"{sorted(RECONSTRUCTION_LOSSES)}.")
+    _check_divisible(config, f'{key}.batch_size', num_devices)
 
 
 def _check_data_shape(config: ml_collections.ConfigDict) -> None:
@@ -345,23 +354,36 @@ def _check_classifier(config: ml_collections.ConfigDict, num_devices: int) -> No
                       f"scales up, then crops back), got {augmentation.resize_scale}.")
 
 
+def study_generators(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The names of every source of fakes in a classifier study, in table order."""
+  if config.data.get('folder'):
+    return ('folder',)
+  return (*config.gans.keys(), *config.get('autoencoder_generators', {}).keys())
+
+
 def _check_generators(config: ml_collections.ConfigDict, key: str, names) -> None:
-  generators = ('folder',) if config.data.folder else tuple(config.gans.keys())
+  generators = study_generators(config)
   bad = [name for name in names if name not in generators]
   if bad or not names:
     raise ConfigError(f"Config key '{key}' must name some of {list(generators)}; "
                       f"unknown: {bad}.")
 
 
-def _check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> None:
+def _check_detectors(config: ml_collections.ConfigDict, num_devices: int,
+                     architectures: Mapping[str, Any]) -> None:
   _check_data_shape(config)
   _check_classifier(config, num_devices)
+  _check_autoencoders(config, 'autoencoder_generators', num_devices, architectures)
+  clashes = set(config.gans) & set(config.autoencoder_generators)
+  if clashes:
+    raise ConfigError(f"Config keys 'autoencoder_generators' and 'gans' share names "
+                      f"{sorted(clashes)}: every generator needs its own.")
   if not config.train_sets:
     raise ConfigError("Config key 'train_sets' names no classifier to train.")
   for name, generators in config.train_sets.items():
     _check_generators(config, f'train_sets.{name}', generators)
-  generators = ('folder',) if config.data.folder else tuple(config.gans.keys())
-  missing = [f'fakes_{name}' for name in generators if f'fakes_{name}' not in config.evals]
+  missing = [f'fakes_{name}' for name in study_generators(config)
+             if f'fakes_{name}' not in config.evals]
   if missing:
     raise ConfigError(f"Config key 'evals' lacks {missing}: the table needs each generator's "
                       "test fakes against all test reals (reals='all', fakes=<gan>).")

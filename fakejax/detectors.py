@@ -18,7 +18,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import logging  # noqa: E402
 
-from fakejax import classifier_runs  # noqa: E402
+from fakejax import autogan, classifier_runs  # noqa: E402
 from fakejax.evaluation import evaluator, report  # noqa: E402
 from fakejax.train import loop  # noqa: E402
 
@@ -86,9 +86,38 @@ def plot_heatmap(rows: list[dict], generators, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
+def autoencoder_sources(config: ml_collections.ConfigDict,
+                        workdir: pathlib.Path) -> classifier_runs.MoreSources:
+  """The autoencoder-GANs of config.autoencoder_generators as generators of the study.
+
+  Each is trained on the training reals (or resumed) in `<workdir>/autoencoders/<name>`;
+  its fakes are its reconstructions of training, validation and seen-class test reals.
+  """
+  def sources(reals, num_train: int, mesh) -> dict[str, classifier_runs.FakeSource]:
+    out = {}
+    for name, ae_config in config.autoencoder_generators.items():
+      settings = loop.LoopSettings.from_config(config, batch_size=ae_config.batch_size,
+                                               num_epochs=ae_config.num_epochs)
+      job = autogan.autoencoder_job(config, name, ae_config,
+                                    reals.validation[:autogan.NUM_IMAGES_IN_GRID], mesh)
+      result = loop.train(job, settings, reals.train, workdir / 'autoencoders' / name, mesh)
+      model, params = autogan.build_autoencoder(ae_config), result.state.g_params
+      num = config.evaluation.num_fake_samples
+      out[name] = classifier_runs.FakeSource(
+          description={'autoencoder': ae_config.to_dict(), 'checkpoint_step': result.num_steps},
+          draw=lambda model=model, params=params: {
+              'train': autogan.reconstruct(model, params, reals.train[:num_train]),
+              'validation': autogan.reconstruct(model, params, reals.validation[:num]),
+              'test': autogan.reconstruct(model, params, reals.test_seen[:num])})
+    return out
+
+  return sources
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the study in `workdir` (resuming what is there); returns the table rows."""
-  workdir, mesh, data = classifier_runs.start_study(config, workdir)
+  workdir, mesh, data = classifier_runs.start_study(
+      config, workdir, autoencoder_sources(config, pathlib.Path(workdir)))
   image_shape = data.reals.train.shape[1:]
   settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
                                            num_epochs=config.classifier.num_epochs)
@@ -109,8 +138,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     rows.append(table_row(name, config.classifier.architecture, result_report, generators))
   # The discriminators of the same GANs, on the same splits.
   gan_dir = pathlib.Path(config.gan_workdir) if config.gan_workdir else workdir
+  not_gans = {name: fakes['test'] for name, fakes in data.fakes.items() if name not in config.gans}
   for name, gan_reports in evaluator.evaluate_workdir(config, gan_dir, 'latest', mesh=mesh,
-                                                      splits=data.reals).items():
+                                                      splits=data.reals,
+                                                      other_fakes=not_gans).items():
     rows.append(table_row(f'D of {name}', 'discriminator', gan_reports[-1], generators))
   if jax.process_index() == 0:
     markdown = table_markdown(rows, generators)

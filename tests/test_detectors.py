@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from configs import detectors_fmnist
 from fakejax import classifier_runs, detectors, sharding
+from fakejax.data import image_sets
 from fakejax.config import ConfigError, validate_config
 from fakejax.models import CLASSIFIER_ARCHITECTURES, FIXED_WIDTHS, GAN_ARCHITECTURES
 from fakejax.train import classifier_steps, loop
@@ -31,36 +32,53 @@ def study(finished_run, tfds_data_dir, tmp_path_factory):
   return workdir
 
 
+AUTOENCODER = 'autogan_d1'  # The tiny config's autoencoder-GAN generator.
+GENERATORS = (*GANS, AUTOENCODER)
+
+
 def test_generalisation_table_has_every_detector_and_generator(study):
   rows = json.loads((study / detectors.GENERALISATION_JSON).read_text())
   assert [row['detector'] for row in rows] == [
-      *sorted(GANS), 'pooled', *(f'D of {gan}' for gan in GANS)]
+      *sorted([*GENERATORS, 'pooled_dcgans', 'pooled_all']), *(f'D of {gan}' for gan in GANS)]
   for row in rows:
-    assert set(row['average_precision']) == set(GANS)
-    for gan in GANS:
-      assert 0.0 <= row['average_precision'][gan] <= 1.0
-      assert 0.0 <= row['fake_recall'][gan] <= 1.0
-  pooled = next(row for row in rows if row['detector'] == 'pooled')
+    assert list(row['average_precision']) == list(GENERATORS)
+    for generator in GENERATORS:
+      assert 0.0 <= row['average_precision'][generator] <= 1.0
+      assert 0.0 <= row['fake_recall'][generator] <= 1.0
+  pooled = next(row for row in rows if row['detector'] == 'pooled_dcgans')
   assert sorted(pooled['trained_on']) == sorted(GANS)
   assert (study / detectors.GENERALISATION_PNG).stat().st_size > 0
   table = (study / detectors.GENERALISATION_MD).read_text()
-  assert '| pooled | sequential_cnn |' in table and 'discriminator' in table
+  assert '| pooled_all | sequential_cnn |' in table and 'discriminator' in table
+
+
+def test_the_fakes_are_stored_once_as_a_pool_named_by_generator(study):
+  pool = json.loads((study / 'fake_pool' / 'pool.json').read_text())
+  assert sorted(pool['generators']) == sorted(GENERATORS)
+  assert pool['generators'][AUTOENCODER]['autoencoder']['depth'] == 1
+  test = image_sets.read_split(study / 'fake_pool', 'test')
+  # Each GAN's test fakes: evaluation.num_fake_samples of the tiny config; the
+  # autoencoder's: its reconstructions of as many seen-class test reals.
+  assert {name: int((test.sources == name).sum()) for name in GENERATORS} == {
+      name: 128 for name in GENERATORS}
 
 
 def test_each_generator_split_holds_only_that_generators_fakes(study):
-  for name in GANS:
+  for name in GENERATORS:
     run_dir = study / 'classifiers' / name
     (step_dir,) = list((run_dir / 'eval').iterdir())
     splits = json.loads((step_dir / 'report.json').read_text())['splits']
-    for gan in GANS:
-      assert splits[f'fakes_{gan}']['fake_sets'] == [f'gan:{gan}']
-    (other,) = [gan for gan in GANS if gan != name]
-    assert splits['other_gan_fakes']['fake_sets'] == [f'gan:{other}']
-  (step_dir,) = list((study / 'classifiers' / 'pooled' / 'eval').iterdir())
+    for generator in GENERATORS:
+      assert splits[f'fakes_{generator}']['fake_sets'] == [f'gan:{generator}']
+    others = [f'gan:{generator}' for generator in GENERATORS if generator != name]
+    assert splits['other_gan_fakes']['fake_sets'] == others
+  (step_dir,) = list((study / 'classifiers' / 'pooled_dcgans' / 'eval').iterdir())
   splits = json.loads((step_dir / 'report.json').read_text())['splits']
-  # Pooled: 'own' holds both generators' test fakes; no generator is left unseen.
+  # Pooled DCGANs: 'own' holds both GANs' test fakes; the autoencoder's are unseen.
   assert splits['own_fakes_vs_reals']['support'] == {'real': 320, 'generated': 256}
-  assert 'other_gan_fakes' not in splits
+  assert splits['other_gan_fakes']['fake_sets'] == [f'gan:{AUTOENCODER}']
+  (step_dir,) = list((study / 'classifiers' / 'pooled_all' / 'eval').iterdir())
+  assert 'other_gan_fakes' not in json.loads((step_dir / 'report.json').read_text())['splits']
 
 
 @pytest.mark.parametrize('architecture', sorted(CLASSIFIER_ARCHITECTURES))

@@ -19,6 +19,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fakejax import sharding
+from fakejax.config import study_generators
 from fakejax.data import folders, pipeline
 from fakejax.evaluation import metrics
 from fakejax.models import GanModels, build_gan
@@ -302,7 +303,7 @@ def evaluate_detector(config: ml_collections.ConfigDict, detector: Detector,
   for split_name, split in config.evals.items():
     reals, _ = real_source(split.reals, sets)
     fakes, fake_sets = fake_source(split.fakes, sets, detector.trained_on,
-                                   list(config.gans.keys()))
+                                   list(study_generators(config)))
     if not reals.shape[1] and not fakes.shape[1]:
       logging.warning('Split %s of %s has no images (fakes: %r); skipped.', split_name,
                       detector.name, split.fakes)
@@ -394,11 +395,13 @@ def select_steps(available: list[int], which: str) -> list[int]:
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                      which_steps: str = 'latest', mesh: Mesh | None = None,
-                     splits: pipeline.StudySplits | None = None) -> dict[str, list[dict]]:
+                     splits: pipeline.StudySplits | None = None,
+                     other_fakes: dict[str, np.ndarray] | None = None) -> dict[str, list[dict]]:
   """Evaluates the chosen checkpoints of every GAN of `config` in `workdir`.
 
-  Cross-GAN fakes come from each other GAN's latest checkpoint. Returns the reports by GAN
-  name, one per evaluated step.
+  Cross-GAN fakes come from each other GAN's latest checkpoint, and from `other_fakes`
+  (test fakes of generators that are not GANs of this workdir, by name). Returns the
+  reports by GAN name, one per evaluated step.
   """
   workdir = pathlib.Path(workdir)
   mesh = sharding.build_mesh() if mesh is None else mesh
@@ -419,6 +422,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
     own_fakes[name] = samplers[name].generate(config.evaluation.num_fake_samples,
                                               config.seed + TEST_FAKES_SEED_OFFSET)
   shared = {f'gan:{name}': fakes[-1] for name, fakes in own_fakes.items()}
+  shared.update({f'gan:{name}': fakes for name, fakes in (other_fakes or {}).items()})
   shared.update(folder_fakes(config))
   reports = {}
   for name, gan in gans.items():
