@@ -7,15 +7,19 @@ pooled features within 1e-4. The head is set to the identity for the comparison.
 
 import functools
 import os
+import subprocess
+import sys
 
 os.environ.setdefault('KERAS_BACKEND', 'jax')
 
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import flax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
 
 from fakejax.models import CLASSIFIER_ARCHITECTURES, pretrained  # pylint: disable=wrong-import-position
+from tests.conftest import REPO_ROOT  # pylint: disable=wrong-import-position
 from tools import convert_weights  # pylint: disable=wrong-import-position
 
 TOLERANCE = 1e-4
@@ -181,3 +185,24 @@ def test_a_missing_pretrained_file_is_a_config_error(tmp_path):
   config = resnet_config(pretrained=str(tmp_path / 'absent.npz'))
   with pytest.raises(ConfigError, match="'classifier.pretrained' names .*absent.npz"):
     validate_config(config, num_devices=8, architectures=GAN_ARCHITECTURES)
+
+
+def test_the_conversion_tool_writes_a_file_the_classifier_loads(tmp_path):
+  rng = np.random.default_rng(3)
+  model = convert_weights.build_keras_model('mobilenet_v2', None, (96, 96, 3))
+  randomise_keras(model, rng)
+  model.save_weights(tmp_path / 'mobilenet_v2.weights.h5')
+  result = subprocess.run(
+      [sys.executable, 'tools/convert_weights.py', 'keras', '--architecture=mobilenet_v2',
+       f'--weights={tmp_path / "mobilenet_v2.weights.h5"}', f'--output={tmp_path / "out.npz"}'],
+      cwd=REPO_ROOT, env={**os.environ, 'KERAS_BACKEND': 'jax'}, capture_output=True,
+      text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'parameters of mobilenet_v2' in result.stdout
+  loaded = pretrained.load(tmp_path / 'out.npz', 'mobilenet_v2')
+  expected = pretrained.keras_variables(convert_weights.keras_layers(model))
+  for (path, value), (other_path, other) in zip(
+      sorted(flax.traverse_util.flatten_dict(loaded).items()),
+      sorted(flax.traverse_util.flatten_dict(expected).items())):
+    assert path == other_path
+    np.testing.assert_array_equal(value, other)
