@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from configs import detectors_fmnist
+from configs import detectors_fmnist, detectors_folder
 from fakejax import classifier_runs, detectors, sharding
 from fakejax.data import image_sets
 from fakejax.config import ConfigError, validate_config
@@ -161,6 +161,13 @@ def test_shipped_detector_configs_are_valid(variant):
   check(detectors_fmnist.get_config(variant))
 
 
+@pytest.mark.parametrize('variant', ['full', 'resnet50', 'tiny'])
+def test_shipped_folder_detector_configs_are_valid(variant):
+  config = detectors_folder.get_config(variant)
+  config.data.folder = '/data/faces'
+  check(config)
+
+
 def test_detector_config_mistakes_are_named():
   config = detectors_fmnist.get_config('tiny')
   config.train_sets.mixed = ('dcgan_tf', 'stylegan')
@@ -186,6 +193,26 @@ def test_detector_config_mistakes_are_named():
   check(config)
   config.classifier.hidden = -1
   with pytest.raises(ConfigError, match="'classifier.hidden' must be >= 0"):
+    check(config)
+  config = detectors_fmnist.get_config('tiny')
+  config.classifier.update(architecture='mobilenet_v2', features=(8, 16), pooling='average')
+  with pytest.raises(ConfigError, match="'classifier.features' must be empty for mobilenet_v2"):
+    check(config)
+  config = detectors_fmnist.get_config('tiny')
+  config.classifier.pooling = 'average'  # The Sequential CNN's head is its study's.
+  with pytest.raises(ConfigError, match="'classifier.pooling' must be 'flatten' for sequential_cnn"):
+    check(config)
+  config = detectors_fmnist.get_config('tiny')
+  config.classifier.loss = 'hinge'
+  with pytest.raises(ConfigError, match="'classifier.loss' is 'hinge'"):
+    check(config)
+  config = detectors_fmnist.get_config('tiny')
+  config.classifier.augmentation.resize_scale = 0.5
+  with pytest.raises(ConfigError, match="'classifier.augmentation.resize_scale' must be >= 1"):
+    check(config)
+  config = detectors_fmnist.get_config('tiny')
+  config.autoencoder_generators.dcgan_tf = config.autoencoder_generators.autogan_d1
+  with pytest.raises(ConfigError, match=r"share names \['dcgan_tf'\]"):
     check(config)
   config = detectors_fmnist.get_config('tiny')
   config.classifier.architecture = 'resnet1000'
