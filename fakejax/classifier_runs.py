@@ -90,7 +90,10 @@ def fake_pool(config: ml_collections.ConfigDict, sources: dict[str, FakeSource],
       'seed': config.seed}
   if not image_sets.is_prepared(pool_dir):
     # Drawing is collective, so every process takes part; process 0 stores the pool.
-    fakes = {name: source.draw() for name, source in sources.items()}
+    fakes = {}
+    for name, source in sources.items():
+      logging.info('Drawing the fakes of %s for the pool in %s.', name, pool_dir)
+      fakes[name] = source.draw()
     if jax.process_index() == 0:
       image_sets.write_fake_pool(pool_dir, fakes, description)
     multihost_utils.sync_global_devices('fake pool written')
