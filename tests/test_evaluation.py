@@ -3,6 +3,7 @@
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -124,3 +125,16 @@ def test_workdirs_from_before_configs_named_their_experiment_still_load(tiny_con
   config = evaluator.workdir_config(tmp_path)
   assert config.experiment == 'dcgan_detectors'
   validate_config(config, num_devices=8, architectures=GAN_ARCHITECTURES)
+
+
+@pytest.mark.parametrize('num_images', [1000, 999, 64])
+def test_scoring_in_chunks_gives_the_same_scores_on_every_shard_layout(num_images):
+  mesh = sharding.build_mesh()
+  score = lambda variables, images: (images.astype(jnp.float32).mean(axis=(1, 2, 3))
+                                     * variables['scale'])
+  images = np.random.default_rng(0).integers(0, 256, (num_images, 4, 4, 1), dtype=np.uint8)
+  chunked = jax.jit(evaluator.in_chunks(score, mesh.size, chunk_size=25))
+  if num_images % mesh.size == 0:  # As the Scorer places them: split over the devices.
+    images = jax.device_put(images, sharding.batch_sharded(mesh))
+  np.testing.assert_allclose(chunked({'scale': 2.0}, images), score({'scale': 2.0}, images),
+                             rtol=1e-6)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from configs import autogan_fmnist, dcgan_fmnist  # noqa: E402
 from fakejax import autogan, sharding  # noqa: E402
+from fakejax.evaluation import evaluator  # noqa: E402
 from fakejax.data import pipeline  # noqa: E402
 from fakejax.models import build_gan  # noqa: E402
 from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_steps  # noqa: E402
@@ -116,7 +117,7 @@ class JaxRunner:
     self.compiled = step.lower(self.state, self.batch).compile()
     self.compile_seconds = time.perf_counter() - start
     self.step = step
-    infer = jax.jit(infer)
+    infer = jax.jit(evaluator.in_chunks(infer, num_shards=1))  # As the evaluation scores.
     self.score_images = jax.device_put(np.random.default_rng(1).integers(
         0, 255, (SCORE_BATCH, 28, 28, 1), dtype=np.uint8), device)
     self.score = lambda: infer(self.state, self.score_images)
