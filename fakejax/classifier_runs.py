@@ -252,6 +252,8 @@ def plateau_schedule(classifier_config: ml_collections.ConfigDict, model: 'Class
     del epoch  # The schedule counts epochs since the best itself.
     fake_prob = 1.0 - model.scorer(state, mesh, batch_size).score(validation.images)[0]
     ap = float(metrics.average_precision(metrics.roc_points(fake_prob, validation.is_fake)))
+    at_half = metrics.classification_report(
+        metrics.confusion_matrix(fake_prob, validation.is_fake, 0.5))
     schedule = jax.device_get(state.schedule)
     best, since, lr_scale = float(schedule['best_ap']), int(schedule['epochs_since_best']), float(
         schedule['lr_scale'])
@@ -268,6 +270,11 @@ def plateau_schedule(classifier_config: ml_collections.ConfigDict, model: 'Class
     state = state.replace(schedule=jax.device_put(new_schedule, sharding.replicated(mesh)))
     learning_rate = classifier_config.optimizer.learning_rate * lr_scale
     return state, {'validation/average_precision': ap, 'validation/best_average_precision': best,
+                   # At P(fake) 0.5, as the studies reported their epochs.
+                   'validation/accuracy': float(at_half['accuracy']),
+                   'validation/fake_recall': float(at_half['generated']['recall']),
+                   'validation/real_recall': float(at_half['real']['recall']),
+                   'validation/fake_f1': float(at_half['generated']['f1']),
                    'learning_rate': learning_rate}, stop
 
   return on_epoch_end

@@ -270,7 +270,9 @@ def test_an_early_stop_is_saved_and_a_resumed_run_does_not_train_further(tmp_pat
                                               size_guidance={event_accumulator.TENSORS: 0})
   events.Reload()
   tags = set(events.Tags()['tensors'])
-  assert {'validation/average_precision', 'learning_rate'} <= tags
+  assert {'validation/average_precision', 'validation/accuracy', 'validation/fake_recall',
+          'validation/real_recall', 'validation/fake_f1', 'learning_rate', 'loss',
+          'accuracy'} <= tags
 
 
 def test_a_frozen_backbone_leaves_only_the_head_training():
