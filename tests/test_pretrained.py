@@ -6,6 +6,7 @@ pooled features within 1e-4. The head is set to the identity for the comparison.
 """
 
 import functools
+import importlib.util
 import os
 import subprocess
 import sys
@@ -93,33 +94,50 @@ def test_keras_normalisation_and_its_rescaling_fold_into_one_statistic():
                              keras_result, rtol=1e-6)
 
 
-def randomise_torch(model, rng: np.random.Generator) -> None:
-  import torch  # pylint: disable=g-import-not-at-top
-  with torch.no_grad():
-    for name, buffer in model.named_buffers():
-      if name.endswith('running_mean'):
-        buffer.copy_(torch.from_numpy(rng.normal(0.0, 0.1, buffer.shape).astype(np.float32)))
-      elif name.endswith('running_var'):
-        buffer.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, buffer.shape).astype(np.float32)))
-    for name, parameter in model.named_parameters():
-      if 'bn' in name or 'downsample.1' in name:
-        parameter.copy_(torch.from_numpy(rng.uniform(0.2, 0.6, parameter.shape).astype(np.float32)))
+# Runs in its own process: importing PyTorch's CUDA build beside TensorFlow and JAX in
+# one process crashed it. Writes the reference's state dict and pooled features.
+TORCHVISION_REFERENCE = """
+import sys
+import numpy as np
+import torch
+import torchvision
+
+architecture, out = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+rng = np.random.default_rng(0)
+model = getattr(torchvision.models, architecture)(weights=None).eval()
+with torch.no_grad():  # Every statistic and norm scale random, so that all of them matter.
+  for name, buffer in model.named_buffers():
+    if name.endswith('running_mean'):
+      buffer.copy_(torch.from_numpy(rng.normal(0.0, 0.1, buffer.shape).astype(np.float32)))
+    elif name.endswith('running_var'):
+      buffer.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, buffer.shape).astype(np.float32)))
+  for name, parameter in model.named_parameters():
+    if 'bn' in name or 'downsample.1' in name:
+      parameter.copy_(torch.from_numpy(rng.uniform(0.2, 0.6, parameter.shape).astype(np.float32)))
+model.fc = torch.nn.Identity()
+# An odd size, where XLA's 'SAME' padding and PyTorch's would differ.
+images = np.random.default_rng(1).uniform(-1.0, 1.0, (2, 65, 65, 3)).astype(np.float32)
+with torch.no_grad():
+  features = model(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
+np.savez(out, images=images, features=features,
+         **{'state/' + key: value.numpy() for key, value in model.state_dict().items()})
+"""
 
 
 @pytest.mark.parametrize('architecture', ['resnet18', 'resnet50'])
-def test_torchvision_weights_convert_to_the_same_features(architecture):
-  torch = pytest.importorskip('torch')
-  torchvision = pytest.importorskip('torchvision')
-  torch.manual_seed(0)
-  model = getattr(torchvision.models, architecture)(weights=None).eval()
-  randomise_torch(model, np.random.default_rng(0))
-  model.fc = torch.nn.Identity()
-  converted = pretrained.torchvision_resnet_variables(
-      {key: value.numpy() for key, value in model.state_dict().items()})
-  # An odd size, where XLA's 'SAME' padding and PyTorch's would differ.
-  images = np.random.default_rng(1).uniform(-1.0, 1.0, (2, 65, 65, 3)).astype(np.float32)
-  with torch.no_grad():
-    expected = model(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
+def test_torchvision_weights_convert_to_the_same_features(architecture, tmp_path):
+  if importlib.util.find_spec('torchvision') is None:
+    pytest.skip('torchvision is not installed (pip install torch==2.14.1 torchvision==0.29.1)')
+  result = subprocess.run([sys.executable, '-c', TORCHVISION_REFERENCE, architecture,
+                           str(tmp_path / 'reference.npz')], capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with np.load(tmp_path / 'reference.npz') as reference:
+    state_dict = {key[len('state/'):]: reference[key] for key in reference.files
+                  if key.startswith('state/')}
+    images, expected = reference['images'], reference['features']
+  converted = pretrained.torchvision_resnet_variables(state_dict)
   actual = flax_features(architecture, converted, images, expected.shape[-1])
   assert 0.1 < np.abs(expected).max() < 100
   np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=0)
