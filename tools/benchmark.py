@@ -1,7 +1,7 @@
 r"""Train-step and scoring speed of fakejax, beside PyTorch on the same machine.
 
   python tools/benchmark.py                      # both DCGANs, batch 256, CPU
-  python tools/benchmark.py --models=autogan_depth1,autogan_depth4,alexnet
+  python tools/benchmark.py --models=autogan_depth1,autogan_depth4,alexnet,sequential_cnn
   python tools/benchmark.py --models=dcgan_tf --batch_size=64 --rounds=7 --json=bench.json
   python tools/benchmark.py --device=gpu          # JAX and PyTorch on the first GPU
 
@@ -27,12 +27,13 @@ import time
 import pathlib
 
 import jax
+import ml_collections
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from configs import autogan_fmnist, dcgan_fmnist  # noqa: E402
-from fakejax import autogan, sharding  # noqa: E402
+from configs import autogan_fmnist, dcgan_fmnist, detectors_fmnist  # noqa: E402
+from fakejax import autogan, classifier_runs, sharding  # noqa: E402
 from fakejax.evaluation import evaluator  # noqa: E402
 from fakejax.data import pipeline  # noqa: E402
 from fakejax.models import build_gan  # noqa: E402
@@ -73,14 +74,23 @@ def autogan_workload(autoencoder_name: str):
           step, reconstruct, random_images(60_000))
 
 
-def classifier_workload():
-  """The AlexNet-style classifier of `configs/autogan_fmnist.py`, on raw images."""
-  config = autogan_fmnist.get_config()
-  model = autogan.classifier(config, autogan.Variant('image', None), {}, (28, 28, 1))
-  score = classifier_steps.make_score(model.model, model.prepare)
+CLASSIFIER_CONFIGS = {'alexnet': autogan_fmnist, 'sequential_cnn': detectors_fmnist}
+
+
+def classifier_config(model: str) -> ml_collections.ConfigDict:
+  """The classifier of a study's config: AlexNet-style (autoencoder-GAN study) or the
+  Sequential CNN (dedicated-detector study)."""
+  return CLASSIFIER_CONFIGS[model].get_config()
+
+
+def classifier_workload(model: str):
+  """A classifier of `classifier_config(model)`, on raw images."""
+  config = classifier_config(model)
+  classifier = classifier_runs.classifier(config, 'benchmark', (28, 28, 1))
+  score = classifier_steps.make_score(classifier.model, classifier.prepare)
   examples = {'image': random_images(60_000),
               'label': np.random.default_rng(2).integers(0, 2, 60_000).astype(np.int32)}
-  return (model.job.init, model.job.train_step,
+  return (classifier.job.init, classifier.job.train_step,
           lambda state, images: score(classifier_steps.variables(state), images), examples)
 
 
@@ -93,7 +103,8 @@ WORKLOADS = {
     'dcgan_radford': lambda: gan_workload('dcgan_radford'),
     'autogan_depth1': lambda: autogan_workload('depth1'),
     'autogan_depth4': lambda: autogan_workload('depth4'),
-    'alexnet': classifier_workload,
+    'alexnet': lambda: classifier_workload('alexnet'),
+    'sequential_cnn': lambda: classifier_workload('sequential_cnn'),
 }
 
 
@@ -234,6 +245,26 @@ def torch_alexnet(features, hidden: int, dropout_rate: float):
   return nn.Sequential(*layers)
 
 
+def torch_sequential_cnn(features, hidden: int, dropout_rate: float):
+  """fakejax's SequentialCNN in PyTorch."""
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  layers, channels, size = [], 1, 28
+  for index, (width, repeats) in enumerate(zip(features, (2, 2, 1))):
+    for _ in range(repeats):
+      layers += [nn.Conv2d(channels, width, 3), nn.ReLU()]
+      channels, size = width, size - 2
+    layers += [nn.MaxPool2d(2), nn.BatchNorm2d(channels)]
+    size //= 2
+    if index > 0:
+      layers.append(nn.Dropout(dropout_rate))
+  layers += [nn.Flatten(), nn.Linear(channels * size * size, hidden), nn.ReLU(),
+             nn.BatchNorm1d(hidden), nn.Dropout(dropout_rate), nn.Linear(hidden, 1)]
+  return nn.Sequential(*layers)
+
+
+TORCH_CLASSIFIERS = {'alexnet': torch_alexnet, 'sequential_cnn': torch_sequential_cnn}
+
+
 class TorchRunner:
   """The same train step and inference in eager PyTorch."""
 
@@ -261,9 +292,9 @@ class TorchRunner:
                        ae_config.adversarial_weight)
       self.inference_model = self.g
     else:
-      classifier = config.classifier
-      self.inference_model = torch_alexnet(classifier.features, classifier.hidden,
-                                           classifier.dropout_rate).to(self.device)
+      classifier = classifier_config(model).classifier
+      self.inference_model = TORCH_CLASSIFIERS[model](
+          classifier.features, classifier.hidden, classifier.dropout_rate).to(self.device)
       self.opt = torch.optim.Adam(self.inference_model.parameters(),
                                   classifier.optimizer.learning_rate,
                                   (classifier.optimizer.b1, classifier.optimizer.b2))
