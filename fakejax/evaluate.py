@@ -43,6 +43,7 @@ def main(argv) -> None:
         'evaluates: run its command again (finished training is not repeated).')
   reports = evaluator.evaluate_workdir(config, workdir, FLAGS.steps, mesh=mesh)
   experiment.write_reports(config, workdir, reports)
+  runtime.leave_distributed()
   logging.info('Evaluated %s.', {name: [r['step'] for r in rs] for name, rs in reports.items()})
 
 

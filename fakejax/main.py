@@ -35,7 +35,9 @@ def main(argv) -> None:
     run(FLAGS.config, FLAGS.workdir)
   except loop.Preempted as preempted:
     logging.warning('%s', preempted)
+    runtime.leave_distributed()
     sys.exit(PREEMPTED_EXIT_CODE)
+  runtime.leave_distributed()
 
 
 if __name__ == '__main__':

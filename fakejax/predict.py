@@ -121,9 +121,9 @@ def load_detector(workdir: pathlib.Path, gan: str, step: int, operating_point: s
   step = available[-1] if step < 0 else step
   if step not in available:
     raise DetectorError(f'No checkpoint of {name} at step {step}; available: {available}.')
-  manager = checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,
-                                           save_interval_steps=1)
-  meta = checkpoints.read_metadata(manager, step)
+  with checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,
+                                      save_interval_steps=1) as manager:
+    meta = checkpoints.read_metadata(manager, step)
   if 'preprocessing' not in meta or meta.get('architecture') != config.gans[name].architecture:
     raise DetectorError(
         f'The checkpoint {workdir / name / "checkpoints" / str(step)} does not record how its '

@@ -70,9 +70,9 @@ def restore_gan(config: ml_collections.ConfigDict, workdir: pathlib.Path, name: 
   models = build_gan(gan_config.architecture)
   tx = gan_state.build_optimizer(gan_config.optimizer)
   like = gan_trainer.init_sharded_state(models, tx, gan_config.latent_dim, config.seed, mesh)
-  manager = checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,
-                                           save_interval_steps=1)
-  states = [checkpoints.restore(manager, step, like)[0] for step in steps]
+  with checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,
+                                      save_interval_steps=1) as manager:
+    states = [checkpoints.restore(manager, step, like)[0] for step in steps]
   stack = lambda *leaves: jnp.stack(leaves)
   return StackedGan(
       name=name, models=models, latent_dim=gan_config.latent_dim, steps=list(steps),

@@ -194,60 +194,62 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
       train_data, seed=settings.seed, num_epochs=settings.num_epochs,
       batch_size=settings.batch_size, process_index=jax.process_index(),
       process_count=jax.process_count(), augment=job.augment)
-  manager = checkpoints.checkpoint_manager(
+  # Closing the manager ends its background threads before the run (and its peers) exit.
+  with checkpoints.checkpoint_manager(
       run_dir / 'checkpoints', max_to_keep=settings.max_checkpoints_to_keep,
-      save_interval_steps=settings.checkpoint_every_steps)
-  state, start_step = restore_or_init(manager, state, data_iterator)
-  if job.stopped_early is not None and job.stopped_early(state):
-    logging.info('%s stopped early at step %d; not trained further.', job.name, start_step)
-    return TrainResult(state=state, resumed_from_step=start_step, num_steps=start_step,
+      save_interval_steps=settings.checkpoint_every_steps) as manager:
+    state, start_step = restore_or_init(manager, state, data_iterator)
+    if job.stopped_early is not None and job.stopped_early(state):
+      logging.info('%s stopped early at step %d; not trained further.', job.name, start_step)
+      return TrainResult(state=state, resumed_from_step=start_step, num_steps=start_step,
+                         run_dir=run_dir)
+    writer = make_writer(run_dir / 'tensorboard')
+    train_step = jax.jit(job.train_step,
+                         in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+                         out_shardings=sharding.replicated(mesh), donate_argnums=0)
+
+    def write_images(step: int, state) -> None:
+      if job.images is not None:
+        writer.write_images(step, {name: grid[None] for name, grid in job.images(state).items()})
+
+    logging.info('%s: %d training examples, %d steps of %d (global batch), from step %d.',
+                 job.name, pipeline.count_examples(train_data), num_steps, settings.batch_size,
+                 start_step)
+    progress = periodic_actions.ReportProgress(
+        num_train_steps=num_steps, writer=writer, every_steps=settings.log_every_steps)
+    pending_metrics = []
+    with PreemptionGuard(settings.preemption_check_every_steps) as preemption:
+      for step in range(start_step + 1, num_steps + 1):
+        batch = sharding.global_batch(mesh, next(data_iterator))
+        state, metrics = train_step(state, batch)
+        pending_metrics.append(metrics)
+        progress(step)
+        stop_early = False
+        if job.on_epoch_end is not None and step % steps_per_epoch == 0:
+          state, epoch_metrics, stop_early = job.on_epoch_end(state, step // steps_per_epoch)
+          writer.write_scalars(step, epoch_metrics)
+          logging.info('%s, end of epoch %d: %s', job.name, step // steps_per_epoch,
+                       ', '.join(f'{k}={v:.4f}' for k, v in sorted(epoch_metrics.items())))
+        is_last = step == num_steps or stop_early
+        stop = preemption.stop_after(step)
+        checkpoint_due = is_last or stop or step % settings.checkpoint_every_steps == 0
+        if checkpoint_due or step % settings.log_every_steps == 0:
+          # Checked before saving: a checkpoint never holds a non-finite state.
+          flush_metrics(writer, step, pending_metrics, settings.skip_nonfinite_updates)
+        if is_last or step % settings.sample_every_steps == 0:
+          write_images(step, state)
+        if checkpoint_due:
+          checkpoints.save(manager, step, state, data_iterator.get_state(), force=is_last or stop,
+                           metadata=job.metadata)
+        if stop:
+          manager.wait_until_finished()
+          writer.flush()
+          raise Preempted(job.name, step)
+        if stop_early:
+          logging.info('%s stopped early after step %d.', job.name, step)
+          num_steps = step
+          break
+    manager.wait_until_finished()
+    writer.flush()
+    return TrainResult(state=state, resumed_from_step=start_step, num_steps=num_steps,
                        run_dir=run_dir)
-  writer = make_writer(run_dir / 'tensorboard')
-  train_step = jax.jit(job.train_step,
-                       in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
-                       out_shardings=sharding.replicated(mesh), donate_argnums=0)
-
-  def write_images(step: int, state) -> None:
-    if job.images is not None:
-      writer.write_images(step, {name: grid[None] for name, grid in job.images(state).items()})
-
-  logging.info('%s: %d training examples, %d steps of %d (global batch), from step %d.',
-               job.name, pipeline.count_examples(train_data), num_steps, settings.batch_size, start_step)
-  progress = periodic_actions.ReportProgress(
-      num_train_steps=num_steps, writer=writer, every_steps=settings.log_every_steps)
-  pending_metrics = []
-  with PreemptionGuard(settings.preemption_check_every_steps) as preemption:
-    for step in range(start_step + 1, num_steps + 1):
-      batch = sharding.global_batch(mesh, next(data_iterator))
-      state, metrics = train_step(state, batch)
-      pending_metrics.append(metrics)
-      progress(step)
-      stop_early = False
-      if job.on_epoch_end is not None and step % steps_per_epoch == 0:
-        state, epoch_metrics, stop_early = job.on_epoch_end(state, step // steps_per_epoch)
-        writer.write_scalars(step, epoch_metrics)
-        logging.info('%s, end of epoch %d: %s', job.name, step // steps_per_epoch,
-                     ', '.join(f'{k}={v:.4f}' for k, v in sorted(epoch_metrics.items())))
-      is_last = step == num_steps or stop_early
-      stop = preemption.stop_after(step)
-      checkpoint_due = is_last or stop or step % settings.checkpoint_every_steps == 0
-      if checkpoint_due or step % settings.log_every_steps == 0:
-        # Checked before saving: a checkpoint never holds a non-finite state.
-        flush_metrics(writer, step, pending_metrics, settings.skip_nonfinite_updates)
-      if is_last or step % settings.sample_every_steps == 0:
-        write_images(step, state)
-      if checkpoint_due:
-        checkpoints.save(manager, step, state, data_iterator.get_state(), force=is_last or stop,
-                         metadata=job.metadata)
-      if stop:
-        manager.wait_until_finished()
-        writer.flush()
-        raise Preempted(job.name, step)
-      if stop_early:
-        logging.info('%s stopped early after step %d.', job.name, step)
-        num_steps = step
-        break
-  manager.wait_until_finished()
-  writer.flush()
-  return TrainResult(state=state, resumed_from_step=start_step, num_steps=num_steps,
-                     run_dir=run_dir)
