@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fakejax.models import GAN_ARCHITECTURES, build_gan
+from fakejax.models import layers
 from fakejax.models.layers import StridedConv, SubPixelConvTranspose
 
 
@@ -64,6 +65,7 @@ def assert_same_layer(textbook: nn.Module, fast: nn.Module, x: jax.Array) -> jax
     (4, 2, 128, 1, 14),  # dcgan_radford's last layer
     (3, 2, 4, 5, 6),
     (4, 3, 3, 2, 5),
+    (2, 3, 5, 3, 4),  # Kernel smaller than the stride.
     (5, 1, 8, 4, 7),
 ])
 def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, stride, in_features,
@@ -73,6 +75,23 @@ def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, stride, in_
       nn.ConvTranspose(out_features, (kernel, kernel), strides=(stride, stride), padding='SAME'),
       SubPixelConvTranspose(out_features, (kernel, kernel), strides=(stride, stride)), x)
   assert y.shape == (2, size * stride, size * stride, out_features)
+
+
+@pytest.mark.parametrize('form', [layers.subpixel_conv_transpose, layers.scatter_conv_transpose])
+@pytest.mark.parametrize('kernel,stride,in_features,out_features,size', [
+    (4, 2, 6, 5, 7), (5, 2, 3, 1, 6), (4, 3, 3, 2, 5), (2, 3, 5, 3, 4), (6, 2, 2, 4, 3)])
+def test_both_transposed_convolution_forms_match_lax(form, kernel, stride, in_features,
+                                                     out_features, size):
+  """Either form serves any layer: outputs and both gradients equal lax.conv_transpose's."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, size, size, in_features))
+  k = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, in_features, out_features))
+  textbook = lambda x, k: jax.lax.conv_transpose(x, k, (stride, stride), 'SAME',
+                                                 dimension_numbers=layers.DIMENSIONS)
+  fast = lambda x, k: form(x, k, (stride, stride))
+  np.testing.assert_allclose(fast(x, k), textbook(x, k), rtol=1e-5, atol=1e-5)
+  cotangent = jax.random.normal(jax.random.PRNGKey(2), textbook(x, k).shape)
+  for got, want in zip(jax.vjp(fast, x, k)[1](cotangent), jax.vjp(textbook, x, k)[1](cotangent)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize('kernel,stride,in_features,out_features,size', [
