@@ -109,3 +109,14 @@ def test_strided_conv_matches_flax_conv(kernel, stride, in_features, out_feature
       nn.Conv(out_features, (kernel, kernel), strides=(stride, stride), padding='SAME'),
       StridedConv(out_features, (kernel, kernel), strides=(stride, stride)), x)
   assert y.shape == (2, -(-size // stride), -(-size // stride), out_features)
+
+
+@pytest.mark.parametrize('shape', [(2, 28, 28, 3), (3, 7, 9, 2)])
+def test_max_pool_2x2_matches_flax_max_pool(shape):
+  """Same outputs; the same gradients wherever no two inputs of a window tie."""
+  x = jax.random.normal(jax.random.PRNGKey(0), shape)
+  textbook = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  np.testing.assert_array_equal(layers.max_pool_2x2(x), textbook(x))
+  loss = lambda pool: lambda x: jnp.sum(jnp.sin(pool(x)))  # Different cotangent per output.
+  np.testing.assert_allclose(jax.grad(loss(layers.max_pool_2x2))(x), jax.grad(loss(textbook))(x),
+                             rtol=1e-6)

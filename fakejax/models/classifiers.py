@@ -7,6 +7,8 @@ or two, fake and real (2-way cross-entropy); `train.classifier_steps` reads both
 import flax.linen as nn
 import jax
 
+from fakejax.models.layers import max_pool_2x2
+
 HEAD_POOLINGS = ('average', 'flatten')
 
 
@@ -45,7 +47,7 @@ class AlexNetClassifier(nn.Module):
     for index, (features, kernel) in enumerate(zip(self.features, kernels)):
       x = nn.relu(nn.Conv(features, (kernel, kernel), padding='SAME')(x))
       if index in (0, 1, 4):
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool_2x2(x)
     x = x.reshape(x.shape[0], -1)
     for _ in range(2):
       x = nn.relu(nn.Dense(self.hidden)(x))
@@ -72,7 +74,7 @@ class SequentialCNN(nn.Module):
     for index, (features, repeats) in enumerate(zip(self.features, convs_per_width)):
       for _ in range(repeats):
         x = nn.relu(nn.Conv(features, (3, 3), padding='VALID')(x))
-      x = norm()(nn.max_pool(x, (2, 2), strides=(2, 2)))
+      x = norm()(max_pool_2x2(x))
       if index > 0:
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     x = x.reshape(x.shape[0], -1)

@@ -114,6 +114,19 @@ def scatter_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[in
   return y
 
 
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """`nn.max_pool(x, (2, 2), strides=(2, 2))` (padding 'VALID') as a reshape and a max.
+
+  XLA's CPU backend runs max-pooling's gradient (select-and-scatter) 2-7x slower than
+  the gradient of this max (batch 256 on 2 cores, fwd + bwd: 28x28x32 102 vs 45 ms,
+  14x14x64 47 vs 7 ms). Outputs are identical. Tied maxima share the gradient where
+  select-and-scatter gives it all to the first: only exactly equal inputs can tell.
+  """
+  batch, height, width, features = x.shape
+  x = x[:, :height - height % 2, :width - width % 2]
+  return x.reshape(batch, height // 2, 2, width // 2, 2, features).max(axis=(2, 4))
+
+
 class _ConvLayer(nn.Module):
   """Parameters named and shaped as Flax's convolutions: 'kernel' [kh, kw, in, out], 'bias'."""
   features: int
