@@ -111,6 +111,19 @@ def test_strided_conv_matches_flax_conv(kernel, stride, in_features, out_feature
   assert y.shape == (2, -(-size // stride), -(-size // stride), out_features)
 
 
+@pytest.mark.parametrize('kernel,in_features,out_features,size', [
+    (3, 64, 128, 4),  # The Sequential CNN's last layer on 28x28 inputs: scatter form.
+    (3, 3, 4, 3),  # A 1x1 output.
+    (2, 3, 5, 3),  # Output 2 = kernel: a plain convolution.
+    (3, 2, 3, 9),
+])
+def test_valid_conv_matches_flax_conv(kernel, in_features, out_features, size):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, in_features))
+  y = assert_same_layer(nn.Conv(out_features, (kernel, kernel), padding='VALID'),
+                        layers.ValidConv(out_features, (kernel, kernel)), x)
+  assert y.shape == (2, size - kernel + 1, size - kernel + 1, out_features)
+
+
 @pytest.mark.parametrize('shape', [(2, 28, 28, 3), (3, 7, 9, 2)])
 def test_max_pool_2x2_matches_flax_max_pool(shape):
   """Same outputs; the same gradients wherever no two inputs of a window tie."""

@@ -7,7 +7,7 @@ or two, fake and real (2-way cross-entropy); `train.classifier_steps` reads both
 import flax.linen as nn
 import jax
 
-from fakejax.models.layers import max_pool_2x2
+from fakejax.models.layers import ValidConv, max_pool_2x2
 
 HEAD_POOLINGS = ('average', 'flatten')
 
@@ -71,9 +71,12 @@ class SequentialCNN(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     norm = lambda: nn.BatchNorm(use_running_average=not train)
     convs_per_width = (2, 2, 1)
+    convs = 0
     for index, (features, repeats) in enumerate(zip(self.features, convs_per_width)):
       for _ in range(repeats):
-        x = nn.relu(nn.Conv(features, (3, 3), padding='VALID')(x))
+        # Named as nn.Conv would be, so that checkpoints and `frozen` names stay valid.
+        x = nn.relu(ValidConv(features, (3, 3), name=f'Conv_{convs}')(x))
+        convs += 1
       x = norm()(max_pool_2x2(x))
       if index > 0:
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

@@ -114,6 +114,48 @@ def scatter_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[in
   return y
 
 
+def _valid_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return _conv(x, kernel, 'VALID')
+
+
+def valid_conv_input_grad(dy: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Input gradient of a stride-1 'VALID' convolution in scatter form.
+
+  Output `o` received `x[o + t] @ kernel[t]`, so `dy[o] @ kernel[t].T` goes back to `o + t`:
+  one matrix product, then each tap's part padded into place.
+  """
+  kh, kw, in_features, features = kernel.shape
+  batch, height, width, _ = dy.shape
+  per_tap = jnp.dot(dy.reshape(-1, features),
+                    kernel.transpose(3, 0, 1, 2).reshape(features, kh * kw * in_features))
+  per_tap = jnp.split(per_tap.reshape(batch, height, width, kh * kw, in_features), kh * kw,
+                      axis=3)
+  dx = jnp.zeros((batch, height + kh - 1, width + kw - 1, in_features), dy.dtype)
+  for tap, part in enumerate(per_tap):
+    th, tw = tap // kw, tap % kw
+    dx = dx + jnp.pad(part[:, :, :, 0], ((0, 0), (th, kh - 1 - th), (tw, kw - 1 - tw), (0, 0)))
+  return dx
+
+
+@jax.custom_vjp
+def small_map_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """A stride-1 'VALID' convolution whose input gradient takes the scatter form."""
+  return _valid_conv(x, kernel)
+
+
+def _small_map_conv_forward(x, kernel):
+  return _valid_conv(x, kernel), (x, kernel)
+
+
+def _small_map_conv_backward(residuals, dy):
+  x, kernel = residuals
+  _, kernel_vjp = jax.vjp(lambda k: _valid_conv(x, k), kernel)
+  return valid_conv_input_grad(dy, kernel), kernel_vjp(dy)[0]
+
+
+small_map_conv.defvjp(_small_map_conv_forward, _small_map_conv_backward)
+
+
 def max_pool_2x2(x: jax.Array) -> jax.Array:
   """`nn.max_pool(x, (2, 2), strides=(2, 2))` (padding 'VALID') as a reshape and a max.
 
@@ -204,6 +246,23 @@ def _strided_conv_backward(strides, residuals, dy):
 
 
 strided_conv.defvjp(_strided_conv_forward, _strided_conv_backward)
+
+
+class ValidConv(_ConvLayer):
+  """Drop-in for `nn.Conv(padding='VALID')` at stride 1.
+
+  Where the output map is smaller than the kernel (the last layers of small-image CNNs),
+  XLA's CPU backend computes the input gradient with the roles of data and kernel
+  swapped: 23 ms against the scatter form's 1.4 ms for 4x4x64 -> 2x2x128, batch 256.
+  Such layers take the scatter form; others are plain convolutions.
+  """
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.kernel(x.shape[-1])
+    out_h, out_w = x.shape[1] - self.kernel_size[0] + 1, x.shape[2] - self.kernel_size[1] + 1
+    small_map = out_h < self.kernel_size[0] or out_w < self.kernel_size[1]
+    return self.add_bias(small_map_conv(x, kernel) if small_map else _valid_conv(x, kernel))
 
 
 class StridedConv(_ConvLayer):
