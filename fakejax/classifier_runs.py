@@ -40,9 +40,9 @@ class StudyData:
 
 
 def generator_fakes(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, name: str,
-                    num_train: int, mesh: Mesh) -> dict[str, np.ndarray]:
-  """Train, validation and test fakes of GAN `name`'s latest checkpoint (distinct latents)."""
-  gan = evaluator.restore_gan(config, gan_dir, name, latest_gan_step(gan_dir, name), mesh)
+                    step: int, num_train: int, mesh: Mesh) -> dict[str, np.ndarray]:
+  """Train, validation and test fakes of GAN `name`'s checkpoint `step` (distinct latents)."""
+  gan = evaluator.restore_gan(config, gan_dir, name, [step], mesh)
   sampler = evaluator.Sampler(gan, mesh, config.evaluation.batch_size)
   num = config.evaluation.num_fake_samples
   return {'train': sampler.generate(num_train, config.seed + TRAIN_FAKES_SEED_OFFSET)[0],
@@ -50,13 +50,13 @@ def generator_fakes(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, na
           'test': sampler.generate(num, config.seed + evaluator.TEST_FAKES_SEED_OFFSET)[0]}
 
 
-def latest_gan_step(gan_dir: pathlib.Path, name: str) -> list[int]:
+def latest_gan_step(gan_dir: pathlib.Path, name: str) -> int:
   steps = evaluator.checkpoint_steps(gan_dir, name)
   if not steps:
     raise evaluator.CheckpointNotFoundError(
         f"No checkpoint of GAN '{name}' in {gan_dir / name / 'checkpoints'}: train it with "
         f'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
-  return steps[-1:]
+  return steps[-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,10 +69,12 @@ class FakeSource:
 
 def gan_sources(config: ml_collections.ConfigDict, gan_dir: pathlib.Path, num_train: int,
                 mesh: Mesh) -> dict[str, FakeSource]:
+  """Each GAN's latest checkpoint, which both describes its fakes and draws them."""
+  steps = {name: latest_gan_step(gan_dir, name) for name in config.gans}
   return {name: FakeSource(
-      description={'architecture': gan.architecture,
-                   'checkpoint_step': latest_gan_step(gan_dir, name)[0]},
-      draw=functools.partial(generator_fakes, config, gan_dir, name, num_train, mesh))
+      description={'architecture': gan.architecture, 'checkpoint_step': steps[name]},
+      draw=functools.partial(generator_fakes, config, gan_dir, name, steps[name], num_train,
+                             mesh))
           for name, gan in config.gans.items()}
 
 

@@ -117,7 +117,8 @@ def write_fake_pool(data_dir: str | pathlib.Path, fakes: dict[str, dict[str, np.
   splits = {split: (lambda split=split: (example for name in names
                                          for example in _examples(fakes[name][split], name)))
             for split in fakes[names[0]]}
-  build(data_dir, shape, splits, description=json.dumps(description, sort_keys=True))
+  build(data_dir, shape, splits,
+        description=f'Fakes of {", ".join(names)}; how they were made is in pool.json.')
   (pathlib.Path(data_dir) / 'pool.json').write_text(json.dumps(description, indent=2,
                                                                sort_keys=True) + '\n')
 
