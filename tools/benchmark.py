@@ -2,11 +2,12 @@ r"""Train-step and scoring speed of fakejax, beside PyTorch on the same machine.
 
   python tools/benchmark.py                      # both DCGANs, batch 256, CPU
   python tools/benchmark.py --models=autogan_depth1,autogan_depth4,alexnet,sequential_cnn
+  python tools/benchmark.py --models=resnet18 --batch_size=64 --score_calls=1
   python tools/benchmark.py --models=dcgan_tf --batch_size=64 --rounds=7 --json=bench.json
   python tools/benchmark.py --device=gpu          # JAX and PyTorch on the first GPU
 
-Models: the two DCGANs, the autoencoder-GAN at depths 1 and 4, and the AlexNet-style
-classifier, each as its config builds it. For each: images/s of the full train step (a
+Models: the two DCGANs, the autoencoder-GAN at depths 1 and 4, and the AlexNet-style,
+Sequential CNN and ResNet-18 classifiers, each as its config builds it. For each: images/s of the full train step (a
 GAN: one D and one G update, Adam) and of inference (batch 1000: D's scores for a GAN,
 reconstructions for an autoencoder, P(real) for the classifier), compile time, XLA's
 memory estimate of the step, GFLOP per image (XLA's cost analysis) and the fraction of
@@ -20,12 +21,21 @@ Output: a Markdown table, and JSON.
 """
 
 import argparse
+import importlib
 import json
 import statistics
 import sys
 import time
 import pathlib
 
+try:
+  # Before JAX: PyTorch's CUDA build crashed in Triton's import (which its optimisers
+  # trigger, through torch._dynamo) once JAX was loaded. The CPU build of the bench
+  # extra did not. PyTorch stays optional.
+  importlib.import_module('torch')
+  importlib.import_module('torch._dynamo')
+except ImportError:
+  pass
 import jax
 import ml_collections
 import numpy as np
@@ -74,13 +84,23 @@ def autogan_workload(autoencoder_name: str):
           step, reconstruct, random_images(60_000))
 
 
-CLASSIFIER_CONFIGS = {'alexnet': autogan_fmnist, 'sequential_cnn': detectors_fmnist}
+def resnet18_config() -> ml_collections.ConfigDict:
+  """The dedicated-detector study with a ResNet-18 (small stem at 28x28), from scratch."""
+  config = detectors_fmnist.get_config()
+  config.classifier.update(architecture='resnet18', features=(64, 128, 256, 512), hidden=0,
+                           dropout_rate=0.0, pooling='average')
+  return config
+
+
+# The config whose classifier each model is: AlexNet-style (autoencoder-GAN study), the
+# Sequential CNN and ResNet-18 (dedicated-detector study).
+CLASSIFIER_CONFIGS = {'alexnet': autogan_fmnist.get_config,
+                      'sequential_cnn': detectors_fmnist.get_config,
+                      'resnet18': resnet18_config}
 
 
 def classifier_config(model: str) -> ml_collections.ConfigDict:
-  """The classifier of a study's config: AlexNet-style (autoencoder-GAN study) or the
-  Sequential CNN (dedicated-detector study)."""
-  return CLASSIFIER_CONFIGS[model].get_config()
+  return CLASSIFIER_CONFIGS[model]()
 
 
 def classifier_workload(model: str):
@@ -105,6 +125,7 @@ WORKLOADS = {
     'autogan_depth4': lambda: autogan_workload('depth4'),
     'alexnet': lambda: classifier_workload('alexnet'),
     'sequential_cnn': lambda: classifier_workload('sequential_cnn'),
+    'resnet18': lambda: classifier_workload('resnet18'),
 }
 
 
@@ -262,7 +283,44 @@ def torch_sequential_cnn(features, hidden: int, dropout_rate: float):
   return nn.Sequential(*layers)
 
 
-TORCH_CLASSIFIERS = {'alexnet': torch_alexnet, 'sequential_cnn': torch_sequential_cnn}
+def torch_resnet18(features, hidden: int, dropout_rate: float):
+  """fakejax's ResNet-18 for small images (3x3/1 stem, no pooling) in PyTorch."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  assert not hidden, 'The benchmark ResNet has no hidden head layer.'
+
+  class Block(nn.Module):
+    def __init__(self, in_features, out_features, stride):
+      super().__init__()
+      self.body = nn.Sequential(
+          nn.Conv2d(in_features, out_features, 3, stride, 1, bias=False),
+          nn.BatchNorm2d(out_features), nn.ReLU(),
+          nn.Conv2d(out_features, out_features, 3, 1, 1, bias=False),
+          nn.BatchNorm2d(out_features))
+      nn.init.zeros_(self.body[-1].weight)  # As fakejax: each block starts as the identity.
+      self.projection = nn.Identity()
+      if in_features != out_features or stride != 1:
+        self.projection = nn.Sequential(
+            nn.Conv2d(in_features, out_features, 1, stride, bias=False),
+            nn.BatchNorm2d(out_features))
+
+    def forward(self, x):
+      return torch.relu(self.projection(x) + self.body(x))
+
+  layers = [nn.Conv2d(1, features[0], 3, 1, 1, bias=False), nn.BatchNorm2d(features[0]),
+            nn.ReLU()]
+  channels = features[0]
+  for stage, width in enumerate(features):
+    for block in range(2):
+      layers.append(Block(channels, width, 2 if stage > 0 and block == 0 else 1))
+      channels = width
+  layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout_rate),
+             nn.Linear(channels, 1)]
+  return nn.Sequential(*layers)
+
+
+TORCH_CLASSIFIERS = {'alexnet': torch_alexnet, 'sequential_cnn': torch_sequential_cnn,
+                     'resnet18': torch_resnet18}
 
 
 class TorchRunner:

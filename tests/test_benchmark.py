@@ -1,0 +1,73 @@
+"""The benchmark tool: its PyTorch twins are the same networks, and a tiny run reports.
+
+Both run the tool in a process of its own, which imports PyTorch before JAX: PyTorch's
+CUDA build (what CI installs, for torchvision) crashed when imported into a process
+where JAX and TensorFlow had started, as in this one.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+MODELS = ('alexnet', 'autogan_depth1', 'autogan_depth4', 'dcgan_radford', 'dcgan_tf',
+          'resnet18', 'sequential_cnn')
+
+PARAMETER_COUNTS = """
+import json, sys
+import jax
+import numpy as np
+from tools import benchmark
+model = sys.argv[1]
+state = jax.eval_shape(benchmark.WORKLOADS[model]()[0], jax.random.PRNGKey(0))
+trees = [getattr(state, name) for name in ('g_params', 'd_params', 'params')
+         if hasattr(state, name)]
+runner = benchmark.TorchRunner(model, batch_size=2, threads=1, device='cpu')
+networks = [getattr(runner, name) for name in ('g', 'd') if hasattr(runner, name)]
+print(json.dumps({
+    'fakejax': sum(int(np.prod(leaf.shape)) for tree in trees for leaf in jax.tree.leaves(tree)),
+    'pytorch': sum(p.numel() for network in networks or [runner.inference_model]
+                   for p in network.parameters())}))
+"""
+
+
+def has_pytorch() -> bool:
+  return subprocess.run([sys.executable, '-c', 'import torch'], capture_output=True).returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not has_pytorch(),
+                                reason="PyTorch (the bench extra) is not installed")
+
+
+def test_benchmark_covers_these_models():
+  run = subprocess.run([sys.executable, 'tools/benchmark.py', '--help'], cwd=REPO_ROOT,
+                       capture_output=True, text=True, timeout=300)
+  assert run.returncode == 0, run.stderr[-3000:]
+  for model in MODELS:
+    assert f"'{model}'" in run.stdout
+
+
+@pytest.mark.parametrize('model', MODELS)
+def test_pytorch_twin_has_as_many_parameters(model):
+  run = subprocess.run([sys.executable, '-c', PARAMETER_COUNTS, model], cwd=REPO_ROOT,
+                       capture_output=True, text=True, timeout=600)
+  assert run.returncode == 0, run.stderr[-3000:]
+  counts = json.loads(run.stdout.strip().splitlines()[-1])
+  assert counts['pytorch'] == counts['fakejax'] > 0
+
+
+def test_a_tiny_run_prints_the_table_and_writes_json(tmp_path):
+  out = tmp_path / 'bench.json'
+  run = subprocess.run(
+      [sys.executable, 'tools/benchmark.py', '--models=dcgan_tf', '--batch_size=8',
+       '--steps=1', '--score_calls=1', '--rounds=2', f'--json={out}'],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert '| dcgan_tf | 8 |' in run.stdout
+  (result,) = json.loads(out.read_text())
+  assert len(result['rounds']['jax_train']) == len(result['rounds']['torch_train']) == 2
+  assert result['train_img_per_s'] > 0 and result['torch_train_img_per_s'] > 0
+  assert result['gflop_per_image'] > 0 and 0 < result['fma_peak_fraction'] < 1
