@@ -7,11 +7,11 @@ r"""Train-step and scoring speed of fakejax, beside PyTorch on the same machine.
   python tools/benchmark.py --device=gpu          # JAX and PyTorch on the first GPU
 
 Models: the two DCGANs, the autoencoder-GAN at depths 1 and 4, and the AlexNet-style,
-Sequential CNN and ResNet-18 classifiers, each as its config builds it. For each: images/s of the full train step (a
-GAN: one D and one G update, Adam) and of inference (batch 1000: D's scores for a GAN,
-reconstructions for an autoencoder, P(real) for the classifier), compile time, XLA's
-memory estimate of the step, GFLOP per image (XLA's cost analysis) and the fraction of
-the FMA peak reached. When PyTorch is
+Sequential CNN and ResNet-18 classifiers, each as its config builds it. For each:
+images/s of the full train step (a GAN: one D and one G update, Adam) and of inference
+(batch 1000: D's scores for a GAN, reconstructions for an autoencoder, P(real) for the
+classifier), compile time, XLA's memory estimate of the step, GFLOP per image (XLA's
+cost analysis) and the fraction of the FMA peak reached. When PyTorch is
 installed (`pip install -e '.[bench]'`), the same architectures and the same simultaneous
 update run in eager PyTorch, alternating with fakejax round by round (A B A B ...);
 medians are reported with the fakejax/PyTorch ratio. The input share is the fraction of

@@ -86,13 +86,13 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[i
                               (_same_padding_low(kh, sh), _same_padding_low(kw, sw)))
 
 
-def scatter_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int]) -> jax.Array:
-  """`lax.conv_transpose(x, kernel, strides, 'SAME')` as one matrix product and shifted adds.
+def scatter_transpose_taps(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+                           pad_low: Sequence[int], out_hw: Sequence[int]) -> jax.Array:
+  """Transposed convolution (kernel [kh, kw, in, out], not flipped) as one matrix product.
 
-  Input `i` adds `x[i] @ kernel[t]` to output `stride * i + pad_low - t`. For few output
-  channels this beats both other forms: the product's gradients are matrix products too,
-  where XLA's CPU weight gradient of the transposed convolution first transposes the
-  whole input.
+  Input `i` adds `x[i] @ kernel[t]` to output `stride * i + pad_low - t` (outputs outside
+  [0, out_hw) are dropped). One product gives every tap's contribution; a pad dilates and
+  shifts each into place. Its gradients are matrix products too.
   """
   (kh, kw, in_features, features), (sh, sw) = kernel.shape, strides
   batch, height, width, _ = x.shape
@@ -101,17 +101,27 @@ def scatter_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[in
   # One split, not kh * kw slices: its transpose is one concatenation, where slices'
   # transposes would each pad back to the full size.
   per_tap = jnp.split(per_tap.reshape(batch, height, width, kh * kw, features), kh * kw, axis=3)
-  low_h, low_w = _same_padding_low(kh, sh), _same_padding_low(kw, sw)
-  y = jnp.zeros((batch, sh * height, sw * width, features), x.dtype)
+  y = jnp.zeros((batch, *out_hw, features), x.dtype)
   for tap, contribution in enumerate(per_tap):
-    # Dilate by the stride, then shift so input i lands on output s * i + low - t.
-    shift_h, shift_w = low_h - tap // kw, low_w - tap % kw
+    shift_h, shift_w = pad_low[0] - tap // kw, pad_low[1] - tap % kw
     y = y + jax.lax.pad(contribution[:, :, :, 0], jnp.zeros((), x.dtype), [
         (0, 0, 0),
-        (shift_h, sh - 1 - shift_h, sh - 1),
-        (shift_w, sw - 1 - shift_w, sw - 1),
+        (shift_h, out_hw[0] - (height - 1) * sh - 1 - shift_h, sh - 1),
+        (shift_w, out_hw[1] - (width - 1) * sw - 1 - shift_w, sw - 1),
         (0, 0, 0)])
   return y
+
+
+def scatter_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int]) -> jax.Array:
+  """`lax.conv_transpose(x, kernel, strides, 'SAME')` in scatter form.
+
+  For few output channels this beats both other forms: XLA's CPU weight gradient of the
+  transposed convolution first transposes the whole input.
+  """
+  (kh, kw), (sh, sw) = kernel.shape[:2], strides
+  return scatter_transpose_taps(x, kernel, strides,
+                                (_same_padding_low(kh, sh), _same_padding_low(kw, sw)),
+                                (sh * x.shape[1], sw * x.shape[2]))
 
 
 def _valid_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -122,19 +132,12 @@ def valid_conv_input_grad(dy: jax.Array, kernel: jax.Array) -> jax.Array:
   """Input gradient of a stride-1 'VALID' convolution in scatter form.
 
   Output `o` received `x[o + t] @ kernel[t]`, so `dy[o] @ kernel[t].T` goes back to `o + t`:
-  one matrix product, then each tap's part padded into place.
+  the flipped, transposed kernel scattered from `o + k - 1 - t'`.
   """
-  kh, kw, in_features, features = kernel.shape
-  batch, height, width, _ = dy.shape
-  per_tap = jnp.dot(dy.reshape(-1, features),
-                    kernel.transpose(3, 0, 1, 2).reshape(features, kh * kw * in_features))
-  per_tap = jnp.split(per_tap.reshape(batch, height, width, kh * kw, in_features), kh * kw,
-                      axis=3)
-  dx = jnp.zeros((batch, height + kh - 1, width + kw - 1, in_features), dy.dtype)
-  for tap, part in enumerate(per_tap):
-    th, tw = tap // kw, tap % kw
-    dx = dx + jnp.pad(part[:, :, :, 0], ((0, 0), (th, kh - 1 - th), (tw, kw - 1 - tw), (0, 0)))
-  return dx
+  (kh, kw), (height, width) = kernel.shape[:2], dy.shape[1:3]
+  flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+  return scatter_transpose_taps(dy, flipped, (1, 1), (kh - 1, kw - 1),
+                                (height + kh - 1, width + kw - 1))
 
 
 @jax.custom_vjp
