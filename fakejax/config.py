@@ -13,7 +13,8 @@ import ml_collections
 NUM_FASHION_MNIST_CLASSES = 10
 
 OPTIMIZER_SCHEMA = {'learning_rate': float, 'b1': float, 'b2': float}
-GAN_SCHEMA = {'architecture': str, 'latent_dim': int, 'optimizer': OPTIMIZER_SCHEMA}
+GAN_SCHEMA = {'architecture': str, 'latent_dim': int, 'optimizer': OPTIMIZER_SCHEMA,
+              'compute_dtype': str}  # Of models.COMPUTE_DTYPES.
 DATA_SCHEMA = {
     'name': str,
     'data_dir': str,
@@ -216,11 +217,15 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
         f"{config.data.validation_fraction}.")
   if not config.gans and experiment == 'dcgan_detectors':
     raise ConfigError("Config key 'gans' names no model to train.")
+  from fakejax.models import COMPUTE_DTYPES  # pylint: disable=g-import-not-at-top
   for name, gan in config.gans.items():
     if gan.architecture not in architectures:
       raise ConfigError(
           f"Config key 'gans.{name}.architecture' is {gan.architecture!r}; known "
           f"architectures: {sorted(architectures)}.")
+    if gan.compute_dtype not in COMPUTE_DTYPES:
+      raise ConfigError(f"Config key 'gans.{name}.compute_dtype' is {gan.compute_dtype!r}; use "
+                        f"one of {sorted(COMPUTE_DTYPES)}.")
   _check_positive(config, 'evaluation.num_fake_samples', 'evaluation.batch_size',
                   'evaluation.num_histogram_bins')
   if not 0.0 < config.evaluation.fake_recall_target <= 1.0:

@@ -64,6 +64,13 @@ def test_unknown_architecture_is_named():
     check(config)
 
 
+def test_unknown_compute_dtype_is_named():
+  config = dcgan_fmnist.get_config('tiny')
+  config.gans.dcgan_radford.compute_dtype = 'float16'
+  with pytest.raises(ConfigError, match=r"'gans.dcgan_radford.compute_dtype' is 'float16'"):
+    check(config)
+
+
 def test_gans_option_keeps_only_the_named_architectures():
   config = dcgan_fmnist.get_config('tiny,gans=dcgan_tf')
   assert list(config.gans.keys()) == ['dcgan_tf']

@@ -121,9 +121,12 @@ def test_missing_checkpoint_is_a_clear_error(checkpointed, tmp_path):
 def test_workdirs_from_before_configs_named_their_experiment_still_load(tiny_config, tmp_path):
   values = tiny_config.to_dict()
   del values['experiment']
+  for gan in values['gans'].values():
+    del gan['compute_dtype']
   (tmp_path / 'config.json').write_text(json.dumps(values))
   config = evaluator.workdir_config(tmp_path)
   assert config.experiment == 'dcgan_detectors'
+  assert {gan.compute_dtype for gan in config.gans.values()} == {'float32'}
   validate_config(config, num_devices=8, architectures=GAN_ARCHITECTURES)
 
 

@@ -32,6 +32,32 @@ def test_discriminator_gives_one_finite_logit_per_image(architecture):
   assert bool(jnp.all(jnp.isfinite(logits)))
 
 
+@pytest.mark.parametrize('architecture', sorted(GAN_ARCHITECTURES))
+def test_bfloat16_models_keep_float32_parameters_and_outputs(architecture):
+  """Mixed precision: the same float32 parameters; bfloat16 inside; float32 results near
+  the float32 model's (bfloat16 keeps 8 bits of mantissa)."""
+  full, mixed = build_gan(architecture), build_gan(architecture, 'bfloat16')
+  latents = jax.random.normal(jax.random.PRNGKey(0), (16, 100))
+  g_variables = full.generator.init(jax.random.PRNGKey(1), latents, train=False)
+  mixed_g_variables = mixed.generator.init(jax.random.PRNGKey(1), latents, train=False)
+  assert jax.tree.all(jax.tree.map(lambda a, b: a.dtype == b.dtype == jnp.float32 and
+                                   bool(jnp.all(a == b)), g_variables, mixed_g_variables))
+  images = full.generator.apply(g_variables, latents, train=False)
+  mixed_images = mixed.generator.apply(g_variables, latents, train=False)
+  assert mixed_images.dtype == jnp.float32
+  assert 0.0 < float(jnp.abs(mixed_images - images).max()) < 0.02
+  d_variables = full.discriminator.init(jax.random.PRNGKey(2), images, train=False)
+  logits = full.discriminator.apply(d_variables, images, train=False)
+  mixed_logits = mixed.discriminator.apply(d_variables, images, train=False)
+  assert mixed_logits.dtype == jnp.float32
+  assert 0.0 < float(jnp.abs(mixed_logits - logits).max()) < 0.02 * float(jnp.abs(logits).max())
+
+
+def test_unknown_compute_dtype_is_a_clear_error():
+  with pytest.raises(ValueError, match="Unknown compute dtype 'float16'.*bfloat16"):
+    build_gan('dcgan_tf', 'float16')
+
+
 def test_unknown_architecture_is_a_clear_error():
   with pytest.raises(ValueError, match="Unknown GAN architecture 'dcgan_tff'.*dcgan_tf"):
     build_gan('dcgan_tff')

@@ -59,6 +59,25 @@ def test_each_step_lowers_each_players_loss_on_a_fixed_batch(architecture, real_
     state = new_state
 
 
+@pytest.mark.parametrize('architecture', sorted(GAN_ARCHITECTURES))
+def test_bfloat16_step_keeps_a_float32_state_and_agrees_with_float32(architecture, real_batch):
+  config = gan_config(architecture)
+  tx = gan_state.build_optimizer(config.optimizer)
+  results = {}
+  for dtype in ('float32', 'bfloat16'):
+    models = build_gan(architecture, dtype)
+    state = gan_state.init_state(models, tx, config.latent_dim, jax.random.PRNGKey(0))
+    step = jax.jit(gan_steps.make_train_step(models, tx, config.latent_dim))
+    results[dtype] = step(state, real_batch)
+  (full_state, full), (mixed_state, mixed) = results['float32'], results['bfloat16']
+  assert jax.tree.map(lambda leaf: leaf.dtype, mixed_state) == jax.tree.map(
+      lambda leaf: leaf.dtype, full_state)
+  for name in ('d_loss', 'g_loss'):
+    assert abs(float(mixed[name]) - float(full[name])) < 0.01, name
+  for name in ('d_grad_norm', 'g_grad_norm'):
+    assert float(mixed[name]) == pytest.approx(float(full[name]), rel=0.05), name
+
+
 def run_steps(architecture, devices, batches, tx):
   config = gan_config(architecture)
   models = build_gan(architecture)

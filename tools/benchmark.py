@@ -5,6 +5,7 @@ r"""Train-step and scoring speed of fakejax, beside PyTorch on the same machine.
   python tools/benchmark.py --models=resnet18 --batch_size=64 --score_calls=1
   python tools/benchmark.py --models=dcgan_tf --batch_size=64 --rounds=7 --json=bench.json
   python tools/benchmark.py --device=gpu          # JAX and PyTorch on the first GPU
+  python tools/benchmark.py --device=gpu --compute_dtype=bfloat16  # mixed precision, both sides
 
 Models: the two DCGANs, the autoencoder-GAN at depths 1 and 4, and the AlexNet-style,
 Sequential CNN and ResNet-18 classifiers, each as its config builds it. For each:
@@ -55,10 +56,10 @@ DEFAULT_PEAK_GFLOPS = 231.0
 SCORE_BATCH = 1000
 
 
-def gan_workload(architecture: str):
+def gan_workload(architecture: str, compute_dtype: str):
   """(init, train step, inference(state, uint8 images), training examples) of a DCGAN."""
   config = getattr(dcgan_fmnist, architecture)()
-  models = build_gan(architecture)
+  models = build_gan(architecture, compute_dtype)
   tx = gan_state.build_optimizer(config.optimizer)
   score = gan_steps.make_score(models)
   return (lambda key: gan_state.init_state(models, tx, config.latent_dim, key),
@@ -118,22 +119,25 @@ def random_images(num: int) -> np.ndarray:
   return np.random.default_rng(0).integers(0, 255, (num, 28, 28, 1), np.uint8)
 
 
+# Model -> its workload, given the compute dtype (float32 for all but MIXED_PRECISION_MODELS).
 WORKLOADS = {
-    'dcgan_tf': lambda: gan_workload('dcgan_tf'),
-    'dcgan_radford': lambda: gan_workload('dcgan_radford'),
-    'autogan_depth1': lambda: autogan_workload('depth1'),
-    'autogan_depth4': lambda: autogan_workload('depth4'),
-    'alexnet': lambda: classifier_workload('alexnet'),
-    'sequential_cnn': lambda: classifier_workload('sequential_cnn'),
-    'resnet18': lambda: classifier_workload('resnet18'),
+    'dcgan_tf': lambda dtype: gan_workload('dcgan_tf', dtype),
+    'dcgan_radford': lambda dtype: gan_workload('dcgan_radford', dtype),
+    'autogan_depth1': lambda _: autogan_workload('depth1'),
+    'autogan_depth4': lambda _: autogan_workload('depth4'),
+    'alexnet': lambda _: classifier_workload('alexnet'),
+    'sequential_cnn': lambda _: classifier_workload('sequential_cnn'),
+    'resnet18': lambda _: classifier_workload('resnet18'),
 }
+# The models whose configs have a compute_dtype (bfloat16: mixed precision).
+MIXED_PRECISION_MODELS = ('dcgan_tf', 'dcgan_radford')
 
 
 class JaxRunner:
   """fakejax's jitted train step and inference for one model, on one device."""
 
-  def __init__(self, model: str, batch_size: int, device: jax.Device):
-    init, train_step, infer, examples = WORKLOADS[model]()
+  def __init__(self, model: str, batch_size: int, device: jax.Device, compute_dtype: str):
+    init, train_step, infer, examples = WORKLOADS[model](compute_dtype)
     self.mesh = sharding.build_mesh([device])
     self.state = jax.jit(init, out_shardings=sharding.replicated(self.mesh))(
         jax.random.PRNGKey(0))
@@ -326,11 +330,14 @@ TORCH_CLASSIFIERS = {'alexnet': torch_alexnet, 'sequential_cnn': torch_sequentia
 class TorchRunner:
   """The same train step and inference in eager PyTorch."""
 
-  def __init__(self, model: str, batch_size: int, threads: int, device: str):
+  def __init__(self, model: str, batch_size: int, threads: int, device: str, compute_dtype: str):
     import torch  # pylint: disable=g-import-not-at-top
     torch.set_num_threads(threads)
     self.torch = torch
     self.device = torch.device('cuda' if device == 'gpu' else 'cpu')
+    # bfloat16: PyTorch's own mixed precision (autocast) around every forward pass.
+    self.autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                           enabled=compute_dtype == 'bfloat16')
     self.batch_size = batch_size
     self.bce = torch.nn.BCEWithLogitsLoss()
     self.real = torch.rand(batch_size, 1, 28, 28, device=self.device) * 2 - 1
@@ -369,8 +376,9 @@ class TorchRunner:
     self.d_opt = torch.optim.Adam(self.d.parameters(), lr, betas)
 
     def step():
-      fake = self.g(g_input())
-      real_logits, fake_logits = self.d(self.real), self.d(fake)
+      with self.autocast():
+        fake = self.g(g_input())
+        real_logits, fake_logits = self.d(self.real), self.d(fake)
       d_loss = (self.bce(real_logits, torch.ones_like(real_logits)) +
                 self.bce(fake_logits, torch.zeros_like(fake_logits)))
       g_loss = adversarial_weight * self.bce(fake_logits, torch.ones_like(fake_logits))
@@ -401,7 +409,7 @@ class TorchRunner:
 
   def run_score(self, calls: int) -> None:
     self.inference_model.eval()
-    with self.torch.no_grad():
+    with self.torch.no_grad(), self.autocast():
       for _ in range(calls):
         self.inference_model(self.score_images)
     self.synchronize()
@@ -416,11 +424,12 @@ def timed(fn, *args) -> float:
 
 def benchmark(architecture: str, args) -> dict:
   device = jax.devices(args.device)[0] if args.device else jax.devices()[0]
-  jax_runner = JaxRunner(architecture, args.batch_size, device)
+  jax_runner = JaxRunner(architecture, args.batch_size, device, args.compute_dtype)
   torch_runner = None
   if not args.no_torch:
     try:
-      torch_runner = TorchRunner(architecture, args.batch_size, args.threads, device.platform)
+      torch_runner = TorchRunner(architecture, args.batch_size, args.threads, device.platform,
+                                 args.compute_dtype)
     except ImportError:
       print('PyTorch is not installed: fakejax alone (pip install -e ".[bench]").',
             file=sys.stderr)
@@ -441,7 +450,8 @@ def benchmark(architecture: str, args) -> dict:
   median = {k: statistics.median(v) if v else None for k, v in rates.items()}
   flops = jax_runner.flops_per_image()
   return {
-      'model': architecture, 'batch_size': args.batch_size, 'device': device.device_kind,
+      'model': architecture, 'compute_dtype': args.compute_dtype, 'batch_size': args.batch_size,
+      'device': device.device_kind,
       'train_img_per_s': median['jax_train'],
       'input_share': max(0.0, 1 - median['jax_train_from_pipeline'] / median['jax_train']),
       'torch_train_img_per_s': median['torch_train'],
@@ -460,8 +470,9 @@ def markdown(results: list[dict]) -> str:
            'ratio | input share | compile s | step memory MB | GFLOP/img | FMA peak |',
            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for r in results:
+    model = r['model'] + ('' if r['compute_dtype'] == 'float32' else f" ({r['compute_dtype']})")
     lines.append(
-        f"| {r['model']} | {r['batch_size']} | {number(r['train_img_per_s'])} | "
+        f"| {model} | {r['batch_size']} | {number(r['train_img_per_s'])} | "
         f"{number(r['torch_train_img_per_s'])} | "
         f"{ratio(r['train_img_per_s'], r['torch_train_img_per_s'])} | "
         f"{number(r['score_img_per_s'])} | {number(r['torch_score_img_per_s'])} | "
@@ -485,9 +496,15 @@ def main() -> None:
                       help="The device's float32 FMA peak (the default is this CPU's).")
   parser.add_argument('--device', default='', choices=['', 'cpu', 'gpu', 'tpu'],
                       help="JAX's platform (default: JAX's default); PyTorch follows on GPU.")
+  parser.add_argument('--compute_dtype', default='float32', choices=['float32', 'bfloat16'],
+                      help=f'bfloat16: mixed precision, for {list(MIXED_PRECISION_MODELS)}.')
   parser.add_argument('--no_torch', action='store_true')
   parser.add_argument('--json', default='', help='Also write the results here.')
   args = parser.parse_args()
+  float32_only = set(args.models.split(',')) - set(MIXED_PRECISION_MODELS)
+  if args.compute_dtype != 'float32' and float32_only:
+    parser.error(f'--compute_dtype={args.compute_dtype} is for {list(MIXED_PRECISION_MODELS)}; '
+                 f'{sorted(float32_only)} compute in float32.')
   results = [benchmark(name, args) for name in args.models.split(',')]
   print(markdown(results))
   if args.json:

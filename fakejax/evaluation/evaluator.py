@@ -53,6 +53,9 @@ def workdir_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
   values = json.loads(path.read_text())
   # Workdirs written before configs named their experiment all hold the DCGAN study.
   values.setdefault('experiment', 'dcgan_detectors')
+  # And those written before GANs had a compute dtype trained in float32.
+  for gan in values.get('gans', {}).values():
+    gan.setdefault('compute_dtype', 'float32')
   return ml_collections.ConfigDict(values)
 
 
@@ -67,7 +70,7 @@ def restore_gan(config: ml_collections.ConfigDict, workdir: pathlib.Path, name: 
                 steps: Sequence[int], mesh: Mesh) -> StackedGan:
   """Restores the given checkpoint steps of GAN `name` and stacks their variables."""
   gan_config = config.gans[name]
-  models = build_gan(gan_config.architecture)
+  models = build_gan(gan_config.architecture, gan_config.compute_dtype)
   tx = gan_state.build_optimizer(gan_config.optimizer)
   like = gan_trainer.init_sharded_state(models, tx, gan_config.latent_dim, config.seed, mesh)
   with checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,

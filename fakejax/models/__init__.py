@@ -3,6 +3,7 @@
 import dataclasses
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from fakejax.models import classifiers, dcgan, mobilenets
 
@@ -15,19 +16,24 @@ class GanModels:
 
 
 GAN_ARCHITECTURES = {
-    'dcgan_tf': lambda: GanModels(dcgan.TFGenerator(), dcgan.TFDiscriminator(), dcgan.IMAGE_SHAPE),
-    'dcgan_radford': lambda: GanModels(
-        dcgan.RadfordGenerator(), dcgan.RadfordDiscriminator(), dcgan.IMAGE_SHAPE),
+    'dcgan_tf': (dcgan.TFGenerator, dcgan.TFDiscriminator),
+    'dcgan_radford': (dcgan.RadfordGenerator, dcgan.RadfordDiscriminator),
 }
+# A config's `compute_dtype`: the dtype of activations and products. Parameters, batch
+# statistics, losses and optimiser states stay float32 (bfloat16: mixed precision).
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
-def build_gan(architecture: str) -> GanModels:
+def build_gan(architecture: str, compute_dtype: str = 'float32') -> GanModels:
   """Returns the generator and discriminator of a named architecture."""
-  try:
-    return GAN_ARCHITECTURES[architecture]()
-  except KeyError:
+  if architecture not in GAN_ARCHITECTURES:
     raise ValueError(
-        f'Unknown GAN architecture {architecture!r}; known: {sorted(GAN_ARCHITECTURES)}.') from None
+        f'Unknown GAN architecture {architecture!r}; known: {sorted(GAN_ARCHITECTURES)}.')
+  if compute_dtype not in COMPUTE_DTYPES:
+    raise ValueError(f'Unknown compute dtype {compute_dtype!r}; known: {sorted(COMPUTE_DTYPES)}.')
+  generator, discriminator = GAN_ARCHITECTURES[architecture]
+  dtype = COMPUTE_DTYPES[compute_dtype]
+  return GanModels(generator(dtype=dtype), discriminator(dtype=dtype), dcgan.IMAGE_SHAPE)
 
 
 # Real-vs-fake classifiers by the name a config gives them. Each takes hidden,

@@ -173,22 +173,28 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
 
 
 class _ConvLayer(nn.Module):
-  """Parameters named and shaped as Flax's convolutions: 'kernel' [kh, kw, in, out], 'bias'."""
+  """Parameters named and shaped as Flax's convolutions: 'kernel' [kh, kw, in, out], 'bias'.
+
+  Parameters are float32; `dtype` is the computation's (bfloat16 for mixed precision):
+  inputs and parameters are cast to it, as Flax's layers do.
+  """
   features: int
   kernel_size: tuple[int, int]
   strides: tuple[int, int] = (1, 1)
   use_bias: bool = True
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  dtype: jnp.dtype = jnp.float32
 
-  def kernel(self, in_features: int) -> jax.Array:
-    return self.param('kernel', self.kernel_init,
-                      (*self.kernel_size, in_features, self.features), jnp.float32)
+  def inputs_and_kernel(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    kernel = self.param('kernel', self.kernel_init,
+                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    return x.astype(self.dtype), kernel.astype(self.dtype)
 
   def add_bias(self, y: jax.Array) -> jax.Array:
     if not self.use_bias:
       return y
-    return y + self.param('bias', self.bias_init, (self.features,), jnp.float32)
+    return y + self.param('bias', self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
 
 
 class SubPixelConvTranspose(_ConvLayer):
@@ -200,7 +206,7 @@ class SubPixelConvTranspose(_ConvLayer):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.kernel(x.shape[-1])
+    x, kernel = self.inputs_and_kernel(x)
     if tuple(self.strides) == (1, 1):
       y = jax.lax.conv_transpose(x, kernel, self.strides, 'SAME', dimension_numbers=DIMENSIONS)
     elif self.features < MIN_PHASE_FEATURES:
@@ -262,7 +268,7 @@ class ValidConv(_ConvLayer):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.kernel(x.shape[-1])
+    x, kernel = self.inputs_and_kernel(x)
     out_h, out_w = x.shape[1] - self.kernel_size[0] + 1, x.shape[2] - self.kernel_size[1] + 1
     small_map = out_h < self.kernel_size[0] or out_w < self.kernel_size[1]
     return self.add_bias(small_map_conv(x, kernel) if small_map else _valid_conv(x, kernel))
@@ -277,4 +283,5 @@ class StridedConv(_ConvLayer):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    return self.add_bias(strided_conv(x, self.kernel(x.shape[-1]), tuple(self.strides)))
+    x, kernel = self.inputs_and_kernel(x)
+    return self.add_bias(strided_conv(x, kernel, tuple(self.strides)))

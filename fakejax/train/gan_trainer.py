@@ -32,6 +32,7 @@ def checkpoint_metadata(gan_config: ml_collections.ConfigDict, models: GanModels
   return {
       'architecture': gan_config.architecture,
       'latent_dim': gan_config.latent_dim,
+      'compute_dtype': gan_config.compute_dtype,
       'optimizer': gan_config.optimizer.to_dict(),
       # Images are read as uint8, converted to this shape (grayscale for one channel,
       # bilinear resize), and scaled to [-1, 1] inside the model's scoring function.
@@ -57,7 +58,7 @@ def make_sample_grid(models: GanModels, latent_dim: int, seed: int, mesh: Mesh):
 def gan_job(config: ml_collections.ConfigDict, name: str, mesh: Mesh) -> tuple[loop.Job, GanModels]:
   """The loop's job for GAN `config.gans[name]`."""
   gan_config = config.gans[name]
-  models = build_gan(gan_config.architecture)
+  models = build_gan(gan_config.architecture, gan_config.compute_dtype)
   tx = gan_state.build_optimizer(gan_config.optimizer)
   sample_grid = make_sample_grid(models, gan_config.latent_dim, config.seed, mesh)
 
