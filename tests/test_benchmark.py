@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 MODELS = ('alexnet', 'autogan_depth1', 'autogan_depth4', 'dcgan_radford', 'dcgan_tf',
-          'resnet18', 'sequential_cnn')
+          'efficientnet_b0', 'mobilenet_v2', 'mobilenet_v3_large', 'resnet18', 'sequential_cnn')
 
 # Model -> parameter counts of fakejax's model and of its PyTorch twin (which also runs
 # one tiny train step), as one JSON line.
@@ -25,10 +25,11 @@ import numpy as np
 from tools import benchmark
 counts = {}
 for model in sys.argv[1:]:
-  state = jax.eval_shape(benchmark.WORKLOADS[model]()[0], jax.random.PRNGKey(0))
+  state = jax.eval_shape(benchmark.WORKLOADS[model]('float32')[0], jax.random.PRNGKey(0))
   trees = [getattr(state, name) for name in ('g_params', 'd_params', 'params')
            if hasattr(state, name)]
-  runner = benchmark.TorchRunner(model, batch_size=2, threads=1, device='cpu')
+  runner = benchmark.TorchRunner(model, batch_size=2, threads=1, device='cpu',
+                                compute_dtype='float32')
   networks = [getattr(runner, name) for name in ('g', 'd') if hasattr(runner, name)]
   counts[model] = {
       'fakejax': sum(int(np.prod(leaf.shape)) for tree in trees

@@ -150,6 +150,25 @@ def test_valid_conv_matches_flax_conv(kernel, in_features, out_features, size):
   assert y.shape == (2, size - kernel + 1, size - kernel + 1, out_features)
 
 
+@pytest.mark.parametrize('kernel,stride,channels,height,width', [
+    (3, 1, 16, 14, 14),  # MobileNets' stride-1 blocks.
+    (3, 2, 24, 14, 14),  # Stride 2 on an even map: padding (0, 1).
+    (5, 2, 8, 7, 7),  # EfficientNet's 5x5 at an odd size: padding (2, 2).
+    (5, 1, 4, 2, 2),  # A map smaller than the kernel.
+    (3, 2, 3, 5, 8),
+])
+def test_depthwise_conv_matches_flax_grouped_conv(kernel, stride, channels, height, width):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, height, width, channels))
+  textbook = nn.Conv(channels, (kernel, kernel), strides=stride, padding='SAME',
+                     feature_group_count=channels, use_bias=False)
+  fast = layers.DepthwiseConv((kernel, kernel), strides=(stride, stride))
+  y = assert_same_layer(textbook, fast, x)
+  assert y.shape == (2, -(-height // stride), -(-width // stride), channels)
+  # Initialised alike, so that runs from scratch start where the grouped convolution did.
+  np.testing.assert_array_equal(fast.init(jax.random.PRNGKey(3), x)['params']['kernel'],
+                                textbook.init(jax.random.PRNGKey(3), x)['params']['kernel'])
+
+
 @pytest.mark.parametrize('shape', [(2, 28, 28, 3), (3, 7, 9, 2)])
 def test_max_pool_2x2_matches_flax_max_pool(shape):
   """Same outputs; the same gradients wherever no two inputs of a window tie."""

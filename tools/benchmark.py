@@ -47,7 +47,7 @@ from configs import autogan_fmnist, dcgan_fmnist, detectors_fmnist  # noqa: E402
 from fakejax import autogan, classifier_runs, sharding  # noqa: E402
 from fakejax.evaluation import evaluator  # noqa: E402
 from fakejax.data import pipeline  # noqa: E402
-from fakejax.models import build_gan  # noqa: E402
+from fakejax.models import build_gan, mobilenets  # noqa: E402
 from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_steps  # noqa: E402
 
 # 2 cores x AVX-512 (2 FMA units x 16 float32 lanes x 2 flops) x ~1.8 GHz, measured as
@@ -85,19 +85,26 @@ def autogan_workload(autoencoder_name: str):
           step, reconstruct, random_images(60_000))
 
 
-def resnet18_config() -> ml_collections.ConfigDict:
-  """The dedicated-detector study with a ResNet-18 (small stem at 28x28), from scratch."""
+def backbone_config(architecture: str, features: tuple[int, ...] = ()) -> ml_collections.ConfigDict:
+  """The dedicated-detector study with an ImageNet backbone at 28x28, from scratch, and
+  the transfer-learning head (average pooling, one output)."""
   config = detectors_fmnist.get_config()
-  config.classifier.update(architecture='resnet18', features=(64, 128, 256, 512), hidden=0,
+  config.classifier.update(architecture=architecture, features=features, hidden=0,
                            dropout_rate=0.0, pooling='average')
   return config
 
 
 # The config whose classifier each model is: AlexNet-style (autoencoder-GAN study), the
-# Sequential CNN and ResNet-18 (dedicated-detector study).
-CLASSIFIER_CONFIGS = {'alexnet': autogan_fmnist.get_config,
-                      'sequential_cnn': detectors_fmnist.get_config,
-                      'resnet18': resnet18_config}
+# Sequential CNN and the backbones (dedicated-detector study; ResNet-18 with its small
+# stem at full width).
+CLASSIFIER_CONFIGS = {
+    'alexnet': autogan_fmnist.get_config,
+    'sequential_cnn': detectors_fmnist.get_config,
+    'resnet18': lambda: backbone_config('resnet18', (64, 128, 256, 512)),
+    'mobilenet_v2': lambda: backbone_config('mobilenet_v2'),
+    'mobilenet_v3_large': lambda: backbone_config('mobilenet_v3_large'),
+    'efficientnet_b0': lambda: backbone_config('efficientnet_b0'),
+}
 
 
 def classifier_config(model: str) -> ml_collections.ConfigDict:
@@ -127,7 +134,8 @@ WORKLOADS = {
     'autogan_depth4': lambda _: autogan_workload('depth4'),
     'alexnet': lambda _: classifier_workload('alexnet'),
     'sequential_cnn': lambda _: classifier_workload('sequential_cnn'),
-    'resnet18': lambda _: classifier_workload('resnet18'),
+    **{model: lambda _, model=model: classifier_workload(model)
+       for model in ('resnet18', 'mobilenet_v2', 'mobilenet_v3_large', 'efficientnet_b0')},
 }
 # The models whose configs have a compute_dtype (bfloat16: mixed precision).
 MIXED_PRECISION_MODELS = ('dcgan_tf', 'dcgan_radford')
@@ -323,8 +331,121 @@ def torch_resnet18(features, hidden: int, dropout_rate: float):
   return nn.Sequential(*layers)
 
 
+def torch_inverted_residual_parts():
+  """PyTorch pieces of the inverted-residual backbones, in fakejax's (Keras's) layout."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+
+  def conv_norm(channels_in, channels_out, kernel, stride=1, groups=1, activation=None):
+    layers = [nn.Conv2d(channels_in, channels_out, kernel, stride, (kernel - 1) // 2,
+                        groups=groups, bias=False),
+              nn.BatchNorm2d(channels_out, eps=mobilenets.KERAS_BATCH_NORM_EPSILON)]
+    return nn.Sequential(*layers, *([activation()] if activation else []))
+
+  class SqueezeExcite(nn.Module):
+    def __init__(self, channels, squeezed, activation, gate):
+      super().__init__()
+      self.reduce, self.expand = nn.Conv2d(channels, squeezed, 1), nn.Conv2d(squeezed, channels, 1)
+      self.activation, self.gate = activation(), gate()
+
+    def forward(self, x):
+      return x * self.gate(self.expand(self.activation(self.reduce(x.mean((2, 3), keepdim=True)))))
+
+  class Residual(nn.Module):
+    """x + body(x) where shapes allow; stochastic depth drops the branch per example."""
+    def __init__(self, layers, residual, drop_rate=0.0):
+      super().__init__()
+      self.body, self.residual, self.drop_rate = nn.Sequential(*layers), residual, drop_rate
+
+    def forward(self, x):
+      y = self.body(x)
+      if not self.residual:
+        return y
+      if self.training and self.drop_rate:
+        keep = torch.rand(y.shape[0], 1, 1, 1, device=y.device) >= self.drop_rate
+        y = y * keep / (1 - self.drop_rate)
+      return x + y
+
+  return conv_norm, SqueezeExcite, Residual
+
+
+def torch_pooled_head(channels: int, hidden: int, dropout_rate: float) -> list:
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  dense = [nn.Linear(channels, hidden), nn.ReLU()] if hidden else []
+  return [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *dense, nn.Dropout(dropout_rate),
+          nn.Linear(hidden or channels, 1)]
+
+
+def torch_mobilenet_v2(features, hidden: int, dropout_rate: float):
+  """fakejax's MobileNetV2 (1-channel input) in PyTorch."""
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  assert not features, 'MobileNetV2 has its published widths.'
+  conv_norm, _, Residual = torch_inverted_residual_parts()
+  layers, channels = [conv_norm(1, 32, 3, 2, activation=nn.ReLU6)], 32
+  for expansion, width, repeats, first_stride in mobilenets.MobileNetV2.STAGES:
+    for repeat in range(repeats):
+      stride, expanded = first_stride if repeat == 0 else 1, expansion * channels
+      width = mobilenets.make_divisible(width)
+      first_block = len(layers) == 1  # The only block without an expanding convolution.
+      body = [] if first_block else [conv_norm(channels, expanded, 1, activation=nn.ReLU6)]
+      body += [conv_norm(expanded, expanded, 3, stride, expanded, nn.ReLU6),
+               conv_norm(expanded, width, 1)]
+      layers.append(Residual(body, stride == 1 and channels == width))
+      channels = width
+  layers.append(conv_norm(channels, 1280, 1, activation=nn.ReLU6))
+  return nn.Sequential(*layers, *torch_pooled_head(1280, hidden, dropout_rate))
+
+
+def torch_mobilenet_v3_large(features, hidden: int, dropout_rate: float):
+  """fakejax's MobileNetV3-Large (1-channel input) in PyTorch."""
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  assert not features, 'MobileNetV3-Large has its published widths.'
+  conv_norm, SqueezeExcite, Residual = torch_inverted_residual_parts()
+  layers, channels = [conv_norm(1, 16, 3, 2, activation=nn.Hardswish)], 16
+  for block_id, (expansion, width, kernel, stride, squeeze_excite, hard_swish) in enumerate(
+      mobilenets.MobileNetV3Large.BLOCKS):
+    activation = nn.Hardswish if hard_swish else nn.ReLU
+    expanded = mobilenets.make_divisible(channels * expansion)
+    body = [conv_norm(channels, expanded, 1, activation=activation)] if block_id else []
+    body.append(conv_norm(expanded, expanded, kernel, stride, expanded, activation))
+    if squeeze_excite:
+      body.append(SqueezeExcite(expanded, mobilenets.make_divisible(expanded * 0.25), nn.ReLU,
+                                nn.Hardsigmoid))
+    body.append(conv_norm(expanded, width, 1))
+    layers.append(Residual(body, stride == 1 and channels == width))
+    channels = width
+  last = mobilenets.make_divisible(channels * 6)
+  layers.append(conv_norm(channels, last, 1, activation=nn.Hardswish))
+  return nn.Sequential(*layers, *torch_pooled_head(last, hidden, dropout_rate))
+
+
+def torch_efficientnet_b0(features, hidden: int, dropout_rate: float):
+  """fakejax's EfficientNet-B0 (1-channel input) in PyTorch."""
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  assert not features, 'EfficientNet-B0 has its published widths.'
+  conv_norm, SqueezeExcite, Residual = torch_inverted_residual_parts()
+  layers = [conv_norm(1, 32, 3, 2, activation=nn.SiLU)]
+  stages = mobilenets.EfficientNetB0.STAGES
+  num_blocks, block_index = sum(stage[1] for stage in stages), 0
+  for kernel, repeats, width_in, width_out, expansion, first_stride in stages:
+    for repeat in range(repeats):
+      channels, stride = (width_in, first_stride) if repeat == 0 else (width_out, 1)
+      expanded = channels * expansion
+      body = [conv_norm(channels, expanded, 1, activation=nn.SiLU)] if expansion != 1 else []
+      body += [conv_norm(expanded, expanded, kernel, stride, expanded, nn.SiLU),
+               SqueezeExcite(expanded, max(1, int(channels * 0.25)), nn.SiLU, nn.Sigmoid),
+               conv_norm(expanded, width_out, 1)]
+      drop_rate = mobilenets.EfficientNetB0.drop_connect_rate * block_index / num_blocks
+      layers.append(Residual(body, stride == 1 and channels == width_out, drop_rate))
+      block_index += 1
+  layers.append(conv_norm(stages[-1][3], 1280, 1, activation=nn.SiLU))
+  return nn.Sequential(*layers, *torch_pooled_head(1280, hidden, dropout_rate))
+
+
 TORCH_CLASSIFIERS = {'alexnet': torch_alexnet, 'sequential_cnn': torch_sequential_cnn,
-                     'resnet18': torch_resnet18}
+                     'resnet18': torch_resnet18, 'mobilenet_v2': torch_mobilenet_v2,
+                     'mobilenet_v3_large': torch_mobilenet_v3_large,
+                     'efficientnet_b0': torch_efficientnet_b0}
 
 
 class TorchRunner:

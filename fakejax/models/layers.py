@@ -274,6 +274,42 @@ class ValidConv(_ConvLayer):
     return self.add_bias(small_map_conv(x, kernel) if small_map else _valid_conv(x, kernel))
 
 
+def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int]) -> jax.Array:
+  """`lax.conv(x, kernel, strides, 'SAME', feature_group_count=channels)`, kernel
+  [kh, kw, 1, channels], as one multiply-add of a shifted (strided) slice per tap.
+
+  XLA's CPU backend runs grouped convolutions on one thread, without vectorising; their
+  gradients at 14x14x96 (batch 256, 3x3) take 1.0 s, the shifted form's 0.18 s.
+  """
+  (kh, kw), (sh, sw) = kernel.shape[:2], strides
+  batch, height, width, channels = x.shape
+  out_h, out_w = -(-height // sh), -(-width // sw)
+  x = jnp.pad(x, ((0, 0), _same_conv_padding(height, kh, sh), _same_conv_padding(width, kw, sw),
+                  (0, 0)))
+  y = jnp.zeros((batch, out_h, out_w, channels), x.dtype)
+  for i in range(kh):
+    for j in range(kw):
+      tap = jax.lax.slice(x, (0, i, j, 0), (batch, i + (out_h - 1) * sh + 1,
+                                            j + (out_w - 1) * sw + 1, channels), (1, sh, sw, 1))
+      y = y + tap * kernel[i, j, 0]
+  return y
+
+
+class DepthwiseConv(nn.Module):
+  """Drop-in for `nn.Conv(channels, feature_group_count=channels, padding='SAME',
+  use_bias=False)`: the same 'kernel' [kh, kw, 1, channels], initialised alike."""
+  kernel_size: tuple[int, int]
+  strides: tuple[int, int] = (1, 1)
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', self.kernel_init, (*self.kernel_size, 1, x.shape[-1]),
+                        jnp.float32)
+    return depthwise_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.strides)
+
+
 class StridedConv(_ConvLayer):
   """Drop-in for `nn.Conv(padding='SAME')` whose input gradient takes the phase form.
 

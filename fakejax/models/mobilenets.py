@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from fakejax.models.classifiers import head
+from fakejax.models.layers import DepthwiseConv
 
 KERAS_BATCH_NORM_EPSILON = 1e-3
 KERAS_NORMALIZATION_EPSILON = 1e-7  # keras.backend.epsilon(), the floor of sqrt(variance).
@@ -43,9 +44,7 @@ class _KerasLayers:
                    use_bias=use_bias, name=name)(x)
 
   def depthwise(self, x: jax.Array, kernel: int, strides: int, name: str) -> jax.Array:
-    channels = x.shape[-1]
-    return nn.Conv(channels, (kernel, kernel), strides=strides, padding='SAME',
-                   feature_group_count=channels, use_bias=False, name=name)(x)
+    return DepthwiseConv((kernel, kernel), strides=(strides, strides), name=name)(x)
 
   def norm(self, x: jax.Array, name: str) -> jax.Array:
     return nn.BatchNorm(use_running_average=not self.train, momentum=self.momentum,
