@@ -3,12 +3,14 @@ r"""Train-step and scoring speed of fakejax, beside PyTorch on the same machine.
   python tools/benchmark.py                      # both DCGANs, batch 256, CPU
   python tools/benchmark.py --models=autogan_depth1,autogan_depth4,alexnet,sequential_cnn
   python tools/benchmark.py --models=resnet18 --batch_size=64 --score_calls=1
+  python tools/benchmark.py --models=mobilenet_v2,mobilenet_v3_large,efficientnet_b0
   python tools/benchmark.py --models=dcgan_tf --batch_size=64 --rounds=7 --json=bench.json
   python tools/benchmark.py --device=gpu          # JAX and PyTorch on the first GPU
   python tools/benchmark.py --device=gpu --compute_dtype=bfloat16  # mixed precision, both sides
 
 Models: the two DCGANs, the autoencoder-GAN at depths 1 and 4, and the AlexNet-style,
-Sequential CNN and ResNet-18 classifiers, each as its config builds it. For each:
+Sequential CNN, ResNet-18, MobileNetV2, MobileNetV3-Large and EfficientNet-B0
+classifiers, each as its config builds it. For each:
 images/s of the full train step (a GAN: one D and one G update, Adam) and of inference
 (batch 1000: D's scores for a GAN, reconstructions for an autoencoder, P(real) for the
 classifier), compile time, XLA's memory estimate of the step, GFLOP per image (XLA's
