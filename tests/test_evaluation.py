@@ -60,6 +60,22 @@ def test_stacked_checkpoints_give_the_numbers_of_each_checkpoint_alone(checkpoin
             != together[name][1]['splits']['seen_class_reals']['threshold_free'])
 
 
+def test_a_bfloat16_config_scores_float32_checkpoints_in_bfloat16(checkpointed):
+  config, workdir = checkpointed
+  mixed = config.copy_and_resolve_references()
+  mixed.gans.dcgan_radford.compute_dtype = 'bfloat16'
+  mesh = sharding.build_mesh()
+  images = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
+  scores = {}
+  for dtype, gan_config in (('float32', config), ('bfloat16', mixed)):
+    gan = evaluator.restore_gan(gan_config, workdir, 'dcgan_radford', [10, 20], mesh)
+    assert gan.models.discriminator.dtype == jnp.dtype(dtype)
+    scores[dtype] = evaluator.gan_scorer(gan, mesh, batch_size=64).score(images)
+  assert scores['bfloat16'].dtype == np.float32
+  assert not np.array_equal(scores['bfloat16'], scores['float32'])
+  np.testing.assert_allclose(scores['bfloat16'], scores['float32'], atol=0.01)
+
+
 @pytest.fixture(scope='module')
 def latest_reports(checkpointed):
   config, workdir = checkpointed
