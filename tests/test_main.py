@@ -91,3 +91,21 @@ def test_run_killed_mid_training_resumes_to_the_same_parameters(finished_run, tf
   result = run_main(tmp_path, tfds_data_dir)
   assert f'Resumed from the checkpoint of step {killed_after}' in result.stderr
   assert_same_final_parameters(tmp_path, reference_dir)
+
+
+def test_compare_runs_tool_tabulates_each_gans_latest_report(finished_run):
+  workdir, _ = finished_run
+  result = subprocess.run(
+      [sys.executable, 'tools/compare_runs.py', str(workdir), str(workdir), '--labels=a,b'],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+  rows = [line.split(' | ') for line in result.stdout.splitlines()[2:]]
+  assert [(row[0], row[1]) for row in rows] == [(f'| {gan}', label) for gan in sorted(GANS)
+                                                for label in 'ab']
+  for row in rows:
+    report = json.loads((workdir / row[0][2:] / 'eval' / str(TINY_STEPS) /
+                         'report.json').read_text())
+    own = report['splits']['own_fakes_vs_reals']
+    assert row[2] == str(TINY_STEPS)
+    assert row[3] == f"{own['at_threshold']['default_0.5']['accuracy']:.3f}"
+    assert row[6] == f"{own['threshold_free']['roc_auc']:.3f}"
