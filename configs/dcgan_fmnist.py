@@ -21,7 +21,7 @@ import ml_collections
 # footwear: a whole category of item the detector never sees during training.
 FOOTWEAR_CLASSES = (5, 7, 9)
 # Of activations and products; 'bfloat16' trains in mixed precision (parameters, batch
-# statistics and losses stay float32). It speeds up GPUs and TPUs, not this project's CPUs.
+# statistics and losses stay float32). Meant for GPUs and TPUs; on 2 CPU cores it is slower.
 # Per GAN: --config.gans.dcgan_tf.compute_dtype=bfloat16.
 COMPUTE_DTYPE = 'float32'
 
