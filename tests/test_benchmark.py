@@ -66,6 +66,15 @@ def test_each_pytorch_twin_has_as_many_parameters():
     assert count['pytorch'] == count['fakejax'] > 0, (model, count)
 
 
+def test_bfloat16_is_refused_for_models_that_compute_in_float32():
+  run = subprocess.run(
+      [sys.executable, 'tools/benchmark.py', '--models=dcgan_tf,alexnet',
+       '--compute_dtype=bfloat16'],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  assert run.returncode == 2
+  assert "--compute_dtype=bfloat16 is for ['dcgan_tf', 'dcgan_radford']; ['alexnet']" in run.stderr
+
+
 def test_a_tiny_run_prints_the_table_and_writes_json(tmp_path):
   out = tmp_path / 'bench.json'
   run = subprocess.run(

@@ -49,7 +49,7 @@ from configs import autogan_fmnist, dcgan_fmnist, detectors_fmnist  # noqa: E402
 from fakejax import autogan, classifier_runs, sharding  # noqa: E402
 from fakejax.evaluation import evaluator  # noqa: E402
 from fakejax.data import pipeline  # noqa: E402
-from fakejax.models import build_gan, mobilenets  # noqa: E402
+from fakejax.models import COMPUTE_DTYPES, build_gan, mobilenets  # noqa: E402
 from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_steps  # noqa: E402
 
 # 2 cores x AVX-512 (2 FMA units x 16 float32 lanes x 2 flops) x ~1.8 GHz, measured as
@@ -297,11 +297,17 @@ def torch_sequential_cnn(features, hidden: int, dropout_rate: float):
   return nn.Sequential(*layers)
 
 
+def torch_pooled_head(channels: int, hidden: int, dropout_rate: float) -> list:
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  dense = [nn.Linear(channels, hidden), nn.ReLU()] if hidden else []
+  return [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *dense, nn.Dropout(dropout_rate),
+          nn.Linear(hidden or channels, 1)]
+
+
 def torch_resnet18(features, hidden: int, dropout_rate: float):
   """fakejax's ResNet-18 for small images (3x3/1 stem, no pooling) in PyTorch."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
-  assert not hidden, 'The benchmark ResNet has no hidden head layer.'
 
   class Block(nn.Module):
     def __init__(self, in_features, out_features, stride):
@@ -328,9 +334,7 @@ def torch_resnet18(features, hidden: int, dropout_rate: float):
     for block in range(2):
       layers.append(Block(channels, width, 2 if stage > 0 and block == 0 else 1))
       channels = width
-  layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout_rate),
-             nn.Linear(channels, 1)]
-  return nn.Sequential(*layers)
+  return nn.Sequential(*layers, *torch_pooled_head(channels, hidden, dropout_rate))
 
 
 def torch_inverted_residual_parts():
@@ -369,13 +373,6 @@ def torch_inverted_residual_parts():
       return x + y
 
   return conv_norm, SqueezeExcite, Residual
-
-
-def torch_pooled_head(channels: int, hidden: int, dropout_rate: float) -> list:
-  from torch import nn  # pylint: disable=g-import-not-at-top
-  dense = [nn.Linear(channels, hidden), nn.ReLU()] if hidden else []
-  return [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *dense, nn.Dropout(dropout_rate),
-          nn.Linear(hidden or channels, 1)]
 
 
 def torch_mobilenet_v2(features, hidden: int, dropout_rate: float):
@@ -619,7 +616,7 @@ def main() -> None:
                       help="The device's float32 FMA peak (the default is this CPU's).")
   parser.add_argument('--device', default='', choices=['', 'cpu', 'gpu', 'tpu'],
                       help="JAX's platform (default: JAX's default); PyTorch follows on GPU.")
-  parser.add_argument('--compute_dtype', default='float32', choices=['float32', 'bfloat16'],
+  parser.add_argument('--compute_dtype', default='float32', choices=sorted(COMPUTE_DTYPES),
                       help=f'bfloat16: mixed precision, for {list(MIXED_PRECISION_MODELS)}.')
   parser.add_argument('--no_torch', action='store_true')
   parser.add_argument('--json', default='', help='Also write the results here.')
