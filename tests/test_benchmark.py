@@ -86,4 +86,22 @@ def test_a_tiny_run_prints_the_table_and_writes_json(tmp_path):
   (result,) = json.loads(out.read_text())
   assert len(result['rounds']['jax_train']) == len(result['rounds']['torch_train']) == 2
   assert result['train_img_per_s'] > 0 and result['torch_train_img_per_s'] > 0
-  assert result['gflop_per_image'] > 0 and 0 < result['fma_peak_fraction'] < 1
+  assert result['gflop_per_image'] > 0 and 0 < result['peak_fraction'] < 1
+
+
+
+PEAKS = """
+import jax
+from tools import benchmark
+cpu = jax.devices('cpu')[0]
+assert benchmark.peak(cpu, 'float32', 0.0)[0] == benchmark.DEFAULT_CPU_PEAK_GFLOPS
+assert benchmark.peak(cpu, 'float32', 1234.0) == (1234.0, 'as given')
+print(benchmark.measured_matmul_gflops(cpu, 'float32', size=256))
+"""
+
+
+def test_the_peak_is_this_cpus_given_or_a_measured_matrix_product():
+  run = subprocess.run([sys.executable, '-c', PEAKS], cwd=REPO_ROOT, capture_output=True,
+                       text=True, timeout=300)
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert 0 < float(run.stdout.split()[-1]) < 10_000

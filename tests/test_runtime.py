@@ -41,3 +41,30 @@ def test_a_users_own_ynnpack_choice_is_kept():
   flags, backend = compiled_with(own)
   assert flags == own
   assert backend == 'ynn'  # So the check above can tell the two apart.
+
+
+IMPORT_WITHOUT_TENSORFLOW = '''
+import sys
+
+class HideTensorFlow:  # As if TensorFlow were not installed.
+  def find_spec(self, name, path=None, target=None):
+    if name == 'tensorflow' or name.startswith('tensorflow.'):
+      raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+
+sys.meta_path.insert(0, HideTensorFlow())
+from fakejax import autogan, classifier_runs, detectors
+from fakejax.evaluation import evaluator
+from fakejax.train import loop
+sys.path.insert(0, 'tools')
+import benchmark_layers
+print('imported')
+'''
+
+
+def test_models_steps_and_tools_import_without_tensorflow():
+  """TensorFlow serves only TensorBoard files: accelerator images without it still run the
+  benchmarks and everything short of writing summaries."""
+  result = subprocess.run([sys.executable, '-c', IMPORT_WITHOUT_TENSORFLOW], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip().endswith('imported')

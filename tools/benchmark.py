@@ -14,7 +14,9 @@ classifiers, each as its config builds it. For each:
 images/s of the full train step (a GAN: one D and one G update, Adam) and of inference
 (batch 1000: D's scores for a GAN, reconstructions for an autoencoder, P(real) for the
 classifier), compile time, XLA's memory estimate of the step, GFLOP per image (XLA's
-cost analysis) and the fraction of the FMA peak reached. When PyTorch is
+cost analysis) and the fraction of the device's peak reached: on a CPU its float32 FMA
+peak, on an accelerator (MFU) the rate of a large matrix product measured in the compute
+dtype at JAX's default precision (TF32 for float32 on recent NVIDIA GPUs). When PyTorch is
 installed (`pip install -e '.[bench]'`), the same architectures and the same simultaneous
 update run in eager PyTorch, alternating with fakejax round by round (A B A B ...);
 medians are reported with the fakejax/PyTorch ratio. The input share is the fraction of
@@ -54,8 +56,33 @@ from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_step
 
 # 2 cores x AVX-512 (2 FMA units x 16 float32 lanes x 2 flops) x ~1.8 GHz, measured as
 # ~231 GFLOP/s on this project's CPU machines. Pass --peak_gflops for others.
-DEFAULT_PEAK_GFLOPS = 231.0
+DEFAULT_CPU_PEAK_GFLOPS = 231.0
 SCORE_BATCH = 1000
+PEAK_MATMUL_SIZE = 8192
+
+
+def measured_matmul_gflops(device: jax.Device, dtype: str, size: int = PEAK_MATMUL_SIZE) -> float:
+  """The rate of a `size`^3 matrix product on `device`: an accelerator's practical peak."""
+  a, b = (jax.device_put(jax.random.normal(jax.random.PRNGKey(i), (size, size), dtype), device)
+          for i in (0, 1))
+  matmul = jax.jit(lambda a, b: a @ b)
+  matmul(a, b).block_until_ready()
+  seconds = []
+  for _ in range(10):
+    start = time.perf_counter()
+    matmul(a, b).block_until_ready()
+    seconds.append(time.perf_counter() - start)
+  return 2 * size**3 / statistics.median(seconds) / 1e9
+
+
+def peak(device: jax.Device, compute_dtype: str, given_gflops: float) -> tuple[float, str]:
+  """(GFLOP/s, what it is) that the steps' FLOP rates are a fraction of."""
+  if given_gflops:
+    return given_gflops, 'as given'
+  if device.platform == 'cpu':
+    return DEFAULT_CPU_PEAK_GFLOPS, "this project's 2-core CPU's float32 FMA peak"
+  return (measured_matmul_gflops(device, compute_dtype),
+          f'measured: {PEAK_MATMUL_SIZE}^3 {compute_dtype} matrix product')
 
 
 def gan_workload(architecture: str, compute_dtype: str):
@@ -542,8 +569,7 @@ def timed(fn, *args) -> float:
   return time.perf_counter() - start
 
 
-def benchmark(architecture: str, args) -> dict:
-  device = jax.devices(args.device)[0] if args.device else jax.devices()[0]
+def benchmark(architecture: str, device: jax.Device, peak_gflops: float, args) -> dict:
   jax_runner = JaxRunner(architecture, args.batch_size, device, args.compute_dtype)
   torch_runner = None
   if not args.no_torch:
@@ -578,16 +604,17 @@ def benchmark(architecture: str, args) -> dict:
       'score_img_per_s': median['jax_score'], 'torch_score_img_per_s': median['torch_score'],
       'compile_s': jax_runner.compile_seconds, 'step_memory_mb': jax_runner.memory_bytes() / 2**20,
       'gflop_per_image': flops / 1e9,
-      'fma_peak_fraction': median['jax_train'] * flops / 1e9 / args.peak_gflops,
+      'peak_gflops': peak_gflops,
+      'peak_fraction': median['jax_train'] * flops / 1e9 / peak_gflops,
       'rounds': rates,
   }
 
 
-def markdown(results: list[dict]) -> str:
+def markdown(results: list[dict], peak_label: str) -> str:
   ratio = lambda a, b: f'{a / b:.2f}x' if a and b else '—'
   number = lambda v: f'{v:,.0f}' if v else '—'
   lines = ['| model | batch | train img/s | PyTorch eager | ratio | inference img/s | PyTorch eager | '
-           'ratio | input share | compile s | step memory MB | GFLOP/img | FMA peak |',
+           f'ratio | input share | compile s | step memory MB | GFLOP/img | {peak_label} |',
            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for r in results:
     model = r['model'] + ('' if r['compute_dtype'] == 'float32' else f" ({r['compute_dtype']})")
@@ -599,7 +626,7 @@ def markdown(results: list[dict]) -> str:
         f"{ratio(r['score_img_per_s'], r['torch_score_img_per_s'])} | "
         f"{100 * r['input_share']:.0f}% | {r['compile_s']:.1f} | "
         f"{r['step_memory_mb']:.0f} | {r['gflop_per_image']:.2f} | "
-        f"{100 * r['fma_peak_fraction']:.0f}% |")
+        f"{100 * r['peak_fraction']:.0f}% |")
   return '\n'.join(lines)
 
 
@@ -612,8 +639,9 @@ def main() -> None:
   parser.add_argument('--score_calls', type=int, default=3, help='Scoring batches per round.')
   parser.add_argument('--rounds', type=int, default=5)
   parser.add_argument('--threads', type=int, default=2, help="PyTorch's intra-op threads.")
-  parser.add_argument('--peak_gflops', type=float, default=DEFAULT_PEAK_GFLOPS,
-                      help="The device's float32 FMA peak (the default is this CPU's).")
+  parser.add_argument('--peak_gflops', type=float, default=0.0,
+                      help="The device's peak (default: this project's CPU's float32 FMA "
+                      "peak; on an accelerator, a large matrix product's measured rate).")
   parser.add_argument('--device', default='', choices=['', 'cpu', 'gpu', 'tpu'],
                       help="JAX's platform (default: JAX's default); PyTorch follows on GPU.")
   parser.add_argument('--compute_dtype', default='float32', choices=sorted(COMPUTE_DTYPES),
@@ -625,8 +653,12 @@ def main() -> None:
   if args.compute_dtype != 'float32' and float32_only:
     parser.error(f'--compute_dtype={args.compute_dtype} is for {list(MIXED_PRECISION_MODELS)}; '
                  f'{sorted(float32_only)} compute in float32.')
-  results = [benchmark(name, args) for name in args.models.split(',')]
-  print(markdown(results))
+  device = jax.devices(args.device)[0] if args.device else jax.devices()[0]
+  peak_gflops, peak_source = peak(device, args.compute_dtype, args.peak_gflops)
+  results = [benchmark(name, device, peak_gflops, args) for name in args.models.split(',')]
+  peak_label = 'FMA peak' if device.platform == 'cpu' else 'MFU'
+  print(markdown(results, peak_label))
+  print(f'\n{device.device_kind}; {peak_label}: of {peak_gflops:,.0f} GFLOP/s ({peak_source}).')
   if args.json:
     pathlib.Path(args.json).write_text(json.dumps(results, indent=2) + '\n')
 

@@ -17,7 +17,6 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers, periodic_actions
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
@@ -122,9 +121,19 @@ class PreemptionGuard:
     signal.signal(signal.SIGTERM, self._previous)
 
 
-def make_writer(logdir: pathlib.Path) -> metric_writers.MetricWriter:
-  """TensorBoard writer on process 0; the others only log."""
+def make_writer(logdir: pathlib.Path):
+  """clu's TensorBoard writer on process 0; the others only log."""
+  # clu's writers import TensorFlow, so they load only when a run writes: models, steps
+  # and tools import without TensorFlow (as on accelerator images that lack it).
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
   return metric_writers.create_default_writer(logdir, just_logging=jax.process_index() > 0)
+
+
+def make_progress_report(num_steps: int, writer, every_steps: int):
+  """Logs steps/s and the ETA every `every_steps` steps, and writes steps/s to `writer`."""
+  from clu import periodic_actions  # pylint: disable=g-import-not-at-top  (as make_writer)
+  return periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
+                                         every_steps=every_steps)
 
 
 def restore_or_init(manager, state, data_iterator: grain.DatasetIterator):
@@ -215,8 +224,7 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
     logging.info('%s: %d training examples, %d steps of %d (global batch), from step %d.',
                  job.name, pipeline.count_examples(train_data), num_steps, settings.batch_size,
                  start_step)
-    progress = periodic_actions.ReportProgress(
-        num_train_steps=num_steps, writer=writer, every_steps=settings.log_every_steps)
+    progress = make_progress_report(num_steps, writer, settings.log_every_steps)
     pending_metrics = []
     with PreemptionGuard(settings.preemption_check_every_steps) as preemption:
       for step in range(start_step + 1, num_steps + 1):
