@@ -66,6 +66,17 @@ def test_batch_order_is_fixed_by_the_seed_and_reshuffled_each_epoch():
   assert not np.array_equal(epoch_1, epoch_2)
 
 
+def test_batches_that_span_epochs_still_see_each_example_once_an_epoch():
+  images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+  batches = list(pipeline.train_batches(images, seed=0, num_epochs=3, batch_size=4,
+                                        process_index=0, process_count=1))
+  assert len(batches) == 7  # 30 positions, whole batches of 4 only.
+  stream = np.concatenate(batches).ravel()
+  for epoch in range(2):
+    assert sorted(stream[10 * epoch:10 * epoch + 10]) == list(range(10))
+  assert not np.array_equal(stream[:10], stream[10:20])
+
+
 def test_processes_read_disjoint_slices_that_make_the_global_batch():
   images = np.arange(48, dtype=np.uint8).reshape(48, 1, 1, 1)
   batches = lambda index, count: list(pipeline.train_batches(

@@ -187,8 +187,13 @@ class JaxRunner:
                    in_shardings=(sharding.replicated(self.mesh), sharding.batch_sharded(self.mesh)),
                    out_shardings=sharding.replicated(self.mesh), donate_argnums=0)
     start = time.perf_counter()
-    self.compiled = step.lower(self.state, self.batch).compile()
+    lowered = step.lower(self.state, self.batch)
+    self.compiled = lowered.compile()
     self.compile_seconds = time.perf_counter() - start
+    # The operations as traced, the same count on every backend: a GPU's compiled program
+    # hides its convolutions from XLA's count in library calls.
+    analysis = lowered.cost_analysis()
+    self.flops = float((analysis[0] if isinstance(analysis, list) else analysis)['flops'])
     self.step = step
     infer = jax.jit(evaluator.in_chunks(infer, num_shards=1))  # As the evaluation scores.
     self.score_images = jax.device_put(np.random.default_rng(1).integers(
@@ -199,9 +204,7 @@ class JaxRunner:
     self.train_from_pipeline(1)
 
   def flops_per_image(self) -> float:
-    analysis = self.compiled.cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list) else analysis
-    return float(analysis['flops']) / self.batch_size
+    return self.flops / self.batch_size
 
   def memory_bytes(self) -> int:
     memory = self.compiled.memory_analysis()
@@ -655,12 +658,16 @@ def main() -> None:
                  f'{sorted(float32_only)} compute in float32.')
   device = jax.devices(args.device)[0] if args.device else jax.devices()[0]
   peak_gflops, peak_source = peak(device, args.compute_dtype, args.peak_gflops)
-  results = [benchmark(name, device, peak_gflops, args) for name in args.models.split(',')]
   peak_label = 'FMA peak' if device.platform == 'cpu' else 'MFU'
+  results = []
+  for name in args.models.split(','):
+    results.append(benchmark(name, device, peak_gflops, args))
+    print(markdown(results[-1:], peak_label).splitlines()[-1], flush=True)
+    if args.json:  # After each model, so that a run cut short keeps what it measured.
+      pathlib.Path(args.json).write_text(json.dumps(results, indent=2) + '\n')
+  print()
   print(markdown(results, peak_label))
   print(f'\n{device.device_kind}; {peak_label}: of {peak_gflops:,.0f} GFLOP/s ({peak_source}).')
-  if args.json:
-    pathlib.Path(args.json).write_text(json.dumps(results, indent=2) + '\n')
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ own slice, so a run on P processes sees exactly the data of a run on one process
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -77,17 +78,37 @@ def train_batches(examples, *, seed: int, num_epochs: int, batch_size: int,
         f'The training set has {num_examples} examples, fewer than one batch of {batch_size}.')
   per_process = batch_size // process_count
   begin = process_index * per_process
+  order = EpochOrder(num_examples, seed)
 
-  def gather(global_indices: np.ndarray):
-    local = global_indices[begin:begin + per_process]
-    return jax.tree.map(lambda array: array[local], examples)
+  def gather(batch_index: int):
+    indices = order.indices(batch_index * batch_size + begin, per_process)
+    return jax.tree.map(lambda array: array[indices], examples)
 
-  dataset = (grain.MapDataset.range(num_examples)
-             .shuffle(seed=seed)
-             .repeat(num_epochs)
-             .batch(batch_size, drop_remainder=True)
-             .map(gather))
+  dataset = grain.MapDataset.range(num_epochs * num_examples // batch_size).map(gather)
   if augment is not None:
     dataset = dataset.random_map(augment, seed=seed)
-  # Gathering from RAM takes ~1 ms a batch: one thread and a short buffer keep ahead.
+  # A batch takes ~0.1 ms to gather: one thread and a short buffer keep ahead of an H100.
   return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4)))
+
+
+class EpochOrder:
+  """The examples' order: each epoch a permutation of its own, drawn from (seed, epoch).
+
+  One vectorised permutation per epoch, rather than a shuffle of each index: grain's
+  per-element shuffle and batching took ~3 ms a batch of 256, more than a DCGAN's whole
+  train step on a GPU.
+  """
+
+  def __init__(self, num_examples: int, seed: int):
+    self.num_examples, self.seed = num_examples, seed
+    # A batch spans at most two epochs.
+    self.permutation = functools.lru_cache(maxsize=2)(self._permutation)
+
+  def _permutation(self, epoch: int) -> np.ndarray:
+    return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+
+  def indices(self, start: int, count: int) -> np.ndarray:
+    """Example indices at positions [start, start + count) of the epochs laid end to end."""
+    epochs, offsets = np.divmod(np.arange(start, start + count), self.num_examples)
+    return np.concatenate([self.permutation(int(epoch))[offsets[epochs == epoch]]
+                           for epoch in np.unique(epochs)])

@@ -120,19 +120,23 @@ def _over_checkpoints(fn, num_checkpoints: int):
                                            batch_size=chunk)
 
 
-# Images each device scores at once inside a jitted call. The activations of a few
+# Images each CPU device scores at once inside a jitted call. The activations of a few
 # hundred small images stay in the CPU's caches; those of a whole 1000-image call did not,
-# and scoring ran 1.2x slower (tools/benchmark.py).
+# and scoring ran 1.2x slower (tools/benchmark.py). A GPU wants the whole batch at once.
 SCORING_CHUNK = 125
 
 
 def in_chunks(score_fn, num_shards: int, chunk_size: int = SCORING_CHUNK):
-  """`score_fn(variables, images) -> [N, ...]`, run over each shard's images in chunks.
+  """`score_fn(variables, images) -> [N, ...]`, run on CPUs over each shard's images in
+  chunks, elsewhere on the whole batch.
 
   The scores are the same (images are scored independently); the images stay on their
   devices: [N] -> [shards, chunks, chunk] -> one [shards * chunk] batch per step of a
   `lax.map` over chunks. Batches that do not split evenly are scored whole.
   """
+  def on_platform(variables, images: jax.Array) -> jax.Array:
+    return jax.lax.platform_dependent(variables, images, cpu=chunked, default=score_fn)
+
   def chunked(variables, images: jax.Array) -> jax.Array:
     per_shard = images.shape[0] // num_shards
     if per_shard <= chunk_size or images.shape[0] % num_shards or per_shard % chunk_size:
@@ -144,7 +148,7 @@ def in_chunks(score_fn, num_shards: int, chunk_size: int = SCORING_CHUNK):
     out = jax.lax.map(lambda batch: score_fn(variables, batch), by_chunk)
     out = out.reshape(num_chunks, num_shards, chunk_size, *out.shape[2:])
     return jnp.swapaxes(out, 0, 1).reshape(images.shape[0], *out.shape[3:])
-  return chunked
+  return on_platform
 
 
 class Scorer:

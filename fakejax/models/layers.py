@@ -311,13 +311,19 @@ class DepthwiseConv(nn.Module):
 
 
 class StridedConv(_ConvLayer):
-  """Drop-in for `nn.Conv(padding='SAME')` whose input gradient takes the phase form.
+  """Drop-in for `nn.Conv(padding='SAME')` whose input gradient, on CPUs, takes the phase form.
 
   XLA's CPU backend computes a strided convolution's input gradient as an input-dilated
   convolution on one thread; the phase form is multi-threaded stride-1 convolutions.
+  On a GPU the plain convolution's gradient is faster (an H100, batch 256, forward and
+  both gradients: 0.17-0.21 ms against the phase form's 0.28-0.32 ms), so other
+  platforms keep it.
   """
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x, kernel = self.inputs_and_kernel(x)
-    return self.add_bias(strided_conv(x, kernel, tuple(self.strides)))
+    strides = tuple(self.strides)
+    y = jax.lax.platform_dependent(x, kernel, cpu=lambda x, k: strided_conv(x, k, strides),
+                                   default=lambda x, k: _strided_conv(x, k, strides))
+    return self.add_bias(y)
