@@ -170,6 +170,16 @@ WORKLOADS = {
 MIXED_PRECISION_MODELS = ('dcgan_tf', 'dcgan_radford')
 
 
+def traced_flops(fn, *args) -> float:
+  """XLA's count of the operations of `fn(*args)` as lowered for a CPU, before optimisation:
+  one count for every backend. (A GPU's compiled program hides its convolutions from the
+  count in library calls, and GPU plugins do not count lowered programs.)"""
+  cpu = jax.sharding.SingleDeviceSharding(jax.devices('cpu')[0])
+  shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=cpu), args)
+  analysis = jax.jit(fn).lower(*shapes).cost_analysis()
+  return float((analysis[0] if isinstance(analysis, list) else analysis)['flops'])
+
+
 class JaxRunner:
   """fakejax's jitted train step and inference for one model, on one device."""
 
@@ -187,13 +197,9 @@ class JaxRunner:
                    in_shardings=(sharding.replicated(self.mesh), sharding.batch_sharded(self.mesh)),
                    out_shardings=sharding.replicated(self.mesh), donate_argnums=0)
     start = time.perf_counter()
-    lowered = step.lower(self.state, self.batch)
-    self.compiled = lowered.compile()
+    self.compiled = step.lower(self.state, self.batch).compile()
     self.compile_seconds = time.perf_counter() - start
-    # The operations as traced, the same count on every backend: a GPU's compiled program
-    # hides its convolutions from XLA's count in library calls.
-    analysis = lowered.cost_analysis()
-    self.flops = float((analysis[0] if isinstance(analysis, list) else analysis)['flops'])
+    self.flops = traced_flops(train_step, self.state, self.batch)
     self.step = step
     infer = jax.jit(evaluator.in_chunks(infer, num_shards=1))  # As the evaluation scores.
     self.score_images = jax.device_put(np.random.default_rng(1).integers(
