@@ -89,7 +89,6 @@ def test_a_tiny_run_prints_the_table_and_writes_json(tmp_path):
   assert result['gflop_per_image'] > 0 and 0 < result['peak_fraction'] < 1
 
 
-
 PEAKS = """
 import jax
 from tools import benchmark

@@ -52,11 +52,12 @@ class HideTensorFlow:  # As if TensorFlow were not installed.
       raise ModuleNotFoundError(f'No module named {name!r}', name=name)
 
 sys.meta_path.insert(0, HideTensorFlow())
+sys.path.insert(0, 'tools')
+import benchmark  # First: it imports PyTorch (where installed) before JAX.
+import benchmark_layers
 from fakejax import autogan, classifier_runs, detectors
 from fakejax.evaluation import evaluator
 from fakejax.train import loop
-sys.path.insert(0, 'tools')
-import benchmark_layers
 print('imported')
 '''
 

@@ -65,14 +65,10 @@ def measured_matmul_gflops(device: jax.Device, dtype: str, size: int = PEAK_MATM
   """The rate of a `size`^3 matrix product on `device`: an accelerator's practical peak."""
   a, b = (jax.device_put(jax.random.normal(jax.random.PRNGKey(i), (size, size), dtype), device)
           for i in (0, 1))
-  matmul = jax.jit(lambda a, b: a @ b)
-  matmul(a, b).block_until_ready()
-  seconds = []
-  for _ in range(10):
-    start = time.perf_counter()
-    matmul(a, b).block_until_ready()
-    seconds.append(time.perf_counter() - start)
-  return 2 * size**3 / statistics.median(seconds) / 1e9
+  product = jax.jit(lambda a, b: a @ b)
+  run = lambda: product(a, b).block_until_ready()
+  run()  # Compiles.
+  return 2 * size**3 / statistics.median(timed(run) for _ in range(10)) / 1e9
 
 
 def peak(device: jax.Device, compute_dtype: str, given_gflops: float) -> tuple[float, str]:
