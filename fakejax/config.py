@@ -1,14 +1,25 @@
 """The one place where an experiment config is checked, before any work starts.
 
-The schema lists every key the code reads with its type; values live only in `configs/`.
+A study's schema lists every key the code reads with its type; its rules declare the
+choices (registries), ranges and divisibility of values; a few checks relate keys to
+each other. Values live only in `configs/`; the studies table (studies/__init__.py)
+names each study's schema and checks.
 """
 
+import dataclasses
 import difflib
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import ml_collections
+
+from fakejax.data import augment, transforms
+from fakejax.errors import UserError
+from fakejax.models import CLASSIFIERS, COMPUTE_DTYPES, GAN_ARCHITECTURES
+from fakejax.models.classifiers import HEAD_POOLINGS
+from fakejax.train.autoencoder_gan import RECONSTRUCTION_LOSSES
+from fakejax.train.classifier_steps import LOSSES
 
 NUM_FASHION_MNIST_CLASSES = 10
 
@@ -59,7 +70,7 @@ AUTOENCODER_SCHEMA = {
     'num_epochs': int,
 }
 CLASSIFIER_SCHEMA = {
-    'architecture': str,  # Of models.CLASSIFIER_ARCHITECTURES.
+    'architecture': str,  # Of models.CLASSIFIERS.
     'features': tuple,  # Empty: the architecture's own widths.
     'hidden': int,
     'dropout_rate': float,
@@ -113,13 +124,10 @@ DETECTORS_SCHEMA = {
     'train_sets': {'*': tuple},  # Name -> the generators whose fakes it trains on.
     # evals must hold 'fakes_<gan>' (reals='all', fakes=<gan>) for every GAN: the columns.
 }
-SCHEMAS = {'dcgan_detectors': DCGAN_SCHEMA, 'autogan': AUTOGAN_SCHEMA,
-           'detectors': DETECTORS_SCHEMA}
-
 REAL_SOURCES = ('', 'seen', 'anomaly', 'all')
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
   """A config that cannot run, with the key at fault in the message."""
 
 
@@ -161,47 +169,123 @@ def _check_value(value: Any, expected: Any, key: str) -> None:
         f"({type(value).__name__}).")
 
 
-def _lookup(config: ml_collections.ConfigDict, key: str) -> Any:
-  """The value of a dotted key, e.g. 'evaluation.batch_size'."""
-  value = config
-  for part in key.split('.'):
-    value = value[part]
-  return value
+# Rules on values, declared per key ('*' matches every entry of a group).
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  """The value must be one of `choices` (a registry's names)."""
+  choices: Collection[str]
+
+  def check(self, key: str, value: Any, num_devices: int) -> None:
+    del num_devices
+    if value not in self.choices:
+      raise ConfigError(f"Config key '{key}' is {value!r}; use one of {sorted(self.choices)}.")
 
 
-def _check_positive(config: ml_collections.ConfigDict, *keys: str) -> None:
-  for key in keys:
-    value = _lookup(config, key)
-    if value <= 0:
-      raise ConfigError(f"Config key '{key}' must be positive, got {value}.")
+@dataclasses.dataclass(frozen=True)
+class Range:
+  """low <= value <= high, with either end open (excluded) where said."""
+  low: float | None = None
+  high: float | None = None
+  low_open: bool = False
+  high_open: bool = False
+
+  def check(self, key: str, value: Any, num_devices: int) -> None:
+    del num_devices
+    too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+    too_high = self.high is not None and (value >= self.high if self.high_open
+                                          else value > self.high)
+    if too_low or too_high:
+      low = '-inf' if self.low is None else f'{self.low:g}'
+      high = 'inf' if self.high is None else f'{self.high:g}'
+      interval = f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+      raise ConfigError(f"Config key '{key}' must be in {interval}, got {value}.")
 
 
-def _check_divisible(config: ml_collections.ConfigDict, key: str, num_devices: int) -> None:
-  value = _lookup(config, key)
-  if value % num_devices:
-    raise ConfigError(
-        f"Config key '{key}' ({value}) must be divisible by the number of devices "
-        f"({num_devices}): every device takes an equal share of the batch.")
+@dataclasses.dataclass(frozen=True)
+class DividesOverDevices:
+  """A global batch size: every device takes an equal share."""
+
+  def check(self, key: str, value: Any, num_devices: int) -> None:
+    if value % num_devices:
+      raise ConfigError(
+          f"Config key '{key}' ({value}) must be divisible by the number of devices "
+          f"({num_devices}): every device takes an equal share of the batch.")
 
 
-def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
-                    architectures: Mapping[str, Any]) -> None:
-  """Raises ConfigError naming the key for anything that cannot run.
+POSITIVE = Range(0, low_open=True)
+NOT_NEGATIVE = Range(0)
+PROBABILITY = Range(0, 1)
+BATCH = (POSITIVE, DividesOverDevices())
 
-  Args:
-    config: the experiment config.
-    num_devices: devices of all processes the global batch is split over.
-    architectures: the known model architectures, by name.
-  """
-  experiment = config.get('experiment')
-  if experiment not in SCHEMAS:
-    raise ConfigError(f"Config key 'experiment' is {experiment!r}; known experiments: "
-                      f"{sorted(SCHEMAS)}.")
-  _check_keys(config, SCHEMAS[experiment], '')
-  _check_positive(config, 'batch_size', 'num_epochs', 'log_every_steps',
-                  'checkpoint_every_steps', 'sample_every_steps', 'preemption_check_every_steps',
-                  'max_checkpoints_to_keep')
-  _check_divisible(config, 'batch_size', num_devices)
+
+def _values(config: Any, key: str, prefix: str = '') -> Iterator[tuple[str, Any]]:
+  """(concrete key, value) of a dotted key whose parts may be '*'."""
+  first, _, rest = key.partition('.')
+  names = list(config.keys()) if first == '*' else [first]
+  for name in names:
+    value = config[name]
+    if rest:
+      yield from _values(value, rest, f'{prefix}{name}.')
+    else:
+      yield f'{prefix}{name}', value
+
+
+def check_rules(config: ml_collections.ConfigDict, rules: Mapping[str, Any],
+                num_devices: int) -> None:
+  """Applies each key's rule (or tuple of rules) to its values."""
+  for key, key_rules in rules.items():
+    for rule in key_rules if isinstance(key_rules, tuple) else (key_rules,):
+      for concrete, value in _values(config, key):
+        rule.check(concrete, value, num_devices)
+
+
+COMMON_RULES = {
+    'batch_size': BATCH, 'num_epochs': POSITIVE, 'log_every_steps': POSITIVE,
+    'checkpoint_every_steps': POSITIVE, 'sample_every_steps': POSITIVE,
+    'preemption_check_every_steps': POSITIVE, 'max_checkpoints_to_keep': POSITIVE,
+    'data.validation_fraction': Range(0, 1, low_open=True, high_open=True),
+    'gans.*.architecture': Choice(GAN_ARCHITECTURES),
+    'gans.*.compute_dtype': Choice(COMPUTE_DTYPES),
+    'evaluation.num_fake_samples': POSITIVE, 'evaluation.num_histogram_bins': POSITIVE,
+    'evaluation.batch_size': BATCH,
+    'evaluation.fake_recall_target': Range(0, 1, low_open=True),
+    'evals.*.reals': Choice(REAL_SOURCES),
+}
+
+
+def autoencoder_rules(group: str) -> dict[str, Any]:
+  return {f'{group}.*.{key}': POSITIVE for key in ('depth', 'base_features', 'latent_features',
+                                                   'num_epochs')} | {
+      f'{group}.*.batch_size': BATCH,
+      f'{group}.*.discriminator': Choice(GAN_ARCHITECTURES),
+      f'{group}.*.reconstruction_loss': Choice(RECONSTRUCTION_LOSSES)}
+
+
+CLASSIFIER_RULES = {
+    'classifier.architecture': Choice(CLASSIFIERS),
+    'classifier.batch_size': BATCH, 'classifier.num_epochs': POSITIVE,
+    'classifier.max_train_reals': POSITIVE,
+    'classifier.pooling': Choice(HEAD_POOLINGS), 'classifier.loss': Choice(LOSSES),
+    'classifier.head_l2': NOT_NEGATIVE, 'classifier.optimizer.weight_decay': NOT_NEGATIVE,
+    'classifier.lr_decay_factor': Range(0, 1, low_open=True),
+    'classifier.lr_decay_patience_epochs': POSITIVE,
+    'classifier.early_stopping_patience_epochs': NOT_NEGATIVE,
+    **{f'classifier.augmentation.{key}': PROBABILITY for key in augment.Augmentation.PROBABILITIES},
+    'classifier.augmentation.jpeg_quality_min': Range(1, 100),
+    **{f'classifier.augmentation.{key}': NOT_NEGATIVE for key in (
+        'crop_padding', 'blur_sigma_max', 'rotation_degrees', 'brightness', 'contrast',
+        'saturation')},
+    # It scales up, then crops back.
+    'classifier.augmentation.resize_scale': Range(1),
+}
+
+
+def validate_config(config: ml_collections.ConfigDict, schema: Mapping[str, Any], *,
+                    num_devices: int) -> None:
+  """Raises ConfigError naming the key: unknown, missing or mistyped keys, and the rules
+  every study shares. A study's own checks follow (studies.validate)."""
+  _check_keys(config, schema, '')
+  check_rules(config, COMMON_RULES, num_devices)
   anomalies = list(config.data.anomaly_classes)
   bad = [c for c in anomalies if not isinstance(c, int) or not 0 <= c < NUM_FASHION_MNIST_CLASSES]
   if bad:
@@ -211,41 +295,19 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int,
     raise ConfigError(
         f"Config key 'data.anomaly_classes' must be distinct and leave seen classes, "
         f"got {anomalies}.")
-  if not 0.0 < config.data.validation_fraction < 1.0:
-    raise ConfigError(
-        f"Config key 'data.validation_fraction' must be in (0, 1), got "
-        f"{config.data.validation_fraction}.")
-  if not config.gans and experiment == 'dcgan_detectors':
-    raise ConfigError("Config key 'gans' names no model to train.")
-  from fakejax.models import COMPUTE_DTYPES  # pylint: disable=g-import-not-at-top
-  for name, gan in config.gans.items():
-    if gan.architecture not in architectures:
-      raise ConfigError(
-          f"Config key 'gans.{name}.architecture' is {gan.architecture!r}; known "
-          f"architectures: {sorted(architectures)}.")
-    if gan.compute_dtype not in COMPUTE_DTYPES:
-      raise ConfigError(f"Config key 'gans.{name}.compute_dtype' is {gan.compute_dtype!r}; use "
-                        f"one of {sorted(COMPUTE_DTYPES)}.")
-  _check_positive(config, 'evaluation.num_fake_samples', 'evaluation.batch_size',
-                  'evaluation.num_histogram_bins')
-  if not 0.0 < config.evaluation.fake_recall_target <= 1.0:
-    raise ConfigError("Config key 'evaluation.fake_recall_target' must be in (0, 1], got "
-                      f"{config.evaluation.fake_recall_target}.")
   _check_evals(config)
-  if experiment == 'autogan':
-    _check_autogan(config, num_devices, architectures)
-  if experiment == 'detectors':
-    _check_detectors(config, num_devices, architectures)
-  _check_divisible(config, 'evaluation.batch_size', num_devices)
+
+
+def check_dcgan(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  del num_devices
+  if not config.gans:
+    raise ConfigError("Config key 'gans' names no model to train.")
 
 
 def _check_evals(config: ml_collections.ConfigDict) -> None:
   fake_sources = ('', 'own', 'others', *config.gans.keys(),
                   *config.get('autoencoder_generators', {}).keys())
   for name, split in config.evals.items():
-    if split.reals not in REAL_SOURCES:
-      raise ConfigError(f"Config key 'evals.{name}.reals' is {split.reals!r}; use one of "
-                        f"{list(REAL_SOURCES)}.")
     if split.fakes not in fake_sources and not split.fakes.startswith('folder:'):
       raise ConfigError(f"Config key 'evals.{name}.fakes' is {split.fakes!r}; use one of "
                         f"{list(fake_sources)} or 'folder:<path>'.")
@@ -253,39 +315,20 @@ def _check_evals(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"Config key 'evals.{name}' names neither reals nor fakes.")
 
 
-def _check_autogan(config: ml_collections.ConfigDict, num_devices: int,
-                   architectures: Mapping[str, Any]) -> None:
-  from fakejax.data.transforms import INPUT_KINDS  # pylint: disable=g-import-not-at-top
+def check_autogan(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_data_shape(config)
-  _check_autoencoders(config, 'autoencoders', num_devices, architectures)
-  classifier = config.classifier
+  check_rules(config, autoencoder_rules('autoencoders'), num_devices)
   _check_classifier(config, num_devices)
-  unknown = [kind for kind in classifier.inputs if kind not in INPUT_KINDS]
+  classifier = config.classifier
+  unknown = [kind for kind in classifier.inputs if kind not in transforms.INPUT_KINDS]
   if unknown or not classifier.inputs:
-    raise ConfigError(f"Config key 'classifier.inputs' must list some of {list(INPUT_KINDS)}; "
-                      f"unknown: {unknown}.")
+    raise ConfigError(f"Config key 'classifier.inputs' must list some of "
+                      f"{list(transforms.INPUT_KINDS)}; unknown: {unknown}.")
   needs_autoencoder = [kind for kind in classifier.inputs if kind not in ('image', 'image_spectrum')]
   if needs_autoencoder and not config.autoencoders:
     raise ConfigError(f"Config key 'classifier.inputs' has {needs_autoencoder}, which need an "
                       "autoencoder, but 'autoencoders' is empty.")
   _check_generators(config, 'classifier.train_generators', classifier.train_generators)
-
-
-def _check_autoencoders(config: ml_collections.ConfigDict, group: str, num_devices: int,
-                        architectures: Mapping[str, Any]) -> None:
-  from fakejax.train.autoencoder_gan import RECONSTRUCTION_LOSSES  # pylint: disable=g-import-not-at-top
-  for name, autoencoder in config[group].items():
-    key = f'{group}.{name}'
-    _check_positive(config, f'{key}.depth', f'{key}.base_features', f'{key}.latent_features',
-                    f'{key}.batch_size', f'{key}.num_epochs')
-    if autoencoder.discriminator not in architectures:
-      raise ConfigError(f"Config key '{key}.discriminator' is {autoencoder.discriminator!r}; "
-                        f"known architectures: {sorted(architectures)}.")
-    if autoencoder.reconstruction_loss not in RECONSTRUCTION_LOSSES:
-      raise ConfigError(f"Config key '{key}.reconstruction_loss' is "
-                        f"{autoencoder.reconstruction_loss!r}; use one of "
-                        f"{sorted(RECONSTRUCTION_LOSSES)}.")
-    _check_divisible(config, f'{key}.batch_size', num_devices)
 
 
 def _check_data_shape(config: ml_collections.ConfigDict) -> None:
@@ -300,63 +343,24 @@ def _check_data_shape(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_classifier(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  from fakejax import models  # pylint: disable=g-import-not-at-top
-  from fakejax.models.classifiers import HEAD_POOLINGS  # pylint: disable=g-import-not-at-top
-  from fakejax.data import augment  # pylint: disable=g-import-not-at-top
-  from fakejax.train.classifier_steps import LOSSES  # pylint: disable=g-import-not-at-top
+  check_rules(config, CLASSIFIER_RULES, num_devices)
   classifier = config.classifier
-  architecture = classifier.architecture
-  if architecture not in models.CLASSIFIER_ARCHITECTURES:
-    raise ConfigError(f"Config key 'classifier.architecture' is {architecture!r}; "
-                      f"known: {sorted(models.CLASSIFIER_ARCHITECTURES)}.")
-  _check_positive(config, 'classifier.batch_size', 'classifier.num_epochs',
-                  'classifier.max_train_reals')
-  if architecture not in models.CONFIGURABLE_HEADS:
-    _check_positive(config, 'classifier.hidden')
+  spec = CLASSIFIERS[classifier.architecture]
+  if not spec.configurable_head:
+    check_rules(config, {'classifier.hidden': POSITIVE}, num_devices)
     if classifier.pooling != 'flatten':
-      raise ConfigError(f"Config key 'classifier.pooling' must be 'flatten' for {architecture}, "
-                        "whose head is its study's; pooling is set for the ImageNet backbones.")
-  elif classifier.hidden < 0:
-    raise ConfigError(f"Config key 'classifier.hidden' must be >= 0 (0: no hidden layer), got "
-                      f"{classifier.hidden}.")
-  if classifier.pooling not in HEAD_POOLINGS:
-    raise ConfigError(f"Config key 'classifier.pooling' is {classifier.pooling!r}; use one of "
-                      f"{list(HEAD_POOLINGS)}.")
-  if classifier.loss not in LOSSES:
-    raise ConfigError(f"Config key 'classifier.loss' is {classifier.loss!r}; use one of "
-                      f"{list(LOSSES)}.")
-  if architecture in models.FIXED_WIDTHS and classifier.features:
-    raise ConfigError(f"Config key 'classifier.features' must be empty for {architecture}, "
-                      "whose widths are the published ones (its pretrained weights need them).")
+      raise ConfigError(f"Config key 'classifier.pooling' must be 'flatten' for "
+                        f'{classifier.architecture}, whose head is its study\'s; pooling is set '
+                        'for the ImageNet backbones.')
+  else:
+    check_rules(config, {'classifier.hidden': NOT_NEGATIVE}, num_devices)  # 0: no hidden layer.
+  if spec.fixed_widths and classifier.features:
+    raise ConfigError(f"Config key 'classifier.features' must be empty for "
+                      f'{classifier.architecture}, whose widths are the published ones (its '
+                      'pretrained weights need them).')
   if classifier.pretrained and not pathlib.Path(classifier.pretrained).is_file():
     raise ConfigError(f"Config key 'classifier.pretrained' names {classifier.pretrained!r}, "
                       "which is not a file: convert weights with tools/convert_weights.py.")
-  if classifier.head_l2 < 0 or classifier.optimizer.weight_decay < 0:
-    raise ConfigError("Config keys 'classifier.head_l2' and 'classifier.optimizer.weight_decay' "
-                      "must not be negative.")
-  _check_divisible(config, 'classifier.batch_size', num_devices)
-  if not 0.0 < classifier.lr_decay_factor <= 1.0:
-    raise ConfigError("Config key 'classifier.lr_decay_factor' must be in (0, 1], got "
-                      f"{classifier.lr_decay_factor}.")
-  _check_positive(config, 'classifier.lr_decay_patience_epochs')
-  if classifier.early_stopping_patience_epochs < 0:
-    raise ConfigError("Config key 'classifier.early_stopping_patience_epochs' must be >= 0.")
-  augmentation = classifier.augmentation
-  for key in augment.Augmentation.PROBABILITIES:
-    if not 0.0 <= augmentation[key] <= 1.0:
-      raise ConfigError(f"Config key 'classifier.augmentation.{key}' must be in [0, 1], got "
-                        f"{augmentation[key]}.")
-  if not 1 <= augmentation.jpeg_quality_min <= 100:
-    raise ConfigError("Config key 'classifier.augmentation.jpeg_quality_min' must be in "
-                      f"1..100, got {augmentation.jpeg_quality_min}.")
-  negative = [key for key in ('crop_padding', 'blur_sigma_max', 'rotation_degrees', 'brightness',
-                              'contrast', 'saturation') if augmentation[key] < 0]
-  if negative:
-    raise ConfigError(f"Config key 'classifier.augmentation.{negative[0]}' must not be negative, "
-                      f"got {augmentation[negative[0]]}.")
-  if augmentation.resize_scale < 1.0:
-    raise ConfigError("Config key 'classifier.augmentation.resize_scale' must be >= 1 (it "
-                      f"scales up, then crops back), got {augmentation.resize_scale}.")
 
 
 def study_generators(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -374,11 +378,10 @@ def _check_generators(config: ml_collections.ConfigDict, key: str, names) -> Non
                       f"unknown: {bad}.")
 
 
-def _check_detectors(config: ml_collections.ConfigDict, num_devices: int,
-                     architectures: Mapping[str, Any]) -> None:
+def check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_data_shape(config)
   _check_classifier(config, num_devices)
-  _check_autoencoders(config, 'autoencoder_generators', num_devices, architectures)
+  check_rules(config, autoencoder_rules('autoencoder_generators'), num_devices)
   clashes = set(config.gans) & set(config.autoencoder_generators)
   if clashes:
     raise ConfigError(f"Config keys 'autoencoder_generators' and 'gans' share names "

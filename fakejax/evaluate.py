@@ -1,18 +1,18 @@
-r"""Standalone evaluation of a workdir's checkpoints, without training.
+r"""Standalone evaluation of a workdir's checkpoints, without training, for every study.
 
   python -m fakejax.evaluate --workdir=runs/dcgan_fmnist             # latest checkpoints
   python -m fakejax.evaluate --workdir=runs/dcgan_fmnist --steps=all # every kept checkpoint
+  python -m fakejax.evaluate --workdir=runs/detectors_fmnist         # classifiers too
 
-The config is the workdir's own `config.json` unless --config is given.
+Every detector of the workdir is scored and its reports (and the study's tables) are
+written again, by the same code as at the end of training. The config is the workdir's
+own `config.json` unless --config is given.
 """
-
-import pathlib
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fakejax import runtime
-
+from fakejax import errors, runtime
 
 FLAGS = flags.FLAGS
 runtime.define_runtime_flags()
@@ -22,29 +22,23 @@ flags.DEFINE_string('workdir', None, 'A workdir written by fakejax.main.', requi
 flags.DEFINE_string('steps', 'latest', "'latest', 'all', or comma-separated checkpoint steps.")
 
 
+@errors.exit_on_user_error
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from fakejax import experiment, sharding  # pylint: disable=g-import-not-at-top
   runtime.setup(FLAGS)
-  from fakejax.config import validate_config  # pylint: disable=g-import-not-at-top
-  from fakejax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-  from fakejax.models import GAN_ARCHITECTURES  # pylint: disable=g-import-not-at-top
-  workdir = pathlib.Path(FLAGS.workdir)
-  try:
-    config = FLAGS.config if FLAGS.config is not None else evaluator.workdir_config(workdir)
-  except FileNotFoundError as error:
-    raise app.UsageError(f'{error} Pass --config otherwise.') from None
+  # Imported after the runtime flags took effect (XLA reads its flags once).
+  from fakejax import sharding, studies  # pylint: disable=g-import-not-at-top
+  from fakejax.evaluation import restore  # pylint: disable=g-import-not-at-top
+  from fakejax.workdir import Workdir  # pylint: disable=g-import-not-at-top
+  workdir = Workdir(FLAGS.workdir)
+  config = FLAGS.config if FLAGS.config is not None else restore.workdir_config(workdir)
   mesh = sharding.build_mesh()
-  validate_config(config, num_devices=mesh.size, architectures=GAN_ARCHITECTURES)
-  if config.experiment != 'dcgan_detectors':
-    raise app.UsageError(
-        f'{workdir} holds the {config.experiment} study, whose detectors fakejax.main '
-        'evaluates: run its command again (finished training is not repeated).')
-  reports = evaluator.evaluate_workdir(config, workdir, FLAGS.steps, mesh=mesh)
-  experiment.write_reports(config, workdir, reports)
+  studies.validate(config, num_devices=mesh.size)
+  results = studies.study_of(config).evaluate(config, workdir, FLAGS.steps, mesh)
   runtime.leave_distributed()
-  logging.info('Evaluated %s.', {name: [r['step'] for r in rs] for name, rs in reports.items()})
+  logging.info('Evaluated the %s study in %s: %s.', config.experiment, workdir.root,
+               sorted(results))
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fakejax import runtime
+from fakejax import errors, runtime
 
 FLAGS = flags.FLAGS
 runtime.define_runtime_flags()
@@ -20,19 +20,19 @@ flags.mark_flags_as_required(['config', 'workdir'])
 PREEMPTED_EXIT_CODE = 143
 
 
+@errors.exit_on_user_error
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from fakejax import autogan, detectors, experiment  # pylint: disable=g-import-not-at-top
-  from fakejax.train import loop  # pylint: disable=g-import-not-at-top
   runtime.setup(FLAGS)
+  # Imported after the runtime flags took effect (XLA reads its flags once).
+  import jax  # pylint: disable=g-import-not-at-top
+  from fakejax import studies  # pylint: disable=g-import-not-at-top
+  from fakejax.train import loop  # pylint: disable=g-import-not-at-top
   logging.info('Config:\n%s', FLAGS.config)
-  # An unknown or missing `experiment` reaches the DCGAN study's config check, which names it.
-  run = {'autogan': autogan.train_and_evaluate,
-         'detectors': detectors.train_and_evaluate}.get(FLAGS.config.get('experiment'),
-                                                        experiment.train_and_evaluate)
+  studies.validate(FLAGS.config, num_devices=jax.device_count())
   try:
-    run(FLAGS.config, FLAGS.workdir)
+    studies.study_of(FLAGS.config).run(FLAGS.config, FLAGS.workdir)
   except loop.Preempted as preempted:
     logging.warning('%s', preempted)
     runtime.leave_distributed()

@@ -1,7 +1,11 @@
 r"""Scores uploaded images with a trained detector, for the moderation queue.
 
-  python -m fakejax.predict --workdir=runs/dcgan_fmnist --gan=dcgan_radford \
+  python -m fakejax.predict --workdir=runs/dcgan_fmnist --detector=D:dcgan_radford \
       --operating_point=youden --output=scores.csv uploads/ more.png list_of_paths.txt
+  python -m fakejax.predict --workdir=runs/detectors_fmnist --detector=pooled_all uploads/
+
+Any detector of any study's workdir: `D:<gan>` for a GAN's discriminator, the classifier's
+name for a classifier (without --detector where there is only one; the error lists them).
 
 PATHS are image files, folders (searched recursively) or text files listing paths (one a
 line). Each image gets its probability of being generated and the decision at the chosen
@@ -20,12 +24,14 @@ from collections.abc import Iterator, Sequence
 
 from absl import app, flags, logging
 
-from fakejax import runtime
+from fakejax import errors, runtime
+from fakejax.errors import UserError
 
 FLAGS = flags.FLAGS
 runtime.define_runtime_flags()
 flags.DEFINE_string('workdir', None, 'A workdir written by fakejax.main.', required=True)
-flags.DEFINE_string('gan', '', 'Which GAN of the workdir (needed when it holds several).')
+flags.DEFINE_string('detector', '', "Which detector of the workdir: 'D:<gan>' for a GAN's "
+                    'discriminator, or a classifier\'s name (needed when it holds several).')
 flags.DEFINE_integer('checkpoint_step', -1, 'Checkpoint step (default: the latest).')
 flags.DEFINE_string('operating_point', 'youden',
                     "A threshold of the evaluation report (e.g. 'youden', 'fake_recall_0.95', "
@@ -42,19 +48,20 @@ LIST_SUFFIXES = ('.txt', '.lst')
 ERRORS_EXIT_CODE = 3
 
 
-class DetectorError(RuntimeError):
+class DetectorError(UserError):
   """The workdir has no usable detector for these options."""
 
 
 @dataclasses.dataclass
 class Detector:
+  """A restored detector at one checkpoint, with the threshold of its operating point."""
   name: str
   architecture: str
   step: int
   threshold: float
   operating_point: str
   image_shape: tuple[int, int, int]
-  scorer: object  # evaluation.evaluator.Scorer over one checkpoint.
+  scorer: object  # evaluation.scoring.Scorer over one checkpoint.
 
 
 def expand_paths(paths: Sequence[str]) -> Iterator[pathlib.Path]:
@@ -69,17 +76,6 @@ def expand_paths(paths: Sequence[str]) -> Iterator[pathlib.Path]:
       yield from expand_paths([line.strip() for line in lines if line.strip()])
     else:
       yield path  # Missing files become error rows.
-
-
-def choose_gan(workdir: pathlib.Path, config, gan: str) -> str:
-  names = list(config.gans.keys())
-  if gan:
-    if gan not in names:
-      raise DetectorError(f'--gan={gan} is not a GAN of {workdir}; it has {names}.')
-    return gan
-  if len(names) > 1:
-    raise DetectorError(f'{workdir} holds several GANs {names}: choose one with --gan.')
-  return names[0]
 
 
 def threshold_of(report_path: pathlib.Path, operating_point: str) -> float:
@@ -103,41 +99,28 @@ def threshold_of(report_path: pathlib.Path, operating_point: str) -> float:
   return float(thresholds[operating_point])
 
 
-def load_detector(workdir: pathlib.Path, gan: str, step: int, operating_point: str,
+def load_detector(workdir: pathlib.Path, name: str, step: int, operating_point: str,
                   batch_size: int) -> Detector:
   """Restores the detector and its threshold; every problem is an error before any work."""
-  from fakejax import sharding  # pylint: disable=g-import-not-at-top
-  from fakejax.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-  from fakejax.train import checkpoints  # pylint: disable=g-import-not-at-top
+  from fakejax import detectors, sharding  # pylint: disable=g-import-not-at-top
+  from fakejax.evaluation import restore  # pylint: disable=g-import-not-at-top
+  from fakejax.workdir import Workdir  # pylint: disable=g-import-not-at-top
 
-  try:
-    config = evaluator.workdir_config(workdir)
-  except FileNotFoundError as error:
-    raise DetectorError(str(error)) from None
-  name = choose_gan(workdir, config, gan)
-  available = evaluator.checkpoint_steps(workdir, name)
-  if not available:
-    raise DetectorError(f'No checkpoint of {name} in {workdir / name / "checkpoints"}.')
+  workdir = Workdir(workdir)
+  config = restore.workdir_config(workdir)
+  entry = detectors.find_detector(config, workdir, name)
+  available = entry.run.steps()
   step = available[-1] if step < 0 else step
   if step not in available:
-    raise DetectorError(f'No checkpoint of {name} at step {step}; available: {available}.')
-  with checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,
-                                      save_interval_steps=1) as manager:
-    meta = checkpoints.read_metadata(manager, step)
-  if 'preprocessing' not in meta or meta.get('architecture') != config.gans[name].architecture:
-    raise DetectorError(
-        f'The checkpoint {workdir / name / "checkpoints" / str(step)} does not record how its '
-        'inputs were preprocessed, or its architecture differs from the workdir config: it '
-        'was not written by this version of fakejax.')
-  threshold = threshold_of(workdir / name / 'eval' / str(step) / 'report.json', operating_point)
+    raise DetectorError(f'No checkpoint of {entry.name} at step {step}; available: {available}.')
+  threshold = threshold_of(entry.run.report_json(step), operating_point)
   mesh = sharding.build_mesh()
   if batch_size % mesh.size:
     raise DetectorError(f'--batch_size={batch_size} must be divisible by the {mesh.size} devices.')
-  gan_stack = evaluator.restore_gan(config, workdir, name, [step], mesh)
-  return Detector(name=name, architecture=meta['architecture'], step=step, threshold=threshold,
-                  operating_point=operating_point,
-                  image_shape=tuple(meta['preprocessing']['image_shape']),
-                  scorer=evaluator.gan_scorer(gan_stack, mesh, batch_size))
+  restored = detectors.restore_detector(config, entry, [step], mesh, batch_size)
+  return Detector(name=entry.name, architecture=restored.architecture, step=step,
+                  threshold=threshold, operating_point=operating_point,
+                  image_shape=restored.image_shape, scorer=restored.scorer)
 
 
 def score_paths(detector: Detector, paths: Iterator[pathlib.Path], batch_size: int,
@@ -216,17 +199,15 @@ def contact_sheet(rows: list[dict], image_shape, path: pathlib.Path, limit: int 
   plt.close(fig)
 
 
+@errors.exit_on_user_error
 def main(argv) -> None:
   paths = argv[1:]
   if not paths:
     raise app.UsageError('Give image files, folders or lists of paths to score.')
   runtime.setup(FLAGS)
   output_format = FLAGS.format or ('jsonl' if FLAGS.output.endswith('.jsonl') else 'csv')
-  try:
-    detector = load_detector(pathlib.Path(FLAGS.workdir), FLAGS.gan, FLAGS.checkpoint_step,
-                             FLAGS.operating_point, FLAGS.batch_size)
-  except DetectorError as error:
-    raise app.UsageError(str(error)) from None
+  detector = load_detector(pathlib.Path(FLAGS.workdir), FLAGS.detector, FLAGS.checkpoint_step,
+                           FLAGS.operating_point, FLAGS.batch_size)
   rows = score_paths(detector, expand_paths(paths), FLAGS.batch_size)
   if FLAGS.output == '-':
     written = write_rows(rows, sys.stdout, output_format)

@@ -12,7 +12,7 @@ from fakejax.train import checkpoints, gan_state, gan_trainer
 def test_state_and_data_position_round_trip(tmp_path):
   config = dcgan_fmnist.dcgan_radford()
   models = build_gan(config.architecture)
-  tx = gan_state.build_optimizer(config.optimizer)
+  tx = optimizers.from_config(config.optimizer)
   mesh = sharding.build_mesh()
   state = gan_trainer.init_sharded_state(models, tx, config.latent_dim, 3, mesh)
   state = state.replace(step=state.step + 17)
@@ -42,7 +42,7 @@ def test_only_the_last_checkpoints_are_kept(tmp_path):
 def test_replicated_state_restores_onto_a_different_device_count(tmp_path):
   config = dcgan_fmnist.dcgan_tf()
   models = build_gan(config.architecture)
-  tx = gan_state.build_optimizer(config.optimizer)
+  tx = optimizers.from_config(config.optimizer)
   eight = sharding.build_mesh(jax.devices())
   one = sharding.build_mesh(jax.devices()[:1])
   state = gan_trainer.init_sharded_state(models, tx, config.latent_dim, 5, eight)

@@ -19,7 +19,7 @@ def save_untrained_checkpoints(config, workdir, steps_and_seeds):
   mesh = sharding.build_mesh()
   for name, gan_config in config.gans.items():
     models = build_gan(gan_config.architecture)
-    tx = gan_state.build_optimizer(gan_config.optimizer)
+    tx = optimizers.from_config(gan_config.optimizer)
     manager = checkpoints.checkpoint_manager(workdir / name / 'checkpoints', max_to_keep=None,
                                              save_interval_steps=1)
     for step, seed in steps_and_seeds:

@@ -41,7 +41,7 @@ def fixed_losses(models, state, real_uint8, latents):
 def test_each_step_lowers_each_players_loss_on_a_fixed_batch(architecture, real_batch):
   config = gan_config(architecture)
   models = build_gan(architecture)
-  tx = gan_state.build_optimizer(config.optimizer)
+  tx = optimizers.from_config(config.optimizer)
   state = gan_state.init_state(models, tx, config.latent_dim, jax.random.PRNGKey(0))
   step = jax.jit(gan_steps.make_train_step(models, tx, config.latent_dim))
   latents = jax.random.normal(jax.random.PRNGKey(7), (BATCH, config.latent_dim))
@@ -62,7 +62,7 @@ def test_each_step_lowers_each_players_loss_on_a_fixed_batch(architecture, real_
 @pytest.mark.parametrize('architecture', sorted(GAN_ARCHITECTURES))
 def test_bfloat16_step_keeps_a_float32_state_and_agrees_with_float32(architecture, real_batch):
   config = gan_config(architecture)
-  tx = gan_state.build_optimizer(config.optimizer)
+  tx = optimizers.from_config(config.optimizer)
   results = {}
   for dtype in ('float32', 'bfloat16'):
     models = build_gan(architecture, dtype)

@@ -85,7 +85,7 @@ def gan_workload(architecture: str, compute_dtype: str):
   """(init, train step, inference(state, uint8 images), training examples) of a DCGAN."""
   config = getattr(dcgan_fmnist, architecture)()
   models = build_gan(architecture, compute_dtype)
-  tx = gan_state.build_optimizer(config.optimizer)
+  tx = optimizers.from_config(config.optimizer)
   score = gan_steps.make_score(models)
   return (lambda key: gan_state.init_state(models, tx, config.latent_dim, key),
           gan_steps.make_train_step(models, tx, config.latent_dim),
@@ -99,7 +99,7 @@ def autogan_workload(autoencoder_name: str):
   ae_config = config.autoencoders[autoencoder_name]
   autoencoder = autogan.build_autoencoder(ae_config)
   discriminator = build_gan(ae_config.discriminator).discriminator
-  tx = gan_state.build_optimizer(ae_config.optimizer)
+  tx = optimizers.from_config(ae_config.optimizer)
   step = autoencoder_gan.make_train_step(
       autoencoder, discriminator, tx, reconstruction_loss=ae_config.reconstruction_loss,
       reconstruction_weight=ae_config.reconstruction_weight,

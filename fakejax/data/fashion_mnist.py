@@ -10,21 +10,27 @@ import functools
 import gzip
 import os
 import pathlib
+import socket
+import threading
 
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
+
+from fakejax.errors import UserError
 
 IMAGE_SHAPE = (28, 28, 1)
 IDX_FILES = {
     'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
     'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
 }
+# Where TFDS's stock builder downloads the IDX files from.
+DOWNLOAD_HOST = 'fashion-mnist.s3-website.eu-central-1.amazonaws.com'
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(UserError, RuntimeError):
   """Fashion-MNIST is neither prepared, nor available locally, nor downloadable."""
 
 
@@ -72,6 +78,26 @@ class LocalFashionMNIST(tfds.image_classification.FashionMNIST, skip_registratio
       yield index, {'image': image, 'label': int(label)}
 
 
+def unreachable_reason(host: str, port: int = 80, timeout_s: float = 5.0) -> str:
+  """Why `host` cannot be reached ('' if it accepts a connection within `timeout_s`).
+
+  Name resolution has no timeout of its own, so the probe runs in a daemon thread.
+  """
+  outcome = []
+
+  def probe() -> None:
+    try:
+      socket.create_connection((host, port), timeout=timeout_s).close()
+      outcome.append('')
+    except OSError as error:
+      outcome.append(f'{host} is unreachable ({type(error).__name__}: {error})')
+
+  thread = threading.Thread(target=probe, daemon=True)
+  thread.start()
+  thread.join(timeout_s)
+  return outcome[0] if outcome else f'{host} did not answer within {timeout_s:g} s'
+
+
 def has_local_files(local_dir: str) -> bool:
   return bool(local_dir) and all(
       (pathlib.Path(local_dir) / name).is_file() for names in IDX_FILES.values() for name in names)
@@ -100,11 +126,16 @@ def prepare(data_dir: str, local_dir: str, allow_download: bool) -> tfds.core.Da
   reasons = [f'it is not prepared in {builder.data_dir}',
              f"the original IDX files are not in '{local_dir}'"]
   if allow_download:
-    try:
-      builder.download_and_prepare()
-      return builder
-    except Exception as error:  # Any download failure ends in the same advice.
-      reasons.append(f'downloading it failed ({type(error).__name__}: {error})')
+    unreachable = unreachable_reason(DOWNLOAD_HOST)
+    if unreachable:
+      # TFDS would retry for minutes before failing the same way.
+      reasons.append(f'it cannot be downloaded: {unreachable}')
+    else:
+      try:
+        builder.download_and_prepare()
+        return builder
+      except Exception as error:  # Any download failure ends in the same advice.
+        reasons.append(f'downloading it failed ({type(error).__name__}: {error})')
   else:
     reasons.append('downloading is disabled (data.allow_download=False)')
   raise DatasetUnavailableError(

@@ -11,6 +11,7 @@ from absl import logging
 from PIL import Image, UnidentifiedImageError
 
 from fakejax.data import pipeline
+from fakejax.errors import UserError
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif')
 
@@ -22,11 +23,15 @@ class FolderImages:
   skipped: list[tuple[str, str]]  # (path, reason) of files that could not be read.
 
 
+class ImageFolderError(UserError, FileNotFoundError):
+  """An image folder that does not exist or holds no readable image."""
+
+
 def image_files(root: str | pathlib.Path) -> list[pathlib.Path]:
   """Image files below `root` (recursive), sorted for a deterministic order."""
   root = pathlib.Path(root)
   if not root.is_dir():
-    raise FileNotFoundError(f'Image folder {root} does not exist.')
+    raise ImageFolderError(f'Image folder {root} does not exist.')
   return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -52,7 +57,7 @@ def load_image_folder(root: str | pathlib.Path, shape: tuple[int, int, int]) -> 
       skipped.append((str(path), f'{type(error).__name__}: {error}'))
       logging.warning('Skipped unreadable image %s (%s).', path, error)
   if not images:
-    raise ValueError(f'No readable image in {root} ({len(skipped)} unreadable files).')
+    raise ImageFolderError(f'No readable image in {root} ({len(skipped)} unreadable files).')
   return FolderImages(np.stack(images), paths, skipped)
 
 

@@ -19,12 +19,13 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from fakejax.data import folders
+from fakejax.errors import UserError
 
 REAL_SOURCE = 'real'
 VERSION = '1.0.0'
 
 
-class ImageSetError(RuntimeError):
+class ImageSetError(UserError, RuntimeError):
   """A stored image set that is corrupt, or that does not hold what the config asks for."""
 
 

@@ -39,14 +39,14 @@ def hold_out(images: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
   return images[np.sort(order[num_held_out:])], images[np.sort(order[:num_held_out])]
 
 
-def load_study_splits(config: ml_collections.ConfigDict) -> StudySplits:
-  """Loads Fashion-MNIST and splits it by the config's anomaly classes."""
-  data = config.data
+def load_study_splits(data_config: ml_collections.ConfigDict, seed: int) -> StudySplits:
+  """Loads Fashion-MNIST (a config's `data` group) and splits it by its anomaly classes."""
   read = lambda split: fashion_mnist.load_split(
-      data.data_dir, data.local_dir, data.allow_download, split)
-  train_seen, _ = split_by_class(read(data.train_split), data.anomaly_classes)
-  train, validation = hold_out(train_seen, data.validation_fraction, config.seed)
-  test_seen, test_anomaly = split_by_class(read(data.test_split), data.anomaly_classes)
+      data_config.data_dir, data_config.local_dir, data_config.allow_download, split)
+  train_seen, _ = split_by_class(read(data_config.train_split), data_config.anomaly_classes)
+  train, validation = hold_out(train_seen, data_config.validation_fraction, seed)
+  test_seen, test_anomaly = split_by_class(read(data_config.test_split),
+                                           data_config.anomaly_classes)
   return StudySplits(train=train, validation=validation, test_seen=test_seen,
                      test_anomaly=test_anomaly)
 

@@ -1,11 +1,12 @@
-"""Model registry: architectures by the name a config gives them."""
+"""The model registry: every architecture by the name a config gives it, and its builder."""
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fakejax.models import classifiers, dcgan, mobilenets
+from fakejax.models import autoencoder, classifiers, dcgan, mobilenets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,21 +37,45 @@ def build_gan(architecture: str, compute_dtype: str = 'float32') -> GanModels:
   return GanModels(generator(dtype=dtype), discriminator(dtype=dtype), dcgan.IMAGE_SHAPE)
 
 
-# Real-vs-fake classifiers by the name a config gives them. Each takes hidden,
-# dropout_rate and outputs; the small CNNs also their widths (`features`), the ResNets
-# their stage widths.
-CLASSIFIER_ARCHITECTURES = {
-    'alexnet': classifiers.AlexNetClassifier,
-    'sequential_cnn': classifiers.SequentialCNN,
-    'resnet18': classifiers.resnet18,
-    'resnet50': classifiers.resnet50,
-    'mobilenet_v2': mobilenets.MobileNetV2,
-    'mobilenet_v3_large': mobilenets.MobileNetV3Large,
-    'efficientnet_b0': mobilenets.EfficientNetB0,
+@dataclasses.dataclass(frozen=True)
+class ClassifierSpec:
+  """One real-vs-fake classifier architecture, described once.
+
+  Every builder takes hidden, dropout_rate and outputs. `configurable_head`: the config
+  sets its head's pooling and a hidden layer that may be absent (hidden=0); the small
+  CNNs keep their studies' flattening heads. `fixed_widths`: the published widths (its
+  pretrained weights need them), so `features` must stay empty.
+  """
+  builder: Callable[..., nn.Module]
+  configurable_head: bool
+  fixed_widths: bool
+
+
+CLASSIFIERS = {
+    'alexnet': ClassifierSpec(classifiers.AlexNetClassifier, False, False),
+    'sequential_cnn': ClassifierSpec(classifiers.SequentialCNN, False, False),
+    'resnet18': ClassifierSpec(classifiers.resnet18, True, False),
+    'resnet50': ClassifierSpec(classifiers.resnet50, True, False),
+    'mobilenet_v2': ClassifierSpec(mobilenets.MobileNetV2, True, True),
+    'mobilenet_v3_large': ClassifierSpec(mobilenets.MobileNetV3Large, True, True),
+    'efficientnet_b0': ClassifierSpec(mobilenets.EfficientNetB0, True, True),
 }
-# Backbones whose head the config sets (`classifiers.head`): pooling, and a hidden layer
-# that may be absent (hidden=0). The small CNNs keep their studies' flattening heads.
-CONFIGURABLE_HEADS = frozenset(
-    {'resnet18', 'resnet50', 'mobilenet_v2', 'mobilenet_v3_large', 'efficientnet_b0'})
-# Widths fixed by the published architecture; `features` must stay empty for them.
-FIXED_WIDTHS = frozenset({'mobilenet_v2', 'mobilenet_v3_large', 'efficientnet_b0'})
+
+
+def build_classifier(architecture: str, *, hidden: int, dropout_rate: float, outputs: int,
+                     features: Sequence[int] = (), pooling: str = 'flatten') -> nn.Module:
+  """A classifier of `CLASSIFIERS`; widths only where given, pooling where configurable."""
+  spec = CLASSIFIERS[architecture]
+  options = dict(hidden=hidden, dropout_rate=dropout_rate, outputs=outputs)
+  if features:
+    options['features'] = tuple(features)
+  if spec.configurable_head:
+    options['pooling'] = pooling
+  return spec.builder(**options)
+
+
+def build_autoencoder(*, depth: int, base_features: int,
+                      latent_features: int) -> autoencoder.AutoEncoder:
+  """The autoencoder of the autoencoder-GAN (its discriminator is a GAN architecture's)."""
+  return autoencoder.AutoEncoder(depth=depth, base_features=base_features,
+                                 latent_features=latent_features)

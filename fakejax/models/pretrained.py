@@ -12,10 +12,12 @@ import re
 import flax
 import numpy as np
 
+from fakejax.errors import UserError
+
 HEAD_PREFIX = 'head'
 
 
-class PretrainedWeightsError(ValueError):
+class PretrainedWeightsError(UserError, ValueError):
   """Weights that do not fit the model, or a file that is not a converted weights file."""
 
 

@@ -9,6 +9,7 @@ import os
 import pathlib
 import shutil
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -17,15 +18,22 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from fakejax.errors import UserError
+from fakejax.workdir import RunDir
+
 ITEMS = ('state', 'data', 'meta')
 INCOMPLETE_MARKER = '.orbax-checkpoint-tmp'
 
 
-class CheckpointCorruptError(RuntimeError):
+class CheckpointCorruptError(UserError, RuntimeError):
   """No checkpoint of a workdir could be restored."""
 
 
-class WorkdirNotWritableError(OSError):
+class CheckpointNotFoundError(UserError, FileNotFoundError):
+  """A model has no checkpoint (at the asked step) in the workdir."""
+
+
+class WorkdirNotWritableError(UserError, OSError):
   """The workdir cannot hold checkpoints (permissions or disk space)."""
 
 
@@ -151,3 +159,27 @@ def check_workdir_writable(workdir: pathlib.Path, needed_bytes: int) -> None:
 
 def state_bytes(state: Any) -> int:
   return int(sum(np.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree.leaves(state)))
+
+
+def _restores(manager, step: int, like_state: Any) -> bool:
+  try:
+    restore(manager, step, like_state)
+  except Exception:  # Any failure to read a step means it is not intact.
+    return False
+  return True
+
+
+def restore_states(run: RunDir, steps: Sequence[int], like_state: Any) -> list[Any]:
+  """The states of `steps` in `run`; a damaged one is an error naming it and the intact."""
+  with checkpoint_manager(run.checkpoints, max_to_keep=None, save_interval_steps=1) as manager:
+    states = []
+    for step in steps:
+      try:
+        states.append(restore(manager, step, like_state)[0])
+      except Exception as error:  # Whatever broke, the user's next move is the same.
+        intact = [s for s in run.steps() if s != step and _restores(manager, s, like_state)]
+        raise CheckpointCorruptError(
+            f'The checkpoint of step {step} in {run.checkpoints / str(step)} cannot be '
+            f'restored ({type(error).__name__}: {error}). Intact steps: {intact or "none"}; '
+            'choose one with --checkpoint_step (predict) or --steps (evaluate).') from None
+  return states

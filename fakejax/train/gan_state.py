@@ -3,7 +3,6 @@
 import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from fakejax.models import GanModels
@@ -19,12 +18,6 @@ class GanState:
   d_params: dict
   d_batch_stats: dict
   d_opt_state: optax.OptState
-
-
-def build_optimizer(optimizer_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam, as both DCGAN papers train both players."""
-  return optax.adam(optimizer_config.learning_rate, b1=optimizer_config.b1,
-                    b2=optimizer_config.b2)
 
 
 def init_state(models: GanModels, tx: optax.GradientTransformation, latent_dim: int,

@@ -1,7 +1,6 @@
 """Training one GAN of a config: its models, optimiser and sample grids, through the loop."""
 
 import dataclasses
-import pathlib
 
 import jax
 import ml_collections
@@ -10,7 +9,8 @@ from jax.sharding import Mesh
 
 from fakejax import sharding
 from fakejax.models import GanModels, build_gan
-from fakejax.train import gan_state, gan_steps, loop
+from fakejax.train import gan_state, gan_steps, loop, optimizers
+from fakejax.workdir import RunDir
 
 NUM_SAMPLES_IN_GRID = 64
 
@@ -24,7 +24,7 @@ class GanRun:
   latent_dim: int
   resumed_from_step: int  # 0 when training started from scratch.
   num_steps: int
-  workdir: pathlib.Path
+  run: RunDir
 
 
 def checkpoint_metadata(gan_config: ml_collections.ConfigDict, models: GanModels) -> dict:
@@ -55,12 +55,12 @@ def make_sample_grid(models: GanModels, latent_dim: int, seed: int, mesh: Mesh):
                  out_shardings=sharding.replicated(mesh))
 
 
-def gan_job(config: ml_collections.ConfigDict, name: str, mesh: Mesh) -> tuple[loop.Job, GanModels]:
-  """The loop's job for GAN `config.gans[name]`."""
-  gan_config = config.gans[name]
+def gan_job(name: str, gan_config: ml_collections.ConfigDict, seed: int, skip_nonfinite: bool,
+            mesh: Mesh) -> tuple[loop.Job, GanModels]:
+  """The loop's job for GAN `name` of a config's `gans` group."""
   models = build_gan(gan_config.architecture, gan_config.compute_dtype)
-  tx = gan_state.build_optimizer(gan_config.optimizer)
-  sample_grid = make_sample_grid(models, gan_config.latent_dim, config.seed, mesh)
+  tx = optimizers.from_config(gan_config.optimizer)
+  sample_grid = make_sample_grid(models, gan_config.latent_dim, seed, mesh)
 
   def images(state) -> dict[str, np.ndarray]:
     samples = np.asarray(sample_grid(gan_state.generator_variables(state)))
@@ -69,20 +69,17 @@ def gan_job(config: ml_collections.ConfigDict, name: str, mesh: Mesh) -> tuple[l
   job = loop.Job(
       name=name,
       init=lambda key: gan_state.init_state(models, tx, gan_config.latent_dim, key),
-      train_step=gan_steps.make_train_step(models, tx, gan_config.latent_dim,
-                                           config.skip_nonfinite_updates),
+      train_step=gan_steps.make_train_step(models, tx, gan_config.latent_dim, skip_nonfinite),
       images=images,
       metadata=checkpoint_metadata(gan_config, models))
   return job, models
 
 
-def train_gan(config: ml_collections.ConfigDict, name: str, train_images: np.ndarray,
-              workdir: pathlib.Path, mesh: Mesh) -> GanRun:
-  """Trains (or resumes) the GAN `config.gans[name]` on uint8 `train_images`."""
-  job, models = gan_job(config, name, mesh)
-  result = loop.train(job, loop.LoopSettings.from_config(config), train_images,
-                      workdir / name, mesh)
-  return GanRun(name=name, models=models, state=result.state,
-                latent_dim=config.gans[name].latent_dim,
+def train_gan(name: str, gan_config: ml_collections.ConfigDict, settings: loop.LoopSettings,
+              train_images: np.ndarray, run: RunDir, mesh: Mesh) -> GanRun:
+  """Trains (or resumes) GAN `name` on uint8 `train_images`."""
+  job, models = gan_job(name, gan_config, settings.seed, settings.skip_nonfinite_updates, mesh)
+  result = loop.train(job, settings, train_images, run.path, mesh)
+  return GanRun(name=name, models=models, state=result.state, latent_dim=gan_config.latent_dim,
                 resumed_from_step=result.resumed_from_step, num_steps=result.num_steps,
-                workdir=result.run_dir)
+                run=run)

@@ -1,0 +1,98 @@
+"""Restoring what a workdir holds: its config, and stacked checkpoints of its models.
+
+A checkpoint that cannot be restored is named by path and step, with the intact steps
+one could use instead.
+"""
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from jax.sharding import Mesh
+
+from fakejax.errors import UserError
+from fakejax.evaluation import scoring
+from fakejax.models import GanModels, build_gan
+from fakejax.train import checkpoints, gan_state, gan_steps, gan_trainer, optimizers
+from fakejax.workdir import RunDir, Workdir
+
+
+class WorkdirError(UserError, FileNotFoundError):
+  """A folder that is not a workdir written by fakejax.main."""
+
+
+def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with (its config.json)."""
+  path = workdir.config_json
+  if not path.is_file():
+    raise WorkdirError(f'{path} does not exist: is {workdir.root} a workdir of fakejax.main?')
+  values = json.loads(path.read_text())
+  # Workdirs written before configs named their experiment all hold the DCGAN study.
+  values.setdefault('experiment', 'dcgan_detectors')
+  # And those written before GANs had a compute dtype trained in float32.
+  for gan in values.get('gans', {}).values():
+    gan.setdefault('compute_dtype', 'float32')
+  return ml_collections.ConfigDict(values)
+
+
+def select_steps(available: list[int], which: str) -> list[int]:
+  """'latest', 'all', or comma-separated steps -> the steps to evaluate."""
+  if not available:
+    return []
+  if which == 'latest':
+    return available[-1:]
+  if which == 'all':
+    return available
+  try:
+    wanted = [int(step) for step in which.split(',')]
+  except ValueError:
+    raise UserError(f"Steps {which!r} are not 'latest', 'all' or comma-separated "
+                    'numbers.') from None
+  missing = sorted(set(wanted) - set(available))
+  if missing:
+    raise checkpoints.CheckpointNotFoundError(f'No checkpoint of steps {missing}; available: {available}.')
+  return wanted
+
+
+def stack(trees: Sequence[Any]) -> Any:
+  """Trees of the same structure -> one tree whose leaves gain a leading axis [K]."""
+  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+@dataclasses.dataclass
+class StackedGan:
+  """Checkpoints of one GAN, with their variables stacked on a leading axis."""
+  name: str
+  models: GanModels
+  latent_dim: int
+  steps: list[int]
+  g_variables: dict  # Leaves [K, ...].
+  d_variables: dict
+
+
+def restore_gan(gan_config: ml_collections.ConfigDict, run: RunDir, name: str,
+                steps: Sequence[int], seed: int, mesh: Mesh) -> StackedGan:
+  """Restores the given checkpoint steps of GAN `name` and stacks their variables."""
+  models = build_gan(gan_config.architecture, gan_config.compute_dtype)
+  tx = optimizers.from_config(gan_config.optimizer)
+  like = gan_trainer.init_sharded_state(models, tx, gan_config.latent_dim, seed, mesh)
+  states = checkpoints.restore_states(run, steps, like)
+  return StackedGan(
+      name=name, models=models, latent_dim=gan_config.latent_dim, steps=list(steps),
+      g_variables=stack([gan_state.generator_variables(s) for s in states]),
+      d_variables=stack([gan_state.discriminator_variables(s) for s in states]))
+
+
+def gan_scorer(gan: StackedGan, mesh: Mesh, batch_size: int) -> scoring.Scorer:
+  """Scores images with the discriminators of every stacked checkpoint of `gan`."""
+  return scoring.Scorer(gan_steps.make_score(gan.models), gan.d_variables, mesh, batch_size)
+
+
+def gan_sampler(gan: StackedGan, mesh: Mesh, batch_size: int) -> scoring.Sampler:
+  """Samples the generators of every stacked checkpoint of `gan`."""
+  return scoring.Sampler(gan_steps.make_generate(gan.models), gan.g_variables, gan.latent_dim,
+                         mesh, batch_size)

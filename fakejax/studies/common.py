@@ -1,0 +1,145 @@
+"""What the studies share: starting a run, and the reals and fakes of the classifier studies.
+
+Not a study itself: studies import this module, never each other.
+"""
+
+import functools
+import pathlib
+from collections.abc import Callable
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh
+
+from fakejax import config as config_lib
+from fakejax import detectors, sharding
+from fakejax.data import fake_pool, pipeline
+from fakejax.evaluation import assemble, report, restore
+from fakejax.train import checkpoints, gan_trainer, loop
+from fakejax.workdir import RunDir, Workdir, gan_workdir
+
+
+def start(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> tuple[Workdir, Mesh]:
+  """Builds the mesh, checks that the workdir is writable, and records the config in it."""
+  workdir = Workdir(pathlib.Path(workdir))
+  mesh = sharding.build_mesh()
+  logging.info('Process %d of %d; %d local of %d devices.', jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+  checkpoints.check_workdir_writable(workdir.root, needed_bytes=0)  # Before any data or compute.
+  if jax.process_index() == 0:
+    workdir.config_json.write_text(config.to_json_best_effort(indent=2) + '\n')
+  return workdir, mesh
+
+
+def eval_settings(config: ml_collections.ConfigDict) -> assemble.EvalSettings:
+  """What every report measures: the splits, the evaluation settings, the generators."""
+  return assemble.EvalSettings(evals=config.evals, evaluation=config.evaluation,
+                               generators=config_lib.study_generators(config))
+
+
+def train_gans(config: ml_collections.ConfigDict, reals: pipeline.StudySplits,
+               workdir: Workdir, mesh: Mesh) -> dict[str, gan_trainer.GanRun]:
+  """Trains (or resumes) every GAN of the config in the workdir."""
+  settings = loop.LoopSettings.from_config(config)
+  return {name: gan_trainer.train_gan(name, gan_config, settings, reals.train,
+                                      workdir.gan(name), mesh)
+          for name, gan_config in config.gans.items()}
+
+
+def _gan_fakes(gan_config, run: RunDir, name: str, step: int, *, num_train: int, num_eval: int,
+               seed: int, batch_size: int, mesh: Mesh) -> dict:
+  gan = restore.restore_gan(gan_config, run, name, [step], seed, mesh)
+  sampler = restore.gan_sampler(gan, mesh, batch_size)
+  return fake_pool.sampler_fakes(lambda num, s: sampler.generate(num, s)[0], num_train,
+                                 num_eval, seed)
+
+
+def gan_sources(config: ml_collections.ConfigDict, gan_dir: Workdir, num_train: int,
+                mesh: Mesh) -> dict[str, fake_pool.FakeSource]:
+  """Each GAN's latest checkpoint, which both describes its fakes and draws them."""
+  sources = {}
+  for name, gan_config in config.gans.items():
+    run = gan_dir.gan(name)
+    if not run.steps():
+      raise checkpoints.CheckpointNotFoundError(
+          f"No checkpoint of GAN '{name}' in {run.checkpoints}: train it with "
+          'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
+    step = run.steps()[-1]
+    sources[name] = fake_pool.FakeSource(
+        description={'architecture': gan_config.architecture, 'checkpoint_step': step},
+        draw=functools.partial(_gan_fakes, gan_config, run, name, step, num_train=num_train,
+                               num_eval=config.evaluation.num_fake_samples, seed=config.seed,
+                               batch_size=config.evaluation.batch_size, mesh=mesh))
+  return sources
+
+
+def num_train_fakes(config: ml_collections.ConfigDict, reals: pipeline.StudySplits) -> int:
+  return min(len(reals.train), config.classifier.max_train_reals)
+
+
+# (reals, number of training fakes) -> generators of the study beyond its GANs, by name.
+MoreSources = Callable[[pipeline.StudySplits, int], dict[str, fake_pool.FakeSource]]
+
+
+def study_data(config: ml_collections.ConfigDict, workdir: Workdir, mesh: Mesh, *,
+               train: bool, more_sources: MoreSources | None = None) -> fake_pool.StudyData:
+  """Reals and every generator's fakes; with `train`, the GANs are trained here first
+  when the config names no `gan_workdir`."""
+  if config.data.folder:
+    return fake_pool.folder_study_data(config.data.folder, tuple(config.data.image_shape),
+                                       config.data.data_dir, config.data.validation_fraction,
+                                       config.seed)
+  reals = pipeline.load_study_splits(config.data, config.seed)
+  if train and not config.gan_workdir:
+    train_gans(config, reals, workdir, mesh)
+  num_train = num_train_fakes(config, reals)
+  sources = gan_sources(config, gan_workdir(workdir, config.gan_workdir), num_train, mesh)
+  if more_sources is not None:
+    sources.update(more_sources(reals, num_train))
+  fakes = fake_pool.load_pool(workdir.fake_pool, sources, num_train=num_train,
+                              num_eval=config.evaluation.num_fake_samples, seed=config.seed)
+  data = fake_pool.StudyData(reals=reals, fakes=fakes)
+  log_data(data)
+  return data
+
+
+def log_data(data: fake_pool.StudyData) -> None:
+  reals = data.reals
+  logging.info('Reals: %d train, %d validation, %d seen test, %d anomaly test; fakes of %s.',
+               len(reals.train), len(reals.validation), len(reals.test_seen),
+               len(reals.test_anomaly), sorted(data.fakes))
+
+
+def evaluate_classifier(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
+                        which_steps: str, data: fake_pool.StudyData, mesh: Mesh) -> list[dict]:
+  """Reports of classifier `name`'s chosen checkpoints on every split of config.evals.
+
+  Its 'own' fakes pool the generators it trained on; every generator's test fakes are
+  also a set of their own, so that splits may name any generator.
+  """
+  entry = detectors.find_detector(config, workdir, name)
+  steps = restore.select_steps(entry.run.steps(), which_steps)
+  detector = detectors.restore_detector(config, entry, steps, mesh, config.evaluation.batch_size)
+  def own(split: str) -> np.ndarray:  # The same fakes for every checkpoint: [K, N, ...].
+    fakes = fake_pool.fakes_of(data, detector.trained_on, split)
+    return np.broadcast_to(fakes, (len(steps), *fakes.shape))
+  shared = {f'gan:{generator}': fakes['test'] for generator, fakes in data.fakes.items()}
+  shared.update(assemble.folder_fakes(config.evals, tuple(config.data.image_shape)))
+  sets = assemble.score_sets(detector.scorer, data.reals, own('test'), own('validation'), shared)
+  info = assemble.DetectorInfo(name=name, architecture=detector.architecture, steps=steps,
+                               trained_on=detector.trained_on)
+  return assemble.evaluate_detector(eval_settings(config), info, sets)
+
+
+def write_classifier_reports(workdir: Workdir, name: str, reports: list[dict]) -> None:
+  """Each checkpoint's report files and TensorBoard scalars (process 0)."""
+  if jax.process_index() != 0:
+    return
+  run = workdir.classifier(name)
+  writer = loop.make_writer(run.tensorboard)
+  for classifier_report in reports:
+    out = report.write_checkpoint_report(run.path, classifier_report, writer)
+    logging.info('Wrote the evaluation of classifier %s step %d to %s.', name,
+                 classifier_report['step'], out)

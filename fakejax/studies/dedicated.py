@@ -1,0 +1,197 @@
+"""Dedicated detectors: one classifier per set of training generators, tested on every one.
+
+Classifiers learn reals against the fakes of a set of generators (one, or several
+pooled, after Hsu et al. 2018) and are evaluated on each generator's fakes, on the same
+splits as the DCGAN discriminators, which join the table: discriminator or dedicated
+classifier, and how far each generalises.
+"""
+
+import functools
+import json
+import pathlib
+from collections.abc import Sequence
+
+import jax
+import matplotlib
+
+matplotlib.use('Agg')  # Files only; no display.
+import matplotlib.pyplot as plt  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import logging  # noqa: E402
+
+from jax.sharding import Mesh  # noqa: E402
+
+from fakejax.data import fake_pool, pipeline  # noqa: E402
+from fakejax.evaluation import discriminators  # noqa: E402
+from fakejax.studies import common  # noqa: E402
+from fakejax.train import autoencoder_trainer, classifier_trainer, loop  # noqa: E402
+from fakejax.workdir import Workdir, gan_workdir  # noqa: E402
+
+GENERALISATION_MD = 'generalisation.md'
+GENERALISATION_JSON = 'generalisation.json'
+GENERALISATION_PNG = 'generalisation_ap.png'
+# The operating point of the table: Youden's J, chosen on validation.
+TABLE_THRESHOLD = 'youden'
+
+
+def generator_split(name: str) -> str:
+  """The config.evals split of generator `name`'s test fakes against all test reals.
+
+  The config check requires one per GAN.
+  """
+  return f'fakes_{name}'
+
+
+def table_row(detector: str, kind: str, result: dict, generators) -> dict:
+  """AP and fake recall per generator, and real recalls, of one detector's report."""
+  splits = result['splits']
+  at = lambda split: splits[split]['at_threshold'][TABLE_THRESHOLD]
+  return {
+      'detector': detector, 'kind': kind, 'trained_on': result['trained_on'],
+      'average_precision': {g: splits[generator_split(g)]['threshold_free']['average_precision']
+                            for g in generators},
+      'fake_recall': {g: at(generator_split(g))['generated']['recall'] for g in generators},
+      # Absent (None) where the data has no such reals (a folder has no anomaly classes).
+      **{f'{kind}_real_recall': at(f'{kind}_class_reals')['real']['recall']
+         if f'{kind}_class_reals' in splits else None for kind in ('seen', 'anomaly')},
+      'threshold': result['thresholds'][TABLE_THRESHOLD],
+  }
+
+
+def table_markdown(rows: list[dict], generators) -> str:
+  lines = ['# Generalisation: detectors x generators', '',
+           'Each cell: AP of the generator\'s test fakes against all test reals, then fake '
+           f'recall at the {TABLE_THRESHOLD} threshold chosen on validation. * marks the '
+           'generators a detector trained against.', '',
+           '| detector | kind | ' + ' | '.join(generators) +
+           ' | seen-class real recall | anomaly-class real recall |',
+           '|---|---|' + '---|' * (len(generators) + 2)]
+  for row in rows:
+    cells = [f"{row['average_precision'][g]:.3f} / {row['fake_recall'][g]:.3f}"
+             + ('*' if g in row['trained_on'] else '') for g in generators]
+    recalls = ['-' if row[key] is None else f'{row[key]:.3f}'
+               for key in ('seen_real_recall', 'anomaly_real_recall')]
+    lines.append(f"| {row['detector']} | {row['kind']} | " + ' | '.join(cells + recalls) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def plot_heatmap(rows: list[dict], generators, path: pathlib.Path) -> None:
+  values = np.array([[row['average_precision'][g] for g in generators] for row in rows])
+  fig, ax = plt.subplots(figsize=(2 + 1.6 * len(generators), 1 + 0.5 * len(rows)))
+  ax.imshow(values, cmap='viridis', vmin=0.0, vmax=1.0)
+  for (i, j), value in np.ndenumerate(values):
+    ax.text(j, i, f'{value:.2f}', ha='center', va='center',
+            color='black' if value > 0.6 else 'white')
+  ax.set_xticks(range(len(generators)), generators, rotation=30, ha='right')
+  ax.set_yticks(range(len(rows)), [row['detector'] for row in rows])
+  ax.set_xlabel('fakes of')
+  ax.set_title('AP against all test reals')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _autoencoder_source(name: str, ae_config, params: dict, step: int,
+                        reals: pipeline.StudySplits, num_train: int,
+                        num_eval: int) -> fake_pool.FakeSource:
+  autoencoder = autoencoder_trainer.autoencoder_of(ae_config)
+  reconstruct = functools.partial(autoencoder_trainer.reconstruct, autoencoder, params)
+  return fake_pool.FakeSource(
+      description={'autoencoder': ae_config.to_dict(), 'checkpoint_step': step},
+      draw=lambda: fake_pool.reconstruction_fakes(reconstruct, reals, num_train, num_eval))
+
+
+def autoencoder_sources(config: ml_collections.ConfigDict, workdir: Workdir, mesh: Mesh,
+                        train: bool) -> common.MoreSources:
+  """The autoencoder-GANs of config.autoencoder_generators as generators of the study.
+
+  Each is trained on the training reals (or resumed, or with `train` False restored) in
+  the workdir; its fakes are its reconstructions of training, validation and seen-class
+  test reals.
+  """
+  def sources(reals: pipeline.StudySplits, num_train: int) -> dict[str, fake_pool.FakeSource]:
+    out = {}
+    for name, ae_config in config.autoencoder_generators.items():
+      run = workdir.autoencoder(name)
+      if train:
+        settings = loop.LoopSettings.from_config(config, batch_size=ae_config.batch_size,
+                                                 num_epochs=ae_config.num_epochs)
+        params = autoencoder_trainer.train_autoencoder(
+            name, ae_config, settings, reals.train,
+            reals.validation[:autoencoder_trainer.NUM_IMAGES_IN_GRID], run, mesh)
+        step = run.steps()[-1]
+      else:
+        params, step = autoencoder_trainer.restore_autoencoder(
+            name, ae_config, reals.train.shape[1:], run, config.seed, mesh)
+      out[name] = _autoencoder_source(name, ae_config, params, step, reals, num_train,
+                                      config.evaluation.num_fake_samples)
+    return out
+
+  return sources
+
+
+def train_classifier(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
+                     trained_on: Sequence[str], data: fake_pool.StudyData, mesh: Mesh) -> None:
+  """Trains (or resumes) the classifier of train set `name` on reals and its fakes."""
+  image_shape = data.reals.train.shape[1:]
+  classifier = classifier_trainer.Classifier(
+      model=classifier_trainer.classifier_model(config.classifier),
+      prepare=classifier_trainer.make_prepare('image', None))
+  job = classifier_trainer.classifier_job(
+      name, config.classifier, classifier, image_shape, frozen={},
+      skip_nonfinite=config.skip_nonfinite_updates, metadata={'trained_on': list(trained_on)},
+      mesh=mesh)
+  validation = classifier_trainer.validation_set(
+      data.reals.validation, fake_pool.fakes_of(data, trained_on, 'validation'))
+  job.on_epoch_end = classifier_trainer.plateau_schedule(
+      config.classifier, classifier, validation, mesh, config.evaluation.batch_size)
+  train_set = classifier_trainer.train_set(
+      data.reals.train[:config.classifier.max_train_reals],
+      [data.fakes[generator]['train'] for generator in trained_on])
+  settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
+                                           num_epochs=config.classifier.num_epochs)
+  loop.train(job, settings, train_set, workdir.classifier(name).path, mesh)
+
+
+def write_table(workdir: Workdir, rows: list[dict], generators) -> None:
+  if jax.process_index() != 0:
+    return
+  markdown = table_markdown(rows, generators)
+  (workdir.root / GENERALISATION_MD).write_text(markdown)
+  (workdir.root / GENERALISATION_JSON).write_text(json.dumps(rows, indent=1) + '\n')
+  plot_heatmap(rows, generators, workdir.root / GENERALISATION_PNG)
+  logging.info('Generalisation:\n%s', markdown)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: str, mesh: Mesh,
+             data: fake_pool.StudyData | None = None) -> dict:
+  """Every classifier and discriminator on every generator: reports and the table."""
+  if data is None:
+    data = common.study_data(config, workdir, mesh, train=False,
+                             more_sources=autoencoder_sources(config, workdir, mesh, False))
+  generators = list(data.fakes)  # Each GAN and autoencoder, or the folder's fakes.
+  rows = []
+  for name in config.train_sets:
+    reports = common.evaluate_classifier(config, workdir, name, which_steps, data, mesh)
+    common.write_classifier_reports(workdir, name, reports)
+    rows.append(table_row(name, config.classifier.architecture, reports[-1], generators))
+  # The discriminators of the same GANs, on the same splits.
+  not_gans = {name: fakes['test'] for name, fakes in data.fakes.items() if name not in config.gans}
+  gan_reports = discriminators.evaluate_discriminators(
+      config.gans, gan_workdir(workdir, config.gan_workdir), which_steps, reals=data.reals,
+      settings=common.eval_settings(config), seed=config.seed, mesh=mesh, other_fakes=not_gans)
+  for name, reports in gan_reports.items():
+    rows.append(table_row(f'D of {name}', 'discriminator', reports[-1], generators))
+  write_table(workdir, rows, generators)
+  return {'rows': rows}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+  """Runs the study in `workdir` (resuming what is there); returns the table rows."""
+  workdir, mesh = common.start(config, workdir)
+  data = common.study_data(config, workdir, mesh, train=True,
+                           more_sources=autoencoder_sources(config, workdir, mesh, True))
+  for name, trained_on in config.train_sets.items():
+    train_classifier(config, workdir, name, list(trained_on), data, mesh)
+  return evaluate(config, workdir, 'latest', mesh, data)

@@ -1,0 +1,81 @@
+"""Where a run writes what: the one description of a workdir's layout.
+
+  <workdir>/config.json                      the config the study ran with
+  <workdir>/<gan>/                           one GAN (a discriminator detector)
+  <workdir>/autoencoders/<name>/             one autoencoder-GAN
+  <workdir>/classifiers/<name>/              one classifier detector
+  <workdir>/fake_pool/                       every generator's fakes, stored once
+  <run>/checkpoints/<step>/                  Orbax checkpoints of one trained model
+  <run>/eval/<step>/report.json              its evaluation at that step (and .md, .png)
+  <run>/tensorboard/                         its TensorBoard summaries
+"""
+
+import dataclasses
+import pathlib
+
+CONFIG_JSON = 'config.json'
+REPORT_JSON = 'report.json'
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+  """The folder of one trained model: checkpoints, evaluations, TensorBoard files."""
+  path: pathlib.Path
+
+  @property
+  def checkpoints(self) -> pathlib.Path:
+    return self.path / 'checkpoints'
+
+  @property
+  def tensorboard(self) -> pathlib.Path:
+    return self.path / 'tensorboard'
+
+  def eval_dir(self, step: int) -> pathlib.Path:
+    return self.path / 'eval' / str(step)
+
+  def report_json(self, step: int) -> pathlib.Path:
+    return self.eval_dir(step) / REPORT_JSON
+
+  def steps(self) -> list[int]:
+    """The steps of the checkpoints written here, oldest first."""
+    if not self.checkpoints.is_dir():
+      return []
+    return sorted(int(p.name) for p in self.checkpoints.iterdir() if p.name.isdigit())
+
+
+@dataclasses.dataclass(frozen=True)
+class Workdir:
+  """A study's workdir; GANs may live in another (a config's `gan_workdir`)."""
+  root: pathlib.Path
+
+  def __post_init__(self):
+    object.__setattr__(self, 'root', pathlib.Path(self.root))
+
+  @property
+  def config_json(self) -> pathlib.Path:
+    return self.root / CONFIG_JSON
+
+  @property
+  def fake_pool(self) -> pathlib.Path:
+    return self.root / 'fake_pool'
+
+  def gan(self, name: str) -> RunDir:
+    return RunDir(self.root / name)
+
+  def autoencoder(self, name: str) -> RunDir:
+    return RunDir(self.root / 'autoencoders' / name)
+
+  def classifier(self, name: str) -> RunDir:
+    return RunDir(self.root / 'classifiers' / name)
+
+  def classifier_names(self) -> list[str]:
+    """Every classifier with a checkpoint here, by name."""
+    folder = self.root / 'classifiers'
+    if not folder.is_dir():
+      return []
+    return sorted(p.name for p in folder.iterdir() if RunDir(p).steps())
+
+
+def gan_workdir(workdir: Workdir, gan_workdir_key: str) -> Workdir:
+  """Where a study's GANs are: `gan_workdir` when the config sets one, else the workdir."""
+  return Workdir(pathlib.Path(gan_workdir_key)) if gan_workdir_key else workdir
