@@ -195,10 +195,16 @@ class Range:
     too_high = self.high is not None and (value >= self.high if self.high_open
                                           else value > self.high)
     if too_low or too_high:
-      low = '-inf' if self.low is None else f'{self.low:g}'
-      high = 'inf' if self.high is None else f'{self.high:g}'
-      interval = f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
-      raise ConfigError(f"Config key '{key}' must be in {interval}, got {value}.")
+      raise ConfigError(f"Config key '{key}' must be {self.describe()}, got {value}.")
+
+  def describe(self) -> str:
+    if self.high is None:
+      if self.low == 0 and self.low_open:
+        return 'positive'
+      return f"{'>' if self.low_open else '>='} {self.low:g}"
+    low = '-inf' if self.low is None else f'{self.low:g}'
+    return (f"in {'(' if self.low_open else '['}{low}, {self.high:g}"
+            f"{')' if self.high_open else ']'}")
 
 
 @dataclasses.dataclass(frozen=True)

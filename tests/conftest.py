@@ -8,6 +8,7 @@ os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,6 @@ import pytest
 from PIL import Image
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 from configs import dcgan_fmnist  # noqa: E402
 from fakejax.data import fashion_mnist  # noqa: E402
@@ -51,8 +51,8 @@ GANS = tuple(dcgan_fmnist.get_config('tiny').gans.keys())
 TINY_STEPS = 24  # 2 epochs of 12 batches of 32 (the tiny config's 640 train examples).
 
 
-def main_command(workdir, data_dir, *overrides, variant='tiny'):
-  return [sys.executable, '-m', 'fakejax.main', f'--config=configs/dcgan_fmnist.py:{variant}',
+def main_command(workdir, data_dir, *overrides, variant='tiny', config_file='dcgan_fmnist.py'):
+  return [sys.executable, '-m', 'fakejax.main', f'--config=configs/{config_file}:{variant}',
           f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
           '--config.data.allow_download=False', *overrides]
 
@@ -61,9 +61,11 @@ def main_command(workdir, data_dir, *overrides, variant='tiny'):
 TWO_DEVICES = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
 
 
-def run_main(workdir, data_dir, *overrides) -> subprocess.CompletedProcess:
-  result = subprocess.run(main_command(workdir, data_dir, *overrides), cwd=REPO_ROOT,
-                          env=TWO_DEVICES, capture_output=True, text=True, timeout=600)
+def run_main(workdir, data_dir, *overrides, config_file='dcgan_fmnist.py'
+             ) -> subprocess.CompletedProcess:
+  result = subprocess.run(main_command(workdir, data_dir, *overrides, config_file=config_file),
+                          cwd=REPO_ROOT, env=TWO_DEVICES, capture_output=True, text=True,
+                          timeout=900)
   assert result.returncode == 0, result.stderr[-5000:]
   return result
 
@@ -79,6 +81,40 @@ def finished_run(tfds_data_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp('finished_run')
   result = run_main(workdir, tfds_data_dir)
   return workdir, result
+
+
+# The classifier studies of the session, both on the GANs of `finished_run`: one trained
+# workdir of each kind of detector (discriminators, dedicated and autoencoder-study
+# classifiers), shared by every test that needs one.
+@pytest.fixture(scope='session')
+def detectors_study(finished_run, tfds_data_dir, tmp_path_factory):
+  """Trained from a folder outside the checkout, with the config given by its path."""
+  gan_workdir, _ = finished_run
+  workdir = tmp_path_factory.mktemp('detectors')
+  command = main_command(workdir, tfds_data_dir, f'--config.gan_workdir={gan_workdir}')
+  command[3] = f'--config={REPO_ROOT / "configs" / "detectors_fmnist.py"}:tiny'
+  result = subprocess.run(command, cwd=tmp_path_factory.mktemp('elsewhere'), env=TWO_DEVICES,
+                          capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-5000:]
+  return workdir
+
+
+def rerun_evaluation(workdir: pathlib.Path, copy: pathlib.Path, *produced: str) -> None:
+  """Copies a workdir without its evaluations and `produced` files; evaluates the copy."""
+  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns('eval', *produced))
+  result = subprocess.run([sys.executable, '-m', 'fakejax.evaluate', f'--workdir={copy}'],
+                          cwd=REPO_ROOT, env=TWO_DEVICES, capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-5000:]
+
+
+@pytest.fixture(scope='session')
+def autogan_study(finished_run, tfds_data_dir, tmp_path_factory):
+  gan_workdir, _ = finished_run
+  workdir = tmp_path_factory.mktemp('autogan_fmnist')
+  run_main(workdir, tfds_data_dir, f'--config.gan_workdir={gan_workdir}',
+           config_file='autogan_fmnist.py')
+  return workdir
 
 
 def wait_for_checkpoint(checkpoint_dir: pathlib.Path, process, timeout_s=300) -> int:

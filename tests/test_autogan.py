@@ -12,14 +12,14 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from configs import autogan_fmnist, autogan_folder
-from fakejax import autogan
-from fakejax.config import ConfigError, validate_config
+from fakejax import studies
+from fakejax.config import ConfigError
 from fakejax.data import folders, transforms
-from fakejax.models import GAN_ARCHITECTURES
 from fakejax.models.autoencoder import AutoEncoder
+from fakejax.studies import autogan
 from fakejax.models.classifiers import AlexNetClassifier
-from fakejax.train import classifier_steps
-from tests.conftest import REPO_ROOT, TWO_DEVICES, make_face_folder, write_image
+from fakejax.train import classifier_steps, classifier_trainer
+from tests.conftest import REPO_ROOT, TWO_DEVICES, make_face_folder, rerun_evaluation, write_image
 
 FMNIST_SPLITS = {'own_fakes_vs_reals', 'anomaly_class_reals', 'seen_class_reals',
                  'other_gan_fakes'}
@@ -41,13 +41,9 @@ def tensorboard_tags(logdir) -> set[str]:
   return set(events.Tags()['tensors'])
 
 
-@pytest.fixture(scope='module')
-def fmnist_study(finished_run, tfds_data_dir, tmp_path_factory):
-  gan_workdir, _ = finished_run  # The tiny DCGAN study's generators make the fakes.
-  workdir = tmp_path_factory.mktemp('autogan_fmnist')
-  run_autogan('autogan_fmnist.py', workdir, f'--config.data.data_dir={tfds_data_dir}',
-              f'--config.gan_workdir={gan_workdir}')
-  return workdir
+@pytest.fixture
+def fmnist_study(autogan_study):
+  return autogan_study  # The session's tiny autoencoder-GAN study, on the tiny DCGANs.
 
 
 def test_fmnist_study_writes_the_input_depth_split_table(fmnist_study):
@@ -79,6 +75,17 @@ def test_fmnist_classifiers_are_tested_on_a_generator_they_never_saw(fmnist_stud
     assert splits['own_fakes_vs_reals']['support'] == {'real': 320, 'generated': 128}
     assert {'loss', 'accuracy', 'eval/other_gan_fakes/average_precision'} <= tensorboard_tags(
         run_dir / 'tensorboard')
+
+
+def test_standalone_evaluation_reproduces_the_comparison(fmnist_study, tmp_path):
+  copy = tmp_path / 'copy'
+  rerun_evaluation(fmnist_study, copy, autogan.COMPARISON_MD, autogan.COMPARISON_JSON)
+  for name in (autogan.COMPARISON_JSON, autogan.COMPARISON_MD,
+               'classifiers/residual@depth4/eval'):
+    path = fmnist_study / name
+    files = sorted(path.rglob('report.json')) if path.is_dir() else [path]
+    for file in files:
+      assert (copy / file.relative_to(fmnist_study)).read_text() == file.read_text()
 
 
 def test_autoencoders_train_with_reconstruction_grids_and_checkpoints(fmnist_study):
@@ -139,7 +146,7 @@ def test_classifier_step_learns_and_leaves_the_autoencoder_frozen(kind):
   autoencoder = AutoEncoder(1, base_features=4, latent_features=4)
   frozen = {'autoencoder': autoencoder.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))[
       'params']}
-  prepare = autogan.make_prepare(kind, autoencoder)
+  prepare = classifier_trainer.make_prepare(kind, autoencoder)
   tx = optax.adam(3e-3)
   state = classifier_steps.init_state(model, tx, prepare, frozen, (28, 28, 1),
                                       jax.random.PRNGKey(1))
@@ -156,7 +163,7 @@ def test_classifier_step_learns_and_leaves_the_autoencoder_frozen(kind):
 
 
 def check(config):
-  validate_config(config, num_devices=8, architectures=GAN_ARCHITECTURES)
+  studies.validate(config, num_devices=8)
 
 
 @pytest.mark.parametrize('variant', ['full', 'quick', 'tiny'])

@@ -1,11 +1,23 @@
 """The layer benchmark: every rewritten layer beside its textbook layer, timed and compared."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 
 from tests.conftest import REPO_ROOT
-from tools import benchmark_layers
+
+
+def load_tool(name: str):
+  """tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
+  spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # Its dataclasses look their module up.
+  spec.loader.exec_module(module)
+  return module
+
+
+benchmark_layers = load_tool('benchmark_layers')
 
 
 def test_a_tiny_run_times_and_compares_every_layer(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 from configs import dcgan_fmnist
 from fakejax import sharding
 from fakejax.models import build_gan
-from fakejax.train import checkpoints, gan_state, gan_trainer
+from fakejax.train import checkpoints, gan_trainer, optimizers
 
 
 def test_state_and_data_position_round_trip(tmp_path):

@@ -7,13 +7,13 @@ import ml_collections
 import pytest
 
 from configs import dcgan_fmnist
-from fakejax.config import ConfigError, validate_config
-from fakejax.models import GAN_ARCHITECTURES
+from fakejax import studies
+from fakejax.config import ConfigError
 from tests.conftest import REPO_ROOT
 
 
 def check(config, num_devices=8):
-  validate_config(config, num_devices=num_devices, architectures=GAN_ARCHITECTURES)
+  studies.validate(config, num_devices=num_devices)
 
 
 @pytest.mark.parametrize('variant', ['full', 'quick', 'tiny'])

@@ -24,7 +24,7 @@ def test_tfds_dataset_holds_the_original_idx_contents(tfds_data_dir):
 
 
 def test_training_batches_never_contain_anomaly_classes(tiny_config):
-  splits = pipeline.load_study_splits(tiny_config)
+  splits = pipeline.load_study_splits(tiny_config.data, tiny_config.seed)
   train_labels = labels_by_image(fashion_mnist.load_split(
       tiny_config.data.data_dir, DEBIAN_DIR, False, tiny_config.data.train_split))
   batches = pipeline.train_batches(splits.train, seed=0, num_epochs=2, batch_size=32,
@@ -38,7 +38,7 @@ def test_training_batches_never_contain_anomaly_classes(tiny_config):
 
 
 def test_anomaly_and_seen_test_splits_hold_the_right_classes(tiny_config):
-  splits = pipeline.load_study_splits(tiny_config)
+  splits = pipeline.load_study_splits(tiny_config.data, tiny_config.seed)
   test_labels = labels_by_image(fashion_mnist.load_split(
       tiny_config.data.data_dir, DEBIAN_DIR, False, tiny_config.data.test_split))
   anomaly = set(tiny_config.data.anomaly_classes)
@@ -48,7 +48,7 @@ def test_anomaly_and_seen_test_splits_hold_the_right_classes(tiny_config):
 
 
 def test_validation_slice_is_disjoint_from_training(tiny_config):
-  splits = pipeline.load_study_splits(tiny_config)
+  splits = pipeline.load_study_splits(tiny_config.data, tiny_config.seed)
   train = {image.tobytes() for image in splits.train}
   assert len(splits.validation) == round(0.1 * (len(splits.train) + len(splits.validation)))
   assert not any(image.tobytes() in train for image in splits.validation)

@@ -1,8 +1,6 @@
 """Dedicated classifiers on each generator's fakes and pooled, tested on every generator."""
 
 import json
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,25 +9,18 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from configs import detectors_fmnist, detectors_folder
-from fakejax import classifier_runs, detectors, sharding
+from fakejax import sharding, studies
+from fakejax.config import ConfigError
 from fakejax.data import image_sets
-from fakejax.config import ConfigError, validate_config
-from fakejax.models import CLASSIFIER_ARCHITECTURES, FIXED_WIDTHS, GAN_ARCHITECTURES
-from fakejax.train import classifier_steps, loop
-from tests.conftest import GANS, REPO_ROOT, TWO_DEVICES
+from fakejax.models import CLASSIFIERS
+from fakejax.studies import dedicated as detectors
+from fakejax.train import classifier_steps, classifier_trainer, loop
+from tests.conftest import GANS, rerun_evaluation
 
 
-@pytest.fixture(scope='module')
-def study(finished_run, tfds_data_dir, tmp_path_factory):
-  gan_workdir, _ = finished_run  # The tiny DCGAN study's generators and discriminators.
-  workdir = tmp_path_factory.mktemp('detectors')
-  command = [sys.executable, '-m', 'fakejax.main', '--config=configs/detectors_fmnist.py:tiny',
-             f'--workdir={workdir}', f'--config.data.data_dir={tfds_data_dir}',
-             '--config.data.allow_download=False', f'--config.gan_workdir={gan_workdir}']
-  result = subprocess.run(command, cwd=REPO_ROOT, env=TWO_DEVICES, capture_output=True,
-                          text=True, timeout=900)
-  assert result.returncode == 0, result.stderr[-5000:]
-  return workdir
+@pytest.fixture
+def study(detectors_study):
+  return detectors_study  # The session's tiny detectors study, on the tiny DCGANs.
 
 
 AUTOENCODER = 'autogan_d1'  # The tiny config's autoencoder-GAN generator.
@@ -42,9 +33,16 @@ def test_generalisation_table_has_every_detector_and_generator(study):
       *sorted([*GENERATORS, 'pooled_dcgans', 'pooled_all']), *(f'D of {gan}' for gan in GANS)]
   for row in rows:
     assert list(row['average_precision']) == list(GENERATORS)
+    if row['kind'] == 'discriminator':
+      continue
+    # Each cell is the classifier's own report on that generator's split.
+    (step_dir,) = list((study / 'classifiers' / row['detector'] / 'eval').iterdir())
+    splits = json.loads((step_dir / 'report.json').read_text())['splits']
     for generator in GENERATORS:
-      assert 0.0 <= row['average_precision'][generator] <= 1.0
-      assert 0.0 <= row['fake_recall'][generator] <= 1.0
+      split = splits[f'fakes_{generator}']
+      assert row['average_precision'][generator] == split['threshold_free']['average_precision']
+      assert row['fake_recall'][generator] == (
+          split['at_threshold']['youden']['generated']['recall'])
   pooled = next(row for row in rows if row['detector'] == 'pooled_dcgans')
   assert sorted(pooled['trained_on']) == sorted(GANS)
   assert (study / detectors.GENERALISATION_PNG).stat().st_size > 0
@@ -81,14 +79,15 @@ def test_each_generator_split_holds_only_that_generators_fakes(study):
   assert 'other_gan_fakes' not in json.loads((step_dir / 'report.json').read_text())['splits']
 
 
-@pytest.mark.parametrize('architecture', sorted(CLASSIFIER_ARCHITECTURES))
+@pytest.mark.parametrize('architecture', sorted(CLASSIFIERS))
 @pytest.mark.parametrize('shape', [(2, 28, 28, 1), (2, 64, 64, 3)])
 @pytest.mark.parametrize('outputs', [1, 2])
 def test_classifiers_give_one_or_two_logits_per_image_at_any_size(architecture, shape, outputs):
   widths = {'alexnet': 5, 'sequential_cnn': 3, 'resnet18': 4, 'resnet50': 4}
-  options = {} if architecture in FIXED_WIDTHS else {'features': (4,) * widths[architecture]}
-  model = CLASSIFIER_ARCHITECTURES[architecture](hidden=8, dropout_rate=0.5, outputs=outputs,
-                                                 **options)
+  options = ({} if CLASSIFIERS[architecture].fixed_widths
+             else {'features': (4,) * widths[architecture]})
+  model = CLASSIFIERS[architecture].builder(hidden=8, dropout_rate=0.5, outputs=outputs,
+                                            **options)
   images = jnp.zeros(shape)
   logits = jax.eval_shape(
       lambda key: model.apply(model.init(key, images, train=False), images, train=False),
@@ -120,7 +119,7 @@ def test_the_head_penalty_is_l2_on_the_hidden_kernel_only():
     ('mobilenet_v2', 2_223_872), ('mobilenet_v3_large', 2_971_952),
     ('efficientnet_b0', 4_007_548)])
 def test_backbones_have_their_references_parameter_counts(architecture, backbone_weights):
-  model = CLASSIFIER_ARCHITECTURES[architecture]()
+  model = CLASSIFIERS[architecture].builder()
   variables = jax.eval_shape(lambda key: model.init(key, jnp.zeros((1, 224, 224, 3)),
                                                     train=False), jax.random.PRNGKey(0))
   params = variables['params']
@@ -128,18 +127,33 @@ def test_backbones_have_their_references_parameter_counts(architecture, backbone
   assert sum(leaf.size for leaf in jax.tree.leaves(params)) - head == backbone_weights
 
 
+def image_classifier_job(config, name, validation=None, mesh=None):
+  """The dedicated study's classifier of raw images and its loop job, as it trains them."""
+  mesh = mesh or sharding.build_mesh()
+  classifier = classifier_trainer.Classifier(
+      model=classifier_trainer.classifier_model(config.classifier),
+      prepare=classifier_trainer.make_prepare('image', None))
+  job = classifier_trainer.classifier_job(
+      name, config.classifier, classifier, (28, 28, 1), frozen={},
+      skip_nonfinite=config.skip_nonfinite_updates, metadata={}, mesh=mesh)
+  if validation is not None:
+    job.on_epoch_end = classifier_trainer.plateau_schedule(
+        config.classifier, classifier, validation, mesh, config.evaluation.batch_size)
+  return job
+
+
 def test_frozen_modules_never_change_and_the_rest_trains():
   config = detectors_fmnist.get_config('tiny')
   config.classifier.architecture = 'resnet18'
   config.classifier.features = (4, 8, 8, 8)
   config.classifier.frozen = ('stem', 'stage1')
-  model = classifier_runs.classifier(config, 'frozen', (28, 28, 1))
-  state = jax.jit(model.job.init)(jax.random.PRNGKey(0))
+  job = image_classifier_job(config, 'frozen')
+  state = jax.jit(job.init)(jax.random.PRNGKey(0))
   before = state.params
   batch = {'image': jnp.asarray(np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)),
                                 jnp.uint8),
            'label': jnp.asarray([0, 1] * 4)}
-  step = jax.jit(model.job.train_step)
+  step = jax.jit(job.train_step)
   for _ in range(3):
     state, _ = step(state, batch)
   for name in before:
@@ -148,12 +162,11 @@ def test_frozen_modules_never_change_and_the_rest_trains():
     assert same == name.startswith(('stem', 'stage1')), name
   config.classifier.frozen = ('stage9',)
   with pytest.raises(ValueError, match=r"'classifier.frozen' has \['stage9'\]"):
-    jax.jit(classifier_runs.classifier(config, 'bad', (28, 28, 1)).job.init)(
-        jax.random.PRNGKey(0))
+    jax.jit(image_classifier_job(config, 'bad').init)(jax.random.PRNGKey(0))
 
 
 def check(config):
-  validate_config(config, num_devices=8, architectures=GAN_ARCHITECTURES)
+  studies.validate(config, num_devices=8)
 
 
 @pytest.mark.parametrize('variant', ['full', 'quick', 'tiny', 'full,augment', 'tiny,augment'])
@@ -226,45 +239,44 @@ def tiny_classifier(**classifier_overrides):
   rng = np.random.default_rng(0)
   train = {'image': rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8),
            'label': rng.integers(0, 2, 64).astype(np.int32)}
-  validation = classifier_runs.ValidationSet(
+  validation = classifier_trainer.ValidationSet(
       images=rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8),
       is_fake=np.repeat([0, 1], 20).astype(np.int32))
   mesh = sharding.build_mesh()
-  model = classifier_runs.classifier(config, 'tiny', (28, 28, 1), validation=validation,
-                                     mesh=mesh)
+  job = image_classifier_job(config, 'tiny', validation, mesh)
   settings = loop.LoopSettings.from_config(config, batch_size=16, num_epochs=3)
-  return model, settings, train, mesh
+  return job, settings, train, mesh
 
 
 def test_plateaus_decay_the_learning_rate_then_stop_training():
-  model, _, _, mesh = tiny_classifier(lr_decay_factor=0.5, lr_decay_patience_epochs=1,
+  job, _, _, mesh = tiny_classifier(lr_decay_factor=0.5, lr_decay_patience_epochs=1,
                                       early_stopping_patience_epochs=2)
-  state = jax.jit(model.job.init, out_shardings=sharding.replicated(mesh))(jax.random.PRNGKey(0))
+  state = jax.jit(job.init, out_shardings=sharding.replicated(mesh))(jax.random.PRNGKey(0))
   state = state.replace(schedule={**state.schedule, 'best_ap': jnp.float32(2.0)})  # Unbeatable.
-  state, metrics, stop = model.job.on_epoch_end(state, 1)
+  state, metrics, stop = job.on_epoch_end(state, 1)
   assert 0.0 <= metrics['validation/average_precision'] <= 1.0
   assert float(state.schedule['lr_scale']) == 0.5 and not stop
-  state, metrics, stop = model.job.on_epoch_end(state, 2)
+  state, metrics, stop = job.on_epoch_end(state, 2)
   assert float(state.schedule['lr_scale']) == 0.25 and stop
   assert metrics['learning_rate'] == pytest.approx(0.25 * 1e-3)
-  assert classifier_runs.stopped_early(state)
+  assert classifier_trainer.stopped_early(state)
 
 
 def test_an_early_stop_is_saved_and_a_resumed_run_does_not_train_further(tmp_path):
-  model, settings, train, mesh = tiny_classifier()
-  validate = model.job.on_epoch_end
+  job, settings, train, mesh = tiny_classifier()
+  validate = job.on_epoch_end
 
   def stop_after_first_epoch(state, epoch):
     state, metrics, _ = validate(state, epoch)
     schedule = {**state.schedule, 'stopped': jnp.bool_(True)}
     return state.replace(schedule=jax.device_put(schedule, sharding.replicated(mesh))), metrics, True
 
-  model.job.on_epoch_end = stop_after_first_epoch
-  result = loop.train(model.job, settings, train, tmp_path / 'run', mesh)
+  job.on_epoch_end = stop_after_first_epoch
+  result = loop.train(job, settings, train, tmp_path / 'run', mesh)
   assert result.num_steps == 4  # One epoch of 64 examples at batch 16, of 3.
   assert sorted(int(p.name) for p in (tmp_path / 'run' / 'checkpoints').iterdir()
                 if p.name.isdigit())[-1] == 4
-  again = loop.train(model.job, settings, train, tmp_path / 'run', mesh)
+  again = loop.train(job, settings, train, tmp_path / 'run', mesh)
   assert (again.resumed_from_step, again.num_steps) == (4, 4)
   events = event_accumulator.EventAccumulator(str(tmp_path / 'run' / 'tensorboard'),
                                               size_guidance={event_accumulator.TENSORS: 0})
@@ -279,11 +291,11 @@ def test_a_frozen_backbone_leaves_only_the_head_training():
   config = detectors_fmnist.get_config('tiny')
   config.classifier.update(architecture='resnet18', features=(4, 8, 8, 8), hidden=8,
                            pooling='average', frozen=('backbone',))
-  model = classifier_runs.classifier(config, 'frozen', (28, 28, 1))
-  state = jax.jit(model.job.init)(jax.random.PRNGKey(0))
+  job = image_classifier_job(config, 'frozen')
+  state = jax.jit(job.init)(jax.random.PRNGKey(0))
   batch = {'image': jnp.asarray(np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)),
                                 jnp.uint8), 'label': jnp.asarray([0, 1] * 4)}
-  trained, _ = jax.jit(model.job.train_step)(state, batch)
+  trained, _ = jax.jit(job.train_step)(state, batch)
   changed = {name for name in state.params if not all(
       np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.params[name]),
                                            jax.tree.leaves(trained.params[name])))}
@@ -293,12 +305,24 @@ def test_a_frozen_backbone_leaves_only_the_head_training():
 def test_weight_decay_makes_the_optimiser_adamw():
   config = detectors_fmnist.get_config('tiny').classifier
   config.optimizer.weight_decay = 0.1
-  tx = classifier_runs.build_optimizer(config)
+  tx = classifier_trainer.classifier_optimizer(config)
   params = {'w': jnp.full(3, 2.0)}
   updates, _ = tx.update({'w': jnp.zeros(3)}, tx.init(params), params)
   # No gradient: only the decoupled decay, -learning_rate * weight_decay * w.
   np.testing.assert_allclose(updates['w'], -1e-3 * 0.1 * 2.0, rtol=1e-6)
   config.optimizer.weight_decay = 0.0
-  tx = classifier_runs.build_optimizer(config)
+  tx = classifier_trainer.classifier_optimizer(config)
   updates, _ = tx.update({'w': jnp.zeros(3)}, tx.init(params), params)
   np.testing.assert_array_equal(updates['w'], 0.0)
+
+
+def test_standalone_evaluation_reproduces_every_report_and_the_table(study, tmp_path):
+  copy = tmp_path / 'copy'
+  rerun_evaluation(study, copy, detectors.GENERALISATION_MD, detectors.GENERALISATION_JSON,
+                   detectors.GENERALISATION_PNG)
+  for name in ('generalisation.json', 'generalisation.md'):
+    assert (copy / name).read_text() == (study / name).read_text()
+  for name in (*GENERATORS, 'pooled_dcgans', 'pooled_all'):
+    (step_dir,) = list((study / 'classifiers' / name / 'eval').iterdir())
+    relative = step_dir.relative_to(study) / 'report.json'
+    assert (copy / relative).read_text() == (study / relative).read_text()

@@ -1,6 +1,7 @@
 """The evaluation module on real checkpoints (initial states saved at two steps)."""
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -8,11 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakejax import sharding
-from fakejax.config import validate_config
-from fakejax.evaluation import evaluator, report
-from fakejax.models import GAN_ARCHITECTURES, build_gan
-from fakejax.train import checkpoints, gan_state, gan_trainer
+from fakejax import sharding, studies
+from fakejax.data import pipeline
+from fakejax.evaluation import discriminators, report, restore, scoring
+from fakejax.models import build_gan
+from fakejax.studies import common
+from fakejax.train import checkpoints, gan_trainer, optimizers
+from fakejax.workdir import Workdir
 
 
 def save_untrained_checkpoints(config, workdir, steps_and_seeds):
@@ -39,6 +42,14 @@ def checkpointed(tmp_path_factory, tfds_data_dir):
   return config, workdir
 
 
+def evaluate_workdir(config, workdir, which_steps):
+  """The discriminators' reports of a DCGAN-study workdir, as the study evaluates them."""
+  return discriminators.evaluate_discriminators(
+      config.gans, Workdir(workdir), which_steps,
+      reals=pipeline.load_study_splits(config.data, config.seed),
+      settings=common.eval_settings(config), seed=config.seed, mesh=sharding.build_mesh())
+
+
 def numbers(gan_report) -> list[float]:
   """Every number of a report, in a fixed order (mistake images excluded)."""
   leaves = jax.tree.leaves({k: v for k, v in gan_report.items() if k != 'mistakes'})
@@ -47,8 +58,8 @@ def numbers(gan_report) -> list[float]:
 
 def test_stacked_checkpoints_give_the_numbers_of_each_checkpoint_alone(checkpointed):
   config, workdir = checkpointed
-  together = evaluator.evaluate_workdir(config, workdir, 'all')
-  alone_10 = evaluator.evaluate_workdir(config, workdir, '10')
+  together = evaluate_workdir(config, workdir, 'all')
+  alone_10 = evaluate_workdir(config, workdir, '10')
   for name in config.gans:
     assert [r['step'] for r in together[name]] == [10, 20]
     alone = alone_10[name]
@@ -68,9 +79,10 @@ def test_a_bfloat16_config_scores_float32_checkpoints_in_bfloat16(checkpointed):
   images = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
   scores = {}
   for dtype, gan_config in (('float32', config), ('bfloat16', mixed)):
-    gan = evaluator.restore_gan(gan_config, workdir, 'dcgan_radford', [20], mesh)
+    gan = restore.restore_gan(gan_config.gans.dcgan_radford, Workdir(workdir).gan('dcgan_radford'),
+                              'dcgan_radford', [20], gan_config.seed, mesh)
     assert gan.models.discriminator.dtype == jnp.dtype(dtype)
-    scores[dtype] = evaluator.gan_scorer(gan, mesh, batch_size=64).score(images)
+    scores[dtype] = restore.gan_scorer(gan, mesh, batch_size=64).score(images)
   assert scores['bfloat16'].dtype == np.float32
   assert not np.array_equal(scores['bfloat16'], scores['float32'])
   np.testing.assert_allclose(scores['bfloat16'], scores['float32'], atol=0.01)
@@ -79,7 +91,7 @@ def test_a_bfloat16_config_scores_float32_checkpoints_in_bfloat16(checkpointed):
 @pytest.fixture(scope='module')
 def latest_reports(checkpointed):
   config, workdir = checkpointed
-  return evaluator.evaluate_workdir(config, workdir, 'latest')
+  return evaluate_workdir(config, workdir, 'latest')
 
 
 def test_reports_are_written_as_json_markdown_and_plots(latest_reports, tmp_path):
@@ -119,19 +131,34 @@ def test_fakes_from_an_image_folder_skip_unreadable_files(checkpointed, tmp_path
   (folder / 'empty.webp').write_bytes(b'')
   config = config.copy_and_resolve_references()
   config.evals.folder_fakes = dict(reals='', fakes=f'folder:{folder}')
-  gan_report = evaluator.evaluate_workdir(config, workdir, 'latest')['dcgan_tf'][0]
+  gan_report = evaluate_workdir(config, workdir, 'latest')['dcgan_tf'][0]
   split = gan_report['splits']['folder_fakes']
   assert split['support'] == {'real': 0, 'generated': 5}
   assert split['paired_with'] == 'all test reals'
 
 
+def test_a_damaged_checkpoint_is_named_with_its_step_and_the_intact_ones(checkpointed, tmp_path):
+  config, workdir = checkpointed
+  shutil.copytree(workdir, tmp_path / 'copy')
+  run = Workdir(tmp_path / 'copy').gan('dcgan_tf')
+  state_dir = run.checkpoints / '20' / 'state'
+  largest = max((p for p in state_dir.rglob('*') if p.is_file()), key=lambda p: p.stat().st_size)
+  data = bytearray(largest.read_bytes())
+  data[len(data) // 2:len(data) // 2 + 64] = bytes(64)
+  largest.write_bytes(bytes(data))
+  with pytest.raises(checkpoints.CheckpointCorruptError,
+                     match=r'step 20 in .*copy/dcgan_tf/checkpoints/20 .*Intact steps: \[10\]'):
+    restore.restore_gan(config.gans.dcgan_tf, run, 'dcgan_tf', [20], config.seed,
+                        sharding.build_mesh())
+
+
 def test_missing_checkpoint_is_a_clear_error(checkpointed, tmp_path):
   config, _ = checkpointed
-  with pytest.raises(evaluator.CheckpointNotFoundError, match='No checkpoint of GAN'):
-    evaluator.evaluate_workdir(config, tmp_path, 'latest')
+  with pytest.raises(checkpoints.CheckpointNotFoundError, match='No checkpoint of GAN'):
+    evaluate_workdir(config, tmp_path, 'latest')
   _, workdir = checkpointed
-  with pytest.raises(evaluator.CheckpointNotFoundError, match=r'steps \[15\]'):
-    evaluator.evaluate_workdir(config, workdir, '15')
+  with pytest.raises(checkpoints.CheckpointNotFoundError, match=r'steps \[15\]'):
+    evaluate_workdir(config, workdir, '15')
 
 
 def test_workdirs_from_before_configs_named_their_experiment_still_load(tiny_config, tmp_path):
@@ -140,10 +167,10 @@ def test_workdirs_from_before_configs_named_their_experiment_still_load(tiny_con
   for gan in values['gans'].values():
     del gan['compute_dtype']
   (tmp_path / 'config.json').write_text(json.dumps(values))
-  config = evaluator.workdir_config(tmp_path)
+  config = restore.workdir_config(Workdir(tmp_path))
   assert config.experiment == 'dcgan_detectors'
   assert {gan.compute_dtype for gan in config.gans.values()} == {'float32'}
-  validate_config(config, num_devices=8, architectures=GAN_ARCHITECTURES)
+  studies.validate(config, num_devices=8)
 
 
 @pytest.mark.parametrize('num_images', [1000, 999, 64])
@@ -152,7 +179,7 @@ def test_scoring_in_chunks_gives_the_same_scores_on_every_shard_layout(num_image
   score = lambda variables, images: (images.astype(jnp.float32).mean(axis=(1, 2, 3))
                                      * variables['scale'])
   images = np.random.default_rng(0).integers(0, 256, (num_images, 4, 4, 1), dtype=np.uint8)
-  chunked = jax.jit(evaluator.in_chunks(score, mesh.size, chunk_size=25))
+  chunked = jax.jit(scoring.in_chunks(score, mesh.size, chunk_size=25))
   if num_images % mesh.size == 0:  # As the Scorer places them: split over the devices.
     images = jax.device_put(images, sharding.batch_sharded(mesh))
   np.testing.assert_allclose(chunked({'scale': 2.0}, images), score({'scale': 2.0}, images),

@@ -1,5 +1,6 @@
 """Preemption, damaged checkpoints, unwritable workdirs and non-finite losses."""
 
+import importlib.util
 import pathlib
 import signal
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 
 from fakejax import sharding
 from fakejax.models import build_gan
-from fakejax.train import checkpoints, gan_state, gan_steps, gan_trainer
+from fakejax.train import checkpoints, gan_state, gan_steps, gan_trainer, loop
+from fakejax.workdir import Workdir
 from tests.conftest import (GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES,
                             assert_same_final_parameters, main_command, run_main,
                             wait_for_checkpoint)
@@ -106,13 +108,19 @@ def test_workdir_without_room_for_checkpoints_fails_before_any_work(tmp_path):
     checkpoints.check_workdir_writable(tmp_path, needed_bytes=2**62)
 
 
+def train_tiny_gan(config, name, images, workdir):
+  """Trains GAN `name` of `config` in `workdir`, as the DCGAN study does."""
+  return gan_trainer.train_gan(name, config.gans[name], loop.LoopSettings.from_config(config),
+                               images, Workdir(workdir).gan(name), sharding.build_mesh())
+
+
 def test_non_finite_loss_stops_training_naming_step_and_metric(tiny_config, tmp_path):
   del tiny_config.gans['dcgan_radford']
   # Adam moves each weight by ~learning_rate per step: 1e30 overflows within a few steps.
   tiny_config.gans.dcgan_tf.optimizer.learning_rate = 1e30
   images = np.random.default_rng(0).integers(0, 255, (256, 28, 28, 1), dtype=np.uint8)
   with pytest.raises(FloatingPointError, match=r'Non-finite .*loss.* at step (\d+)') as error:
-    gan_trainer.train_gan(tiny_config, 'dcgan_tf', images, tmp_path, sharding.build_mesh())
+    train_tiny_gan(tiny_config, 'dcgan_tf', images, tmp_path)
   failed_at = int(str(error.value).split(' at step ')[1].split(' ')[0])
   saved = [int(p.name) for p in (tmp_path / 'dcgan_tf' / 'checkpoints').iterdir()
            if p.name.isdigit()]
@@ -120,8 +128,11 @@ def test_non_finite_loss_stops_training_naming_step_and_metric(tiny_config, tmp_
 
 
 def test_fault_injection_tool_survives_random_kills(finished_run, tfds_data_dir, tmp_path):
-  sys.path.insert(0, str(REPO_ROOT / 'tools'))
-  import fault_injection  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location('fault_injection',
+                                                REPO_ROOT / 'tools' / 'fault_injection.py')
+  fault_injection = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = fault_injection  # Its dataclasses look their module up.
+  spec.loader.exec_module(fault_injection)
   reference_dir, _ = finished_run
   trials = fault_injection.run_trials(2, tfds_data_dir, tmp_path, seed=3,
                                       reference_dir=reference_dir)
@@ -179,4 +190,4 @@ def test_skipping_stops_when_every_update_between_log_steps_is_skipped(tiny_conf
   tiny_config.gans.dcgan_tf.optimizer.learning_rate = 1e30  # Every update soon overflows.
   images = np.random.default_rng(0).integers(0, 255, (256, 28, 28, 1), dtype=np.uint8)
   with pytest.raises(FloatingPointError, match=r'Every update of steps \d+-\d+ was non-finite'):
-    gan_trainer.train_gan(tiny_config, 'dcgan_tf', images, tmp_path, sharding.build_mesh())
+    train_tiny_gan(tiny_config, 'dcgan_tf', images, tmp_path)

@@ -1,6 +1,8 @@
 """`python -m fakejax.predict` on a tiny trained workdir and a folder of uploads."""
 
 import json
+import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -8,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakejax import predict
+from fakejax import detectors, predict
 from fakejax.data import fashion_mnist
-from fakejax.evaluation import evaluator
-from tests.conftest import REPO_ROOT, TINY_STEPS, TWO_DEVICES
+from fakejax.evaluation import restore
+from fakejax.workdir import Workdir
+from tests.conftest import REPO_ROOT, TWO_DEVICES
 
 GAN = 'dcgan_tf'
 
@@ -39,26 +42,43 @@ def run_predict(workdir, *args) -> subprocess.CompletedProcess:
       env=TWO_DEVICES, capture_output=True, text=True, timeout=600)
 
 
-def test_rows_for_good_files_and_error_rows_for_bad_ones(finished_run, uploads, tmp_path):
-  workdir, _ = finished_run
-  result = run_predict(workdir, f'--gan={GAN}', '--operating_point=youden',
+# (workdir fixture, detector name): a GAN's discriminator in the DCGAN study's workdir and
+# in a classifier study's (whose GANs live in its gan_workdir), a dedicated classifier,
+# and an autoencoder-study classifier whose input is a residual under a frozen autoencoder.
+DETECTORS = [('finished_run', f'D:{GAN}'), ('detectors_study', f'D:{GAN}'),
+             ('detectors_study', 'pooled_all'), ('autogan_study', 'residual@depth1')]
+
+
+def workdir_of(request, fixture: str):
+  value = request.getfixturevalue(fixture)
+  return value[0] if isinstance(value, tuple) else value
+
+
+@pytest.mark.parametrize('fixture,name', DETECTORS)
+def test_rows_for_good_files_and_error_rows_for_bad_ones(request, fixture, name, uploads,
+                                                        tmp_path):
+  workdir = workdir_of(request, fixture)
+  result = run_predict(workdir, f'--detector={name}', '--operating_point=youden',
                        f'--output={tmp_path / "rows.jsonl"}',
                        f'--contact_sheet={tmp_path / "flagged.png"}', str(uploads))
   assert result.returncode == predict.ERRORS_EXIT_CODE, result.stderr[-3000:]
   rows = {pathlib_name(r['path']): r for r in map(json.loads, open(tmp_path / 'rows.jsonl'))}
   assert set(rows) == {'gray_28.png', 'rgb.jpg', 'rgba.png', 'big.webp', 'truncated.png',
                        'notes.jpg', 'empty.png'}
-  report = json.loads((workdir / GAN / 'eval' / str(TINY_STEPS) / 'report.json').read_text())
-  for name in ('gray_28.png', 'rgb.jpg', 'rgba.png', 'big.webp'):
-    row = rows[name]
+  entry = detectors.find_detector(restore.workdir_config(Workdir(workdir)), Workdir(workdir), name)
+  step = entry.run.steps()[-1]
+  report = json.loads(entry.run.report_json(step).read_text())
+  for image_name in ('gray_28.png', 'rgb.jpg', 'rgba.png', 'big.webp'):
+    row = rows[image_name]
     assert 0.0 <= row['fake_probability'] <= 1.0
     assert row['decision'] == ('generated' if row['fake_probability'] >= row['threshold']
                                else 'real')
     assert row['threshold'] == report['thresholds']['youden']
-    assert row['checkpoint_step'] == TINY_STEPS and row['error'] == ''
-  for name in ('truncated.png', 'notes.jpg', 'empty.png'):
-    assert rows[name]['decision'] == 'error'
-    assert rows[name]['error']
+    assert row['checkpoint_step'] == step and row['error'] == ''
+    assert row['model'].startswith(name)
+  for image_name in ('truncated.png', 'notes.jpg', 'empty.png'):
+    assert rows[image_name]['decision'] == 'error'
+    assert rows[image_name]['error']
   assert '3 could not be read' in result.stderr
   assert (tmp_path / 'flagged.png').stat().st_size > 0
 
@@ -67,34 +87,63 @@ def pathlib_name(path: str) -> str:
   return path.rsplit('/', 1)[-1]
 
 
-def test_scores_equal_the_evaluation_modules(finished_run, tmp_path):
-  workdir, _ = finished_run
+@pytest.mark.parametrize('fixture,name', DETECTORS)
+def test_scores_equal_the_evaluation_modules(request, fixture, name, tmp_path):
+  """Predict reads files; the evaluation scores arrays with the restored detector."""
+  workdir = workdir_of(request, fixture)
   images = fashion_mnist.read_idx_split('/usr/share/datasets/fashion-mnist', 'test').images[:40]
   paths = []
   for index, image in enumerate(images):
     paths.append(tmp_path / f'{index:03d}.png')
     Image.fromarray(image[..., 0]).save(paths[-1])
   (tmp_path / 'list.txt').write_text('\n'.join(map(str, paths)) + '\n')
-  detector = predict.load_detector(workdir, GAN, -1, '0.5', batch_size=16)
+  detector = predict.load_detector(workdir, name, -1, '0.5', batch_size=16)
   rows = list(predict.score_paths(detector, predict.expand_paths([str(tmp_path / 'list.txt')]),
                                   batch_size=16))
-  config = evaluator.workdir_config(workdir)
-  gan = evaluator.restore_gan(config, workdir, GAN, [TINY_STEPS], detector.scorer.mesh)
-  p_real = evaluator.gan_scorer(gan, detector.scorer.mesh, 64).score(images)[0]
+  config = restore.workdir_config(Workdir(workdir))
+  entry = detectors.find_detector(config, Workdir(workdir), name)
+  restored = detectors.restore_detector(config, entry, entry.run.steps()[-1:],
+                                        detector.scorer.mesh, config.evaluation.batch_size)
+  p_real = restored.scorer.score(images)[0]
   np.testing.assert_allclose([r['fake_probability'] for r in rows], 1.0 - p_real, atol=1e-6)
   assert [r['threshold'] for r in rows] == [0.5] * 40
 
 
 def test_missing_checkpoint_is_a_clear_error_before_any_work(finished_run, uploads):
   workdir, _ = finished_run
-  result = run_predict(workdir, f'--gan={GAN}', '--checkpoint_step=999', str(uploads))
+  result = run_predict(workdir, f'--detector=D:{GAN}', '--checkpoint_step=999', str(uploads))
   assert result.returncode == 1
-  assert 'No checkpoint of dcgan_tf at step 999' in result.stderr
+  assert f'No checkpoint of D:{GAN} at step 999' in result.stderr
+  assert 'Traceback' not in result.stderr
   assert result.stdout == ''
 
 
-def test_several_gans_need_a_choice(finished_run, uploads):
-  workdir, _ = finished_run
-  result = run_predict(workdir, str(uploads))
+def test_several_detectors_need_a_choice_and_the_error_lists_them(detectors_study, uploads):
+  result = run_predict(detectors_study, str(uploads))
   assert result.returncode == 1
-  assert 'choose one with --gan' in result.stderr
+  assert 'choose one with --detector' in result.stderr
+  for name in ('pooled_all', 'pooled_dcgans', f'D:{GAN}', 'D:dcgan_radford'):
+    assert f"'{name}'" in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def test_a_damaged_checkpoint_is_named_with_the_intact_steps(detectors_study, uploads, tmp_path):
+  copy = tmp_path / 'copy'
+  shutil.copytree(detectors_study / 'classifiers' / 'pooled_all', copy / 'classifiers' / 'pooled_all')
+  shutil.copy(detectors_study / 'config.json', copy / 'config.json')
+  run = Workdir(copy).classifier('pooled_all')
+  latest = run.steps()[-1]
+  flip_bytes_of_largest_file(run.checkpoints / str(latest) / 'state')
+  result = run_predict(copy, '--detector=pooled_all', '--operating_point=0.5', str(uploads))
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert f'step {latest} in {run.checkpoints / str(latest)}' in result.stderr
+  assert f'Intact steps: {run.steps()[:-1]}' in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def flip_bytes_of_largest_file(folder: pathlib.Path) -> None:
+  largest = max((p for p in folder.rglob('*') if p.is_file()), key=lambda p: p.stat().st_size)
+  data = bytearray(largest.read_bytes())
+  middle = len(data) // 2
+  data[middle:middle + 64] = bytes(255 - b for b in data[middle:middle + 64])
+  largest.write_bytes(bytes(data))

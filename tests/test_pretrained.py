@@ -19,11 +19,23 @@ import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
 
-from fakejax.models import CLASSIFIER_ARCHITECTURES, pretrained  # pylint: disable=wrong-import-position
+from fakejax import models  # pylint: disable=wrong-import-position
+from fakejax.models import pretrained  # pylint: disable=wrong-import-position
 from tests.conftest import REPO_ROOT  # pylint: disable=wrong-import-position
-from tools import convert_weights  # pylint: disable=wrong-import-position
 
 TOLERANCE = 1e-4
+
+
+def load_tool(name: str):
+  """tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
+  spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # Its dataclasses look their module up.
+  spec.loader.exec_module(module)
+  return module
+
+
+convert_weights = load_tool('convert_weights')
 
 
 def identity_head(variables: dict, num_features: int) -> dict:
@@ -36,7 +48,7 @@ def identity_head(variables: dict, num_features: int) -> dict:
 def flax_features(architecture: str, converted: dict, images: np.ndarray,
                   num_features: int) -> np.ndarray:
   """Pooled features of the Flax model carrying `converted` weights."""
-  model = CLASSIFIER_ARCHITECTURES[architecture](outputs=num_features)
+  model = models.CLASSIFIERS[architecture].builder(outputs=num_features)
   variables = jax.jit(functools.partial(model.init, train=False))(
       jax.random.PRNGKey(0), jnp.asarray(images[:1]))
   variables = identity_head(pretrained.merge(variables, converted), num_features)
@@ -154,8 +166,8 @@ def resnet_config(**classifier_overrides):
 def rgb_resnet_weights(path, seed: int = 7) -> dict:
   """A converted-weights file of a tiny RGB ResNet-18 at ImageNet's stem, as the tool writes."""
   model = resnet_config().classifier
-  from fakejax import classifier_runs  # pylint: disable=g-import-not-at-top
-  variables = classifier_runs.build_classifier_model(model).init(
+  from fakejax.train import classifier_trainer  # pylint: disable=g-import-not-at-top
+  variables = classifier_trainer.classifier_model(model).init(
       jax.random.PRNGKey(seed), jnp.zeros((1, 64, 64, 3)), train=False)
   backbone = {collection: {name: value for name, value in tree.items()
                            if not name.startswith('head')}
@@ -165,12 +177,18 @@ def rgb_resnet_weights(path, seed: int = 7) -> dict:
 
 
 def test_a_classifier_starts_from_pretrained_weights_and_grayscale_sums_the_colours(tmp_path):
-  from fakejax import classifier_runs, sharding  # pylint: disable=g-import-not-at-top
+  from fakejax import sharding  # pylint: disable=g-import-not-at-top
+  from fakejax.train import classifier_trainer  # pylint: disable=g-import-not-at-top
   weights = rgb_resnet_weights(tmp_path / 'resnet18.npz')
   mesh = sharding.build_mesh()
   config = resnet_config(pretrained=str(tmp_path / 'resnet18.npz'))
-  model = classifier_runs.classifier(config, 'pretrained', (64, 64, 1), mesh=mesh)
-  state = model.job.start_from(jax.jit(model.job.init)(jax.random.PRNGKey(0)))
+  classifier = classifier_trainer.Classifier(
+      model=classifier_trainer.classifier_model(config.classifier),
+      prepare=classifier_trainer.make_prepare('image', None))
+  job = classifier_trainer.classifier_job(
+      'pretrained', config.classifier, classifier, (64, 64, 1), frozen={},
+      skip_nonfinite=config.skip_nonfinite_updates, metadata={}, mesh=mesh)
+  state = job.start_from(jax.jit(job.init)(jax.random.PRNGKey(0)))
   np.testing.assert_allclose(state.params['stem_conv']['kernel'],
                              weights['params']['stem_conv']['kernel'].sum(axis=2, keepdims=True))
   np.testing.assert_array_equal(state.params['stage4_block2']['Conv_1']['kernel'],
@@ -189,22 +207,22 @@ def test_weights_for_another_model_or_a_corrupt_file_are_refused(tmp_path):
   with pytest.raises(pretrained.PretrainedWeightsError, match='Cannot read pretrained weights'):
     pretrained.load(tmp_path / 'corrupt.npz', 'resnet18')
   del weights['params']['stage4_block2']
-  model = CLASSIFIER_ARCHITECTURES['resnet18'](features=(4, 8, 8, 8))
+  model = models.CLASSIFIERS['resnet18'].builder(features=(4, 8, 8, 8))
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)), train=False)
   with pytest.raises(pretrained.PretrainedWeightsError, match=r'missing \(first: \[.params/stage4_block2'):
     pretrained.merge(variables, weights)
-  wide = CLASSIFIER_ARCHITECTURES['resnet18'](features=(8, 8, 8, 8))
+  wide = models.CLASSIFIERS['resnet18'].builder(features=(8, 8, 8, 8))
   variables = wide.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)), train=False)
   with pytest.raises(pretrained.PretrainedWeightsError, match='has shape'):
     pretrained.merge(variables, rgb_resnet_weights(path))
 
 
 def test_a_missing_pretrained_file_is_a_config_error(tmp_path):
-  from fakejax.config import ConfigError, validate_config  # pylint: disable=g-import-not-at-top
-  from fakejax.models import GAN_ARCHITECTURES  # pylint: disable=g-import-not-at-top
+  from fakejax import studies  # pylint: disable=g-import-not-at-top
+  from fakejax.config import ConfigError  # pylint: disable=g-import-not-at-top
   config = resnet_config(pretrained=str(tmp_path / 'absent.npz'))
   with pytest.raises(ConfigError, match="'classifier.pretrained' names .*absent.npz"):
-    validate_config(config, num_devices=8, architectures=GAN_ARCHITECTURES)
+    studies.validate(config, num_devices=8)
 
 
 def test_the_conversion_tool_writes_a_file_the_classifier_loads(tmp_path):

@@ -52,12 +52,22 @@ class HideTensorFlow:  # As if TensorFlow were not installed.
       raise ModuleNotFoundError(f'No module named {name!r}', name=name)
 
 sys.meta_path.insert(0, HideTensorFlow())
-sys.path.insert(0, 'tools')
-import benchmark  # First: it imports PyTorch (where installed) before JAX.
-import benchmark_layers
-from fakejax import autogan, classifier_runs, detectors
-from fakejax.evaluation import evaluator
-from fakejax.train import loop
+
+import importlib.util
+
+def load_tool(name):
+  spec = importlib.util.spec_from_file_location(name, f'tools/{name}.py')
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[name] = module  # Its dataclasses look their module up.
+  spec.loader.exec_module(module)
+  return module
+
+load_tool('benchmark')  # First: it imports PyTorch (where installed) before JAX.
+load_tool('benchmark_layers')
+from fakejax import detectors, studies
+from fakejax.evaluation import discriminators, restore, scoring
+from fakejax.studies import autogan, dcgan, dedicated
+from fakejax.train import autoencoder_trainer, classifier_trainer, gan_trainer, loop
 print('imported')
 '''
 

@@ -9,7 +9,7 @@ import pytest
 from fakejax import sharding
 from fakejax.data import fashion_mnist
 from fakejax.models import GAN_ARCHITECTURES, build_gan
-from fakejax.train import gan_state, gan_steps, gan_trainer
+from fakejax.train import gan_state, gan_steps, gan_trainer, optimizers
 from configs import dcgan_fmnist
 
 BATCH = 32

@@ -45,14 +45,13 @@ import jax
 import ml_collections
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
 from configs import autogan_fmnist, dcgan_fmnist, detectors_fmnist  # noqa: E402
-from fakejax import autogan, classifier_runs, sharding  # noqa: E402
-from fakejax.evaluation import evaluator  # noqa: E402
+from fakejax import sharding  # noqa: E402
+from fakejax.evaluation import scoring  # noqa: E402
 from fakejax.data import pipeline  # noqa: E402
 from fakejax.models import COMPUTE_DTYPES, build_gan, mobilenets  # noqa: E402
-from fakejax.train import autoencoder_gan, classifier_steps, gan_state, gan_steps  # noqa: E402
+from fakejax.train import (autoencoder_gan, autoencoder_trainer, classifier_steps,  # noqa: E402
+                           classifier_trainer, gan_state, gan_steps, optimizers)
 
 # 2 cores x AVX-512 (2 FMA units x 16 float32 lanes x 2 flops) x ~1.8 GHz, measured as
 # ~231 GFLOP/s on this project's CPU machines. Pass --peak_gflops for others.
@@ -97,7 +96,7 @@ def autogan_workload(autoencoder_name: str):
   """The autoencoder-GAN of `configs/autogan_fmnist.py`; inference is reconstruction."""
   config = autogan_fmnist.get_config()
   ae_config = config.autoencoders[autoencoder_name]
-  autoencoder = autogan.build_autoencoder(ae_config)
+  autoencoder = autoencoder_trainer.autoencoder_of(ae_config)
   discriminator = build_gan(ae_config.discriminator).discriminator
   tx = optimizers.from_config(ae_config.optimizer)
   step = autoencoder_gan.make_train_step(
@@ -139,11 +138,17 @@ def classifier_config(model: str) -> ml_collections.ConfigDict:
 def classifier_workload(model: str):
   """A classifier of `classifier_config(model)`, on raw images."""
   config = classifier_config(model)
-  classifier = classifier_runs.classifier(config, 'benchmark', (28, 28, 1))
+  classifier = classifier_trainer.Classifier(
+      model=classifier_trainer.classifier_model(config.classifier),
+      prepare=classifier_trainer.make_prepare('image', None))
+  # No pretrained start, so no mesh to place its weights on.
+  job = classifier_trainer.classifier_job(
+      'benchmark', config.classifier, classifier, (28, 28, 1), frozen={},
+      skip_nonfinite=config.skip_nonfinite_updates, metadata={}, mesh=None)
   score = classifier_steps.make_score(classifier.model, classifier.prepare)
   examples = {'image': random_images(60_000),
               'label': np.random.default_rng(2).integers(0, 2, 60_000).astype(np.int32)}
-  return (classifier.job.init, classifier.job.train_step,
+  return (job.init, job.train_step,
           lambda state, images: score(classifier_steps.variables(state), images), examples)
 
 
@@ -197,7 +202,7 @@ class JaxRunner:
     self.compile_seconds = time.perf_counter() - start
     self.flops = traced_flops(train_step, self.state, self.batch)
     self.step = step
-    infer = jax.jit(evaluator.in_chunks(infer, num_shards=1))  # As the evaluation scores.
+    infer = jax.jit(scoring.in_chunks(infer, num_shards=1))  # As the evaluation scores.
     self.score_images = jax.device_put(np.random.default_rng(1).integers(
         0, 255, (SCORE_BATCH, 28, 28, 1), dtype=np.uint8), device)
     self.score = lambda: infer(self.state, self.score_images)

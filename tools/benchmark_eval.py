@@ -9,17 +9,15 @@ prints a Markdown table. Run it twice for figures without compilation.
 """
 
 import argparse
-import pathlib
-import sys
 import time
 
 import jax
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from fakejax import sharding  # noqa: E402
-from fakejax.data import fashion_mnist, pipeline  # noqa: E402
-from fakejax.evaluation import evaluator  # noqa: E402
+from fakejax import sharding
+from fakejax.data import fashion_mnist, pipeline
+from fakejax.evaluation import discriminators, restore
+from fakejax.studies import common
+from fakejax.workdir import Workdir
 
 
 def images_processed(config, splits: pipeline.StudySplits) -> int:
@@ -38,8 +36,8 @@ def main() -> None:
   parser.add_argument('--num_fake_samples', type=int, default=10_000)
   parser.add_argument('--repeats', type=int, default=2)
   args = parser.parse_args()
-  workdir = pathlib.Path(args.workdir)
-  config = evaluator.workdir_config(workdir)
+  workdir = Workdir(args.workdir)
+  config = restore.workdir_config(workdir)
   config.data.test_split = 'test'
   config.data.train_split = 'train'
   config.evaluation.num_fake_samples = args.num_fake_samples
@@ -51,10 +49,12 @@ def main() -> None:
   for repeat in range(args.repeats):
     fashion_mnist.load_split.cache_clear()  # Time the reading, not a cached copy.
     start = time.perf_counter()
-    splits = pipeline.load_study_splits(config)
+    splits = pipeline.load_study_splits(config.data, config.seed)
     input_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    evaluator.evaluate_workdir(config, workdir, 'latest', mesh=mesh, splits=splits)
+    discriminators.evaluate_discriminators(
+        config.gans, workdir, 'latest', reals=splits, settings=common.eval_settings(config),
+        seed=config.seed, mesh=mesh)
     model_seconds = time.perf_counter() - start
     images = images_processed(config, splits)
     total = input_seconds + model_seconds

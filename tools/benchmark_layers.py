@@ -18,7 +18,6 @@ import dataclasses
 import json
 import pathlib
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
@@ -27,9 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from fakejax.models import layers  # noqa: E402
+from fakejax.models import layers
 
 
 class Function(nn.Module):

@@ -1,24 +1,23 @@
 r"""Images/s of `fakejax.predict` on a folder of PNGs: reading, decoding and scoring.
 
-  python tools/benchmark_predict.py --workdir=runs/dcgan_fmnist --gan=dcgan_radford \
+  python tools/benchmark_predict.py --workdir=runs/dcgan_fmnist --detector=D:dcgan_radford \
       --num_images=10000
 
 Writes Fashion-MNIST test images (repeated as needed) as PNG files into a temporary folder,
 scores them as predict does, and prints the time of each part and the total images/s.
+--detector names the detector as predict's flag does: `D:<gan>` for a GAN's
+discriminator, a classifier's name for a classifier (empty: the workdir's only one).
 """
 
 import argparse
 import pathlib
-import sys
 import tempfile
 import time
 
 from PIL import Image
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from fakejax import predict  # noqa: E402
-from fakejax.data import fashion_mnist  # noqa: E402
+from fakejax import predict
+from fakejax.data import fashion_mnist
 
 
 def write_pngs(folder: pathlib.Path, num_images: int, idx_dir: str) -> None:
@@ -30,7 +29,8 @@ def write_pngs(folder: pathlib.Path, num_images: int, idx_dir: str) -> None:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--workdir', required=True)
-  parser.add_argument('--gan', default='')
+  parser.add_argument('--detector', default='',
+                      help="'D:<gan>' for a GAN's discriminator, or a classifier's name.")
   parser.add_argument('--num_images', type=int, default=10_000)
   parser.add_argument('--batch_size', type=int, default=256)
   parser.add_argument('--idx_dir', default='/usr/share/datasets/fashion-mnist')
@@ -40,7 +40,7 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as folder:
     folder = pathlib.Path(folder)
     write_pngs(folder, args.num_images, args.idx_dir)
-    detector = predict.load_detector(pathlib.Path(args.workdir), args.gan, -1, '0.5',
+    detector = predict.load_detector(pathlib.Path(args.workdir), args.detector, -1, '0.5',
                                      args.batch_size)
     paths = list(predict.expand_paths([str(folder)]))
     # Warm-up: compile the scoring function for the batch shape.

@@ -14,6 +14,9 @@ import json
 import pathlib
 import sys
 
+from fakejax import errors
+from fakejax.workdir import RunDir
+
 # (column, report -> value). Own-fakes figures are at the default threshold 0.5.
 COLUMNS = (
     ('accuracy', lambda r: r['splits']['own_fakes_vs_reals']['at_threshold']['default_0.5']
@@ -33,17 +36,22 @@ COLUMNS = (
 )
 
 
+class NoReportsError(errors.UserError, FileNotFoundError):
+  """A folder that holds no evaluated GAN: not an evaluated DCGAN-study workdir."""
+
+
 def latest_reports(workdir: pathlib.Path) -> dict[str, dict]:
   """GAN name -> its latest report.json in `workdir`."""
   reports = {}
   for eval_dir in sorted(workdir.glob('*/eval')):
-    steps = [int(p.name) for p in eval_dir.iterdir() if (p / 'report.json').is_file()]
+    run = RunDir(eval_dir.parent)
+    steps = [int(p.name) for p in eval_dir.iterdir()
+             if p.name.isdigit() and run.report_json(int(p.name)).is_file()]
     if steps:
-      reports[eval_dir.parent.name] = json.loads(
-          (eval_dir / str(max(steps)) / 'report.json').read_text())
+      reports[eval_dir.parent.name] = json.loads(run.report_json(max(steps)).read_text())
   if not reports:
-    raise FileNotFoundError(f'{workdir} holds no <gan>/eval/<step>/report.json: is it a '
-                            'workdir of the DCGAN study, evaluated?')
+    raise NoReportsError(f'{workdir} holds no <gan>/eval/<step>/report.json: is it a '
+                         'workdir of the DCGAN study, evaluated?')
   return reports
 
 
@@ -68,21 +76,19 @@ def comparison_markdown(runs: dict[str, dict[str, dict]]) -> str:
   return '\n'.join(lines)
 
 
-def main() -> None:
+@errors.exit_on_user_error
+def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('workdirs', nargs='+', type=pathlib.Path)
   parser.add_argument('--labels', default='',
                       help='Comma-separated, one per workdir (default: the workdir paths).')
-  args = parser.parse_args()
+  args = parser.parse_args(argv[1:])
   labels = args.labels.split(',') if args.labels else [str(w) for w in args.workdirs]
   if len(labels) != len(args.workdirs):
     parser.error(f'{len(labels)} labels for {len(args.workdirs)} workdirs.')
-  try:
-    runs = {label: latest_reports(workdir) for label, workdir in zip(labels, args.workdirs)}
-  except FileNotFoundError as error:
-    sys.exit(str(error))
+  runs = {label: latest_reports(workdir) for label, workdir in zip(labels, args.workdirs)}
   print(comparison_markdown(runs))
 
 
 if __name__ == '__main__':
-  main()
+  main(sys.argv)

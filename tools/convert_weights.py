@@ -17,13 +17,11 @@ loads weights='imagenet' itself: convert its ImageNet weights with --weights=ima
 import argparse
 import os
 import pathlib
-import sys
 
 import jax
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from fakejax.models import pretrained  # pylint: disable=g-import-not-at-top
+from fakejax.models import pretrained
 
 # Our architecture name -> the Keras Applications constructor's name.
 KERAS_APPLICATIONS = {'mobilenet_v2': 'MobileNetV2', 'mobilenet_v3_large': 'MobileNetV3Large',

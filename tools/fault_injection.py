@@ -25,10 +25,10 @@ import jax
 import numpy as np
 from absl import logging
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from fakejax.train import checkpoints
+from fakejax.workdir import RunDir
 
-from fakejax.train import checkpoints  # noqa: E402
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]  # Where `fakejax.main` runs.
 
 COMPARED = ('g_params', 'd_params', 'g_batch_stats', 'd_batch_stats')
 INCOMPLETE_MARKER = checkpoints.INCOMPLETE_MARKER
@@ -61,10 +61,10 @@ def run_to_end(workdir: pathlib.Path, data_dir: str, env: dict) -> None:
 
 def final_parameters(workdir: pathlib.Path) -> dict:
   states = {}
-  for gan_dir in sorted(p for p in workdir.iterdir() if (p / 'checkpoints').is_dir()):
-    steps = [int(p.name) for p in (gan_dir / 'checkpoints').iterdir() if p.name.isdigit()]
+  for gan_dir in sorted(p for p in workdir.iterdir() if RunDir(p).checkpoints.is_dir()):
+    run = RunDir(gan_dir)
     # As NumPy: the runs used more devices than this process has.
-    state = checkpoints.read_state_as_numpy(gan_dir / 'checkpoints' / str(max(steps)) / 'state')
+    state = checkpoints.read_state_as_numpy(run.checkpoints / str(run.steps()[-1]) / 'state')
     states[gan_dir.name] = {name: state[name] for name in COMPARED}
   return states
 

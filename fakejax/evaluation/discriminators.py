@@ -14,6 +14,7 @@ from jax.sharding import Mesh
 
 from fakejax.data import fake_pool, pipeline
 from fakejax.evaluation import assemble, restore
+from fakejax.train import checkpoints
 from fakejax.workdir import Workdir
 
 
@@ -25,7 +26,7 @@ def restore_gans(gans: ml_collections.ConfigDict, gan_dir: Workdir, which_steps:
     run = gan_dir.gan(name)
     available = run.steps()
     if not available:
-      raise restore.CheckpointNotFoundError(
+      raise checkpoints.CheckpointNotFoundError(
           f"No checkpoint of GAN '{name}' in {run.checkpoints}: train it first "
           f'(python -m fakejax.main --workdir={gan_dir.root} ...).')
     steps = restore.select_steps(available, which_steps)

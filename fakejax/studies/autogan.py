@@ -53,16 +53,15 @@ def variants(config: ml_collections.ConfigDict) -> list[Variant]:
   return out
 
 
-def train_autoencoders(config: ml_collections.ConfigDict, workdir: Workdir,
-                       reals: pipeline.StudySplits, mesh: Mesh) -> dict[str, dict]:
+def train_autoencoders(autoencoders: ml_collections.ConfigDict, settings: loop.LoopSettings,
+                       workdir: Workdir, reals: pipeline.StudySplits,
+                       mesh: Mesh) -> dict[str, dict]:
   """Trains (or resumes) every autoencoder on the training reals; their parameters."""
   grid_images = reals.validation[:autoencoder_trainer.NUM_IMAGES_IN_GRID]
   params = {}
-  for name, ae_config in config.autoencoders.items():
-    settings = loop.LoopSettings.from_config(config, batch_size=ae_config.batch_size,
-                                             num_epochs=ae_config.num_epochs)
+  for name, ae_config in autoencoders.items():
     params[name] = autoencoder_trainer.train_autoencoder(
-        name, ae_config, settings, reals.train, grid_images, workdir.autoencoder(name), mesh)
+        name, ae_config, settings.for_model(ae_config), reals.train, grid_images, workdir.autoencoder(name), mesh)
   return params
 
 
@@ -73,8 +72,9 @@ def restore_autoencoders(config: ml_collections.ConfigDict, workdir: Workdir,
           for name, ae_config in config.autoencoders.items()}
 
 
-def train_classifier(config: ml_collections.ConfigDict, workdir: Workdir, variant: Variant,
-                     autoencoder_params: dict, data: fake_pool.StudyData, mesh: Mesh) -> None:
+def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSettings,
+                     workdir: Workdir, variant: Variant, autoencoder_params: dict,
+                     data: fake_pool.StudyData, mesh: Mesh) -> None:
   """Trains (or resumes) the classifier of one variant: its input, its frozen autoencoder."""
   autoencoder, frozen = None, {}
   if variant.autoencoder is not None:
@@ -96,9 +96,8 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: Workdir, varian
   train_set = classifier_trainer.train_set(
       data.reals.train[:config.classifier.max_train_reals],
       [data.fakes[generator]['train'] for generator in trained_on])
-  settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
-                                           num_epochs=config.classifier.num_epochs)
-  loop.train(job, settings, train_set, workdir.classifier(variant.name).path, mesh)
+  loop.train(job, settings.for_model(config.classifier), train_set,
+             workdir.classifier(variant.name).path, mesh)
 
 
 def reconstruction_errors(config: ml_collections.ConfigDict, autoencoder_params: dict,
@@ -180,7 +179,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
              data: fake_pool.StudyData | None = None,
              autoencoder_params: dict | None = None) -> dict:
   """Every classifier on every split: reports, and the comparison table."""
-  data = common.study_data(config, workdir, mesh, train=False) if data is None else data
+  data = common.study_data(config, workdir, mesh, train=None) if data is None else data
   if autoencoder_params is None:
     autoencoder_params = restore_autoencoders(config, workdir, data.reals.train.shape[1:], mesh)
   reports = {}
@@ -197,8 +196,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   """Runs the study in `workdir` (resuming what is there); returns the comparison rows."""
   workdir, mesh = common.start(config, workdir)
-  data = common.study_data(config, workdir, mesh, train=True)
-  autoencoder_params = train_autoencoders(config, workdir, data.reals, mesh)
+  settings = loop.LoopSettings.from_config(config)
+  data = common.study_data(config, workdir, mesh, train=settings)
+  autoencoder_params = train_autoencoders(config.autoencoders, settings, workdir, data.reals, mesh)
   for variant in variants(config):
-    train_classifier(config, workdir, variant, autoencoder_params, data, mesh)
+    train_classifier(config, settings, workdir, variant, autoencoder_params, data, mesh)
   return evaluate(config, workdir, 'latest', mesh, data, autoencoder_params)

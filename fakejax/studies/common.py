@@ -39,13 +39,13 @@ def eval_settings(config: ml_collections.ConfigDict) -> assemble.EvalSettings:
                                generators=config_lib.study_generators(config))
 
 
-def train_gans(config: ml_collections.ConfigDict, reals: pipeline.StudySplits,
-               workdir: Workdir, mesh: Mesh) -> dict[str, gan_trainer.GanRun]:
-  """Trains (or resumes) every GAN of the config in the workdir."""
-  settings = loop.LoopSettings.from_config(config)
+def train_gans(gans: ml_collections.ConfigDict, settings: loop.LoopSettings,
+               reals: pipeline.StudySplits, workdir: Workdir,
+               mesh: Mesh) -> dict[str, gan_trainer.GanRun]:
+  """Trains (or resumes) every GAN of a config's `gans` group in the workdir."""
   return {name: gan_trainer.train_gan(name, gan_config, settings, reals.train,
                                       workdir.gan(name), mesh)
-          for name, gan_config in config.gans.items()}
+          for name, gan_config in gans.items()}
 
 
 def _gan_fakes(gan_config, run: RunDir, name: str, step: int, *, num_train: int, num_eval: int,
@@ -84,16 +84,17 @@ MoreSources = Callable[[pipeline.StudySplits, int], dict[str, fake_pool.FakeSour
 
 
 def study_data(config: ml_collections.ConfigDict, workdir: Workdir, mesh: Mesh, *,
-               train: bool, more_sources: MoreSources | None = None) -> fake_pool.StudyData:
-  """Reals and every generator's fakes; with `train`, the GANs are trained here first
-  when the config names no `gan_workdir`."""
+               train: loop.LoopSettings | None, more_sources: MoreSources | None = None
+               ) -> fake_pool.StudyData:
+  """Reals and every generator's fakes; with `train` settings, the GANs are trained here
+  first when the config names no `gan_workdir` (else they must have been trained)."""
   if config.data.folder:
     return fake_pool.folder_study_data(config.data.folder, tuple(config.data.image_shape),
                                        config.data.data_dir, config.data.validation_fraction,
                                        config.seed)
   reals = pipeline.load_study_splits(config.data, config.seed)
-  if train and not config.gan_workdir:
-    train_gans(config, reals, workdir, mesh)
+  if train is not None and not config.gan_workdir:
+    train_gans(config.gans, train, reals, workdir, mesh)
   num_train = num_train_fakes(config, reals)
   sources = gan_sources(config, gan_workdir(workdir, config.gan_workdir), num_train, mesh)
   if more_sources is not None:

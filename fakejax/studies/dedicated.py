@@ -103,22 +103,20 @@ def _autoencoder_source(name: str, ae_config, params: dict, step: int,
 
 
 def autoencoder_sources(config: ml_collections.ConfigDict, workdir: Workdir, mesh: Mesh,
-                        train: bool) -> common.MoreSources:
+                        train: loop.LoopSettings | None) -> common.MoreSources:
   """The autoencoder-GANs of config.autoencoder_generators as generators of the study.
 
-  Each is trained on the training reals (or resumed, or with `train` False restored) in
-  the workdir; its fakes are its reconstructions of training, validation and seen-class
+  Each is trained on the training reals (or resumed; without `train` settings, restored)
+  in the workdir; its fakes are its reconstructions of training, validation and seen-class
   test reals.
   """
   def sources(reals: pipeline.StudySplits, num_train: int) -> dict[str, fake_pool.FakeSource]:
     out = {}
     for name, ae_config in config.autoencoder_generators.items():
       run = workdir.autoencoder(name)
-      if train:
-        settings = loop.LoopSettings.from_config(config, batch_size=ae_config.batch_size,
-                                                 num_epochs=ae_config.num_epochs)
+      if train is not None:
         params = autoencoder_trainer.train_autoencoder(
-            name, ae_config, settings, reals.train,
+            name, ae_config, train.for_model(ae_config), reals.train,
             reals.validation[:autoencoder_trainer.NUM_IMAGES_IN_GRID], run, mesh)
         step = run.steps()[-1]
       else:
@@ -131,8 +129,9 @@ def autoencoder_sources(config: ml_collections.ConfigDict, workdir: Workdir, mes
   return sources
 
 
-def train_classifier(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
-                     trained_on: Sequence[str], data: fake_pool.StudyData, mesh: Mesh) -> None:
+def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSettings,
+                     workdir: Workdir, name: str, trained_on: Sequence[str],
+                     data: fake_pool.StudyData, mesh: Mesh) -> None:
   """Trains (or resumes) the classifier of train set `name` on reals and its fakes."""
   image_shape = data.reals.train.shape[1:]
   classifier = classifier_trainer.Classifier(
@@ -149,9 +148,8 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: Workdir, name: 
   train_set = classifier_trainer.train_set(
       data.reals.train[:config.classifier.max_train_reals],
       [data.fakes[generator]['train'] for generator in trained_on])
-  settings = loop.LoopSettings.from_config(config, batch_size=config.classifier.batch_size,
-                                           num_epochs=config.classifier.num_epochs)
-  loop.train(job, settings, train_set, workdir.classifier(name).path, mesh)
+  loop.train(job, settings.for_model(config.classifier), train_set,
+             workdir.classifier(name).path, mesh)
 
 
 def write_table(workdir: Workdir, rows: list[dict], generators) -> None:
@@ -168,8 +166,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
              data: fake_pool.StudyData | None = None) -> dict:
   """Every classifier and discriminator on every generator: reports and the table."""
   if data is None:
-    data = common.study_data(config, workdir, mesh, train=False,
-                             more_sources=autoencoder_sources(config, workdir, mesh, False))
+    data = common.study_data(config, workdir, mesh, train=None,
+                             more_sources=autoencoder_sources(config, workdir, mesh, None))
   generators = list(data.fakes)  # Each GAN and autoencoder, or the folder's fakes.
   rows = []
   for name in config.train_sets:
@@ -190,8 +188,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   """Runs the study in `workdir` (resuming what is there); returns the table rows."""
   workdir, mesh = common.start(config, workdir)
-  data = common.study_data(config, workdir, mesh, train=True,
-                           more_sources=autoencoder_sources(config, workdir, mesh, True))
+  settings = loop.LoopSettings.from_config(config)
+  data = common.study_data(config, workdir, mesh, train=settings,
+                           more_sources=autoencoder_sources(config, workdir, mesh, settings))
   for name, trained_on in config.train_sets.items():
-    train_classifier(config, workdir, name, list(trained_on), data, mesh)
+    train_classifier(config, settings, workdir, name, list(trained_on), data, mesh)
   return evaluate(config, workdir, 'latest', mesh, data)

@@ -178,8 +178,9 @@ def restore_states(run: RunDir, steps: Sequence[int], like_state: Any) -> list[A
         states.append(restore(manager, step, like_state)[0])
       except Exception as error:  # Whatever broke, the user's next move is the same.
         intact = [s for s in run.steps() if s != step and _restores(manager, s, like_state)]
+        detail = (str(error).splitlines() or [''])[0][:200]  # Storage errors run to pages.
         raise CheckpointCorruptError(
             f'The checkpoint of step {step} in {run.checkpoints / str(step)} cannot be '
-            f'restored ({type(error).__name__}: {error}). Intact steps: {intact or "none"}; '
+            f'restored ({type(error).__name__}: {detail}). Intact steps: {intact or "none"}; '
             'choose one with --checkpoint_step (predict) or --steps (evaluate).') from None
   return states

@@ -43,6 +43,30 @@ ProducerLoss = Callable[[jax.Array, jax.Array], tuple[jax.Array, Metrics]]
 Produce = Callable[[dict], tuple[jax.Array, dict]]
 
 
+def _update_players(state: GanState, tx: optax.GradientTransformation, grads: tuple,
+                    batch_stats: tuple, losses: tuple, skip_nonfinite: bool
+                    ) -> tuple[GanState, jax.Array]:
+  """Both players' optimiser steps; with `skip_nonfinite`, kept out where not all finite."""
+  (g_grads, d_grads), (g_batch_stats, d_batch_stats) = grads, batch_stats
+  g_updates, g_opt_state = tx.update(g_grads, state.g_opt_state, state.g_params)
+  d_updates, d_opt_state = tx.update(d_grads, state.d_opt_state, state.d_params)
+  updated = state.replace(
+      step=state.step + 1,
+      g_params=optax.apply_updates(state.g_params, g_updates),
+      g_batch_stats=g_batch_stats,
+      g_opt_state=g_opt_state,
+      d_params=optax.apply_updates(state.d_params, d_updates),
+      d_batch_stats=d_batch_stats,
+      d_opt_state=d_opt_state,
+  )
+  finite = jnp.all(jnp.isfinite(jnp.stack([
+      *losses, optax.global_norm(g_updates), optax.global_norm(d_updates)])))
+  if not skip_nonfinite:
+    return updated, finite
+  kept = state.replace(step=state.step + 1)
+  return jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, kept), finite
+
+
 def adversarial_update(state: GanState, real: jax.Array, produce: Produce,
                        producer_loss: ProducerLoss, discriminator: nn.Module,
                        tx: optax.GradientTransformation, dropout_keys: tuple[jax.Array, jax.Array],
@@ -77,24 +101,8 @@ def adversarial_update(state: GanState, real: jax.Array, produce: Produce,
   _, fake_cotangent = losses_vjp((zero, one))
   (g_grads,) = produce_vjp(fake_cotangent)
 
-  g_updates, g_opt_state = tx.update(g_grads, state.g_opt_state, state.g_params)
-  d_updates, d_opt_state = tx.update(d_grads, state.d_opt_state, state.d_params)
-  updated = state.replace(
-      step=state.step + 1,
-      g_params=optax.apply_updates(state.g_params, g_updates),
-      g_batch_stats=g_batch_stats,
-      g_opt_state=g_opt_state,
-      d_params=optax.apply_updates(state.d_params, d_updates),
-      d_batch_stats=d_batch_stats,
-      d_opt_state=d_opt_state,
-  )
-  finite = jnp.all(jnp.isfinite(jnp.stack([
-      d_loss, g_loss, optax.global_norm(g_updates), optax.global_norm(d_updates)])))
-  if skip_nonfinite:
-    kept = state.replace(step=state.step + 1)
-    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, kept)
-  else:
-    new_state = updated
+  new_state, finite = _update_players(state, tx, (g_grads, d_grads), (g_batch_stats, d_batch_stats),
+                                      (d_loss, g_loss), skip_nonfinite)
   metrics = {
       'd_loss': d_loss,
       'g_loss': g_loss,

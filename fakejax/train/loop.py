@@ -47,6 +47,11 @@ class LoopSettings:
               if field.name not in overrides}
     return cls(**values, **overrides)
 
+  def for_model(self, model_config: ml_collections.ConfigDict) -> 'LoopSettings':
+    """These settings with a model's own `batch_size` and `num_epochs` (its config group)."""
+    return dataclasses.replace(self, batch_size=model_config.batch_size,
+                               num_epochs=model_config.num_epochs)
+
 
 @dataclasses.dataclass
 class Job:
@@ -212,52 +217,80 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
       logging.info('%s stopped early at step %d; not trained further.', job.name, start_step)
       return TrainResult(state=state, resumed_from_step=start_step, num_steps=start_step,
                          run_dir=run_dir)
-    writer = make_writer(run_dir / 'tensorboard')
-    train_step = jax.jit(job.train_step,
-                         in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
-                         out_shardings=sharding.replicated(mesh), donate_argnums=0)
-
-    def write_images(step: int, state) -> None:
-      if job.images is not None:
-        writer.write_images(step, {name: grid[None] for name, grid in job.images(state).items()})
-
     logging.info('%s: %d training examples, %d steps of %d (global batch), from step %d.',
                  job.name, pipeline.count_examples(train_data), num_steps, settings.batch_size,
                  start_step)
-    progress = make_progress_report(num_steps, writer, settings.log_every_steps)
+    steps = _Steps(job=job, settings=settings, mesh=mesh, manager=manager,
+                   writer=make_writer(run_dir / 'tensorboard'), data_iterator=data_iterator,
+                   steps_per_epoch=steps_per_epoch, num_steps=num_steps)
+    state, num_steps = steps.run(state, start_step)
+  return TrainResult(state=state, resumed_from_step=start_step, num_steps=num_steps,
+                     run_dir=run_dir)
+
+
+@dataclasses.dataclass
+class _Steps:
+  """The step loop of one `train` call: steps, epoch ends, metrics, images, checkpoints."""
+  job: Job
+  settings: LoopSettings
+  mesh: Mesh
+  manager: Any
+  writer: Any
+  data_iterator: grain.DatasetIterator
+  steps_per_epoch: int
+  num_steps: int
+
+  def write_images(self, step: int, state) -> None:
+    if self.job.images is not None:
+      self.writer.write_images(step, {name: grid[None]
+                                      for name, grid in self.job.images(state).items()})
+
+  def end_epoch(self, step: int, state) -> tuple[Any, bool]:
+    """The job's epoch-end hook after an epoch's last step; whether to stop early."""
+    if self.job.on_epoch_end is None or step % self.steps_per_epoch:
+      return state, False
+    epoch = step // self.steps_per_epoch
+    state, epoch_metrics, stop_early = self.job.on_epoch_end(state, epoch)
+    self.writer.write_scalars(step, epoch_metrics)
+    logging.info('%s, end of epoch %d: %s', self.job.name, epoch,
+                 ', '.join(f'{k}={v:.4f}' for k, v in sorted(epoch_metrics.items())))
+    return state, stop_early
+
+  def run(self, state, start_step: int) -> tuple[Any, int]:
+    """Steps from `start_step` to the end (or an early stop); returns (state, last step)."""
+    settings, mesh, num_steps = self.settings, self.mesh, self.num_steps
+    train_step = jax.jit(self.job.train_step,
+                         in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+                         out_shardings=sharding.replicated(mesh), donate_argnums=0)
+    progress = make_progress_report(num_steps, self.writer, settings.log_every_steps)
     pending_metrics = []
     with PreemptionGuard(settings.preemption_check_every_steps) as preemption:
       for step in range(start_step + 1, num_steps + 1):
-        batch = sharding.global_batch(mesh, next(data_iterator))
-        state, metrics = train_step(state, batch)
+        state, metrics = train_step(state, sharding.global_batch(mesh, next(self.data_iterator)))
         pending_metrics.append(metrics)
         progress(step)
-        stop_early = False
-        if job.on_epoch_end is not None and step % steps_per_epoch == 0:
-          state, epoch_metrics, stop_early = job.on_epoch_end(state, step // steps_per_epoch)
-          writer.write_scalars(step, epoch_metrics)
-          logging.info('%s, end of epoch %d: %s', job.name, step // steps_per_epoch,
-                       ', '.join(f'{k}={v:.4f}' for k, v in sorted(epoch_metrics.items())))
+        state, stop_early = self.end_epoch(step, state)
         is_last = step == num_steps or stop_early
         stop = preemption.stop_after(step)
         checkpoint_due = is_last or stop or step % settings.checkpoint_every_steps == 0
         if checkpoint_due or step % settings.log_every_steps == 0:
           # Checked before saving: a checkpoint never holds a non-finite state.
-          flush_metrics(writer, step, pending_metrics, settings.skip_nonfinite_updates)
+          flush_metrics(self.writer, step, pending_metrics, settings.skip_nonfinite_updates)
         if is_last or step % settings.sample_every_steps == 0:
-          write_images(step, state)
+          self.write_images(step, state)
         if checkpoint_due:
-          checkpoints.save(manager, step, state, data_iterator.get_state(), force=is_last or stop,
-                           metadata=job.metadata)
+          checkpoints.save(self.manager, step, state, self.data_iterator.get_state(),
+                           force=is_last or stop, metadata=self.job.metadata)
         if stop:
-          manager.wait_until_finished()
-          writer.flush()
-          raise Preempted(job.name, step)
+          self.finish()
+          raise Preempted(self.job.name, step)
         if stop_early:
-          logging.info('%s stopped early after step %d.', job.name, step)
+          logging.info('%s stopped early after step %d.', self.job.name, step)
           num_steps = step
           break
-    manager.wait_until_finished()
-    writer.flush()
-    return TrainResult(state=state, resumed_from_step=start_step, num_steps=num_steps,
-                       run_dir=run_dir)
+    self.finish()
+    return state, num_steps
+
+  def finish(self) -> None:
+    self.manager.wait_until_finished()
+    self.writer.flush()
