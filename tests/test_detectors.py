@@ -15,6 +15,7 @@ from fakejax.data import image_sets
 from fakejax.models import CLASSIFIERS
 from fakejax.studies import dedicated as detectors
 from fakejax.train import classifier_steps, classifier_trainer, loop
+from fakejax.workdir import RunDir
 from tests.conftest import GANS, rerun_evaluation
 
 
@@ -272,11 +273,11 @@ def test_an_early_stop_is_saved_and_a_resumed_run_does_not_train_further(tmp_pat
     return state.replace(schedule=jax.device_put(schedule, sharding.replicated(mesh))), metrics, True
 
   job.on_epoch_end = stop_after_first_epoch
-  result = loop.train(job, settings, train, tmp_path / 'run', mesh)
+  result = loop.train(job, settings, train, RunDir(tmp_path / 'run'), mesh)
   assert result.num_steps == 4  # One epoch of 64 examples at batch 16, of 3.
   assert sorted(int(p.name) for p in (tmp_path / 'run' / 'checkpoints').iterdir()
                 if p.name.isdigit())[-1] == 4
-  again = loop.train(job, settings, train, tmp_path / 'run', mesh)
+  again = loop.train(job, settings, train, RunDir(tmp_path / 'run'), mesh)
   assert (again.resumed_from_step, again.num_steps) == (4, 4)
   events = event_accumulator.EventAccumulator(str(tmp_path / 'run' / 'tensorboard'),
                                               size_guidance={event_accumulator.TENSORS: 0})

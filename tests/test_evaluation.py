@@ -15,7 +15,7 @@ from fakejax.evaluation import discriminators, report, restore, scoring
 from fakejax.models import build_gan
 from fakejax.studies import common
 from fakejax.train import checkpoints, gan_trainer, optimizers
-from fakejax.workdir import Workdir
+from fakejax.workdir import RunDir, Workdir
 
 
 def save_untrained_checkpoints(config, workdir, steps_and_seeds):
@@ -96,7 +96,7 @@ def latest_reports(checkpointed):
 
 def test_reports_are_written_as_json_markdown_and_plots(latest_reports, tmp_path):
   gan_report = latest_reports['dcgan_tf'][0]
-  out = report.write_checkpoint_report(tmp_path, gan_report)
+  out = report.write_checkpoint_report(RunDir(tmp_path), gan_report)
   loaded = json.loads((out / 'report.json').read_text())
   assert loaded['step'] == 20
   assert loaded['thresholds']['default_0.5'] == 0.5

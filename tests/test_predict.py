@@ -106,6 +106,8 @@ def test_scores_equal_the_evaluation_modules(request, fixture, name, tmp_path):
                                         detector.scorer.mesh, config.evaluation.batch_size)
   p_real = restored.scorer.score(images)[0]
   np.testing.assert_allclose([r['fake_probability'] for r in rows], 1.0 - p_real, atol=1e-6)
+  # The detector restored twice is compiled once.
+  assert restored.scorer._score_shared is detector.scorer._score_shared
   assert [r['threshold'] for r in rows] == [0.5] * 40
 
 

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fakejax.evaluation import metrics, study  # noqa: E402
+from fakejax.workdir import RunDir  # noqa: E402
 
 REPORT_JSON = 'report.json'
 REPORT_MD = 'report.md'
@@ -187,9 +188,9 @@ def plot_mistakes(mistakes: dict, path: pathlib.Path) -> None:
   _save(fig, path)
 
 
-def write_checkpoint_report(run_dir: pathlib.Path, report: dict, writer=None) -> pathlib.Path:
+def write_checkpoint_report(run: RunDir, report: dict, writer=None) -> pathlib.Path:
   """Writes report.json, report.md and the plots of one checkpoint; returns their folder."""
-  out = run_dir / 'eval' / str(report['step'])
+  out = run.eval_dir(report['step'])
   out.mkdir(parents=True, exist_ok=True)
   report = dict(report)
   mistakes = report.pop('mistakes', None)

@@ -5,6 +5,8 @@ checkpoints of one model are stacked and run together in one compiled call (`lax
 vmapped in chunks; see `checkpoints_per_vmap`); batches are split over the mesh's devices.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,6 +84,23 @@ def in_chunks(score_fn, num_shards: int, chunk_size: int = SCORING_CHUNK):
   return on_platform
 
 
+@functools.cache
+def compiled_scoring(score_fn, num_checkpoints: int, mesh: Mesh):
+  """The jitted scoring functions of `score_fn` over K stacked checkpoints, made once.
+
+  Every Scorer of the same scoring function (the same model and input), checkpoint count
+  and mesh shares them, so XLA compiles each shape once per process (as big_vision's
+  `get_eval_fn`). Returns (K checkpoints x [B] shared images, x [K, B] own images).
+  """
+  chunked = in_chunks(score_fn, mesh.size)
+  replicated = sharding.replicated(mesh)
+  over = lambda fn: _over_checkpoints(fn, num_checkpoints)
+  score_shared = jax.jit(lambda v, images: over(lambda vk: chunked(vk, images))(v),
+                         out_shardings=replicated)
+  score_own = jax.jit(over(chunked), out_shardings=replicated)
+  return score_shared, score_own
+
+
 class Scorer:
   """Jitted, batched, sharded scoring under the stacked checkpoints of a detector.
 
@@ -93,13 +112,7 @@ class Scorer:
   def __init__(self, score_fn, variables: dict, mesh: Mesh, batch_size: int):
     self.variables, self.mesh, self.batch_size = variables, mesh, batch_size
     self.num_checkpoints = len(jax.tree.leaves(variables)[0])
-    score_fn = in_chunks(score_fn, mesh.size)
-    replicated = sharding.replicated(mesh)
-    over = lambda fn: _over_checkpoints(fn, self.num_checkpoints)
-    # [K] checkpoints x [B] shared images, or x [K, B] images of their own.
-    self._score_shared = jax.jit(lambda v, images: over(lambda vk: score_fn(vk, images))(v),
-                                 out_shardings=replicated)
-    self._score_own = jax.jit(over(score_fn), out_shardings=replicated)
+    self._score_shared, self._score_own = compiled_scoring(score_fn, self.num_checkpoints, mesh)
 
   def score(self, images: np.ndarray) -> np.ndarray:
     """P(real) [K, N] of shared uint8 images [N, H, W, C] under every checkpoint."""

@@ -97,7 +97,7 @@ def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSetti
       data.reals.train[:config.classifier.max_train_reals],
       [data.fakes[generator]['train'] for generator in trained_on])
   loop.train(job, settings.for_model(config.classifier), train_set,
-             workdir.classifier(variant.name).path, mesh)
+             workdir.classifier(variant.name), mesh)
 
 
 def reconstruction_errors(config: ml_collections.ConfigDict, autoencoder_params: dict,

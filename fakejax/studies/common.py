@@ -141,6 +141,6 @@ def write_classifier_reports(workdir: Workdir, name: str, reports: list[dict]) -
   run = workdir.classifier(name)
   writer = loop.make_writer(run.tensorboard)
   for classifier_report in reports:
-    out = report.write_checkpoint_report(run.path, classifier_report, writer)
+    out = report.write_checkpoint_report(run, classifier_report, writer)
     logging.info('Wrote the evaluation of classifier %s step %d to %s.', name,
                  classifier_report['step'], out)

@@ -39,7 +39,7 @@ def write_reports(workdir: Workdir, reports: dict[str, list[dict]]) -> None:
     run = workdir.gan(name)
     writer = loop.make_writer(run.tensorboard)
     for gan_report in gan_reports:
-      out = report.write_checkpoint_report(run.path, gan_report, writer)
+      out = report.write_checkpoint_report(run, gan_report, writer)
       logging.info('Wrote the evaluation of %s step %d to %s.', name, gan_report['step'], out)
     latest[name] = gan_reports[-1]
   summary = report.summary_markdown(

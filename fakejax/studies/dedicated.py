@@ -149,7 +149,7 @@ def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSetti
       data.reals.train[:config.classifier.max_train_reals],
       [data.fakes[generator]['train'] for generator in trained_on])
   loop.train(job, settings.for_model(config.classifier), train_set,
-             workdir.classifier(name).path, mesh)
+             workdir.classifier(name), mesh)
 
 
 def write_table(workdir: Workdir, rows: list[dict], generators) -> None:

@@ -57,7 +57,7 @@ def train_autoencoder(name: str, ae_config: ml_collections.ConfigDict,
                       run: RunDir, mesh: Mesh) -> dict:
   """Trains (or resumes) autoencoder `name` on uint8 `reals`; returns its parameters."""
   job = autoencoder_job(name, ae_config, grid_images, settings.skip_nonfinite_updates, mesh)
-  return loop.train(job, settings, reals, run.path, mesh).state.g_params
+  return loop.train(job, settings, reals, run, mesh).state.g_params
 
 
 @functools.cache

@@ -5,6 +5,7 @@ its reconstruction, residual or spectrum under a frozen autoencoder). The frozen
 parameters travel in the state, so that a checkpoint alone scores images.
 """
 
+import functools
 from collections.abc import Callable
 
 import flax
@@ -121,8 +122,12 @@ def variables(state: ClassifierState) -> dict:
   return {'params': state.params, 'batch_stats': state.batch_stats, 'frozen': state.frozen}
 
 
+@functools.cache
 def make_score(model: nn.Module, prepare: Prepare) -> Callable[[dict, jax.Array], jax.Array]:
-  """Returns `score(variables, images_uint8) -> P(real)` per image (inference mode)."""
+  """Returns `score(variables, images_uint8) -> P(real)` per image (inference mode).
+
+  One function per (model, input): its compiled forms are cached by identity.
+  """
   def score(scoring_variables: dict, images_uint8: jax.Array) -> jax.Array:
     inputs = prepare(scoring_variables['frozen'], gan_steps.to_model_range(images_uint8))
     logits = model.apply({'params': scoring_variables['params'],

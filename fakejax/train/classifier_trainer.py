@@ -25,8 +25,12 @@ from fakejax.models.autoencoder import AutoEncoder
 from fakejax.train import classifier_steps, loop, optimizers
 
 
+@functools.cache
 def make_prepare(input_kind: str, autoencoder: AutoEncoder | None) -> classifier_steps.Prepare:
-  """(frozen parameters, images) -> the classifier's input of `input_kind`."""
+  """(frozen parameters, images) -> the classifier's input of `input_kind`.
+
+  One function per input and autoencoder architecture, so scorers compile once.
+  """
   def prepare(frozen: dict, images: jax.Array) -> jax.Array:
     reconstruct = None
     if autoencoder is not None:

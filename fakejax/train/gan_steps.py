@@ -5,6 +5,7 @@ TensorFlow DCGAN tutorial): D descends its loss on real and generated images, G 
 the non-saturating loss -log D(G(z)).
 """
 
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -140,6 +141,7 @@ def make_train_step(models: GanModels, tx: optax.GradientTransformation, latent_
   return train_step
 
 
+@functools.cache
 def make_generate(models: GanModels) -> Callable[[dict, jax.Array], jax.Array]:
   """Returns `generate(g_variables, latents) -> images in [-1, 1]` (inference mode)."""
   def generate(g_variables: dict, latents: jax.Array) -> jax.Array:
@@ -147,6 +149,7 @@ def make_generate(models: GanModels) -> Callable[[dict, jax.Array], jax.Array]:
   return generate
 
 
+@functools.cache
 def make_score(models: GanModels) -> Callable[[dict, jax.Array], jax.Array]:
   """Returns `score(d_variables, images_uint8) -> P(real)` per image (inference mode)."""
   def score(d_variables: dict, images_uint8: jax.Array) -> jax.Array:

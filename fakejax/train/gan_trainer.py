@@ -79,7 +79,7 @@ def train_gan(name: str, gan_config: ml_collections.ConfigDict, settings: loop.L
               train_images: np.ndarray, run: RunDir, mesh: Mesh) -> GanRun:
   """Trains (or resumes) GAN `name` on uint8 `train_images`."""
   job, models = gan_job(name, gan_config, settings.seed, settings.skip_nonfinite_updates, mesh)
-  result = loop.train(job, settings, train_images, run.path, mesh)
+  result = loop.train(job, settings, train_images, run, mesh)
   return GanRun(name=name, models=models, state=result.state, latent_dim=gan_config.latent_dim,
                 resumed_from_step=result.resumed_from_step, num_steps=result.num_steps,
                 run=run)

@@ -23,6 +23,7 @@ from jax.sharding import Mesh
 from fakejax import sharding
 from fakejax.data import pipeline
 from fakejax.train import checkpoints
+from fakejax.workdir import RunDir
 
 Batch = Any  # uint8 images [B, ...], or a dict of arrays with a leading batch axis.
 
@@ -79,7 +80,7 @@ class TrainResult:
   state: Any
   resumed_from_step: int  # 0 when training started from scratch.
   num_steps: int
-  run_dir: pathlib.Path
+  run: RunDir
 
 
 class Preempted(Exception):
@@ -191,7 +192,7 @@ def image_grid(images_uint8: np.ndarray, columns: int = 8) -> np.ndarray:
       rows * h, columns * w, c)
 
 
-def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.Path,
+def train(job: Job, settings: LoopSettings, train_data: Batch, run: RunDir,
           mesh: Mesh) -> TrainResult:
   """Trains (or resumes) `job` on `train_data` (arrays with a leading example axis)."""
   steps_per_epoch = pipeline.steps_per_epoch(pipeline.count_examples(train_data),
@@ -203,29 +204,28 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run_dir: pathlib.
     state = job.start_from(state)
   # Room for the kept checkpoints plus the one being written, before any compute.
   checkpoints.check_workdir_writable(
-      run_dir, checkpoints.state_bytes(state) * (settings.max_checkpoints_to_keep + 1))
+      run.path, checkpoints.state_bytes(state) * (settings.max_checkpoints_to_keep + 1))
   data_iterator = pipeline.train_batches(
       train_data, seed=settings.seed, num_epochs=settings.num_epochs,
       batch_size=settings.batch_size, process_index=jax.process_index(),
       process_count=jax.process_count(), augment=job.augment)
   # Closing the manager ends its background threads before the run (and its peers) exit.
   with checkpoints.checkpoint_manager(
-      run_dir / 'checkpoints', max_to_keep=settings.max_checkpoints_to_keep,
+      run.checkpoints, max_to_keep=settings.max_checkpoints_to_keep,
       save_interval_steps=settings.checkpoint_every_steps) as manager:
     state, start_step = restore_or_init(manager, state, data_iterator)
     if job.stopped_early is not None and job.stopped_early(state):
       logging.info('%s stopped early at step %d; not trained further.', job.name, start_step)
       return TrainResult(state=state, resumed_from_step=start_step, num_steps=start_step,
-                         run_dir=run_dir)
+                         run=run)
     logging.info('%s: %d training examples, %d steps of %d (global batch), from step %d.',
                  job.name, pipeline.count_examples(train_data), num_steps, settings.batch_size,
                  start_step)
     steps = _Steps(job=job, settings=settings, mesh=mesh, manager=manager,
-                   writer=make_writer(run_dir / 'tensorboard'), data_iterator=data_iterator,
+                   writer=make_writer(run.tensorboard), data_iterator=data_iterator,
                    steps_per_epoch=steps_per_epoch, num_steps=num_steps)
     state, num_steps = steps.run(state, start_step)
-  return TrainResult(state=state, resumed_from_step=start_step, num_steps=num_steps,
-                     run_dir=run_dir)
+  return TrainResult(state=state, resumed_from_step=start_step, num_steps=num_steps, run=run)
 
 
 @dataclasses.dataclass
