@@ -5,6 +5,7 @@ import os
 from absl import flags, logging
 
 
+DEFAULT_COMPILATION_CACHE_DIR = '~/.cache/fakejax/xla'
 YNN_FUSION_FLAG = '--xla_cpu_experimental_ynn_fusion_type'
 
 
@@ -89,7 +90,7 @@ def setup(flags) -> None:
 
 def define_runtime_flags() -> None:
   """The flags every entry point shares."""
-  flags.DEFINE_string('compilation_cache_dir', '~/.cache/fakejax/xla',
+  flags.DEFINE_string('compilation_cache_dir', DEFAULT_COMPILATION_CACHE_DIR,
                       "Where compiled XLA programs are kept between runs ('' to disable).")
   flags.DEFINE_bool('multihost', False,
                     'Initialise jax.distributed (peers found automatically on Cloud TPU VMs, '

@@ -1,5 +1,6 @@
 """Shared fixtures: 8 forced CPU devices and a real Fashion-MNIST TFDS dataset."""
 
+import importlib.util
 import os
 
 # Before JAX is imported anywhere: 8 CPU devices, so sharded code is exercised.
@@ -21,10 +22,14 @@ from PIL import Image
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 from configs import dcgan_fmnist  # noqa: E402
+from fakejax import runtime  # noqa: E402
 from fakejax.data import fashion_mnist  # noqa: E402
 from fakejax.train import checkpoints  # noqa: E402
 
 DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
+# As the commands the tests start do by default: programs that tests compile again (each
+# jit of a new function object) load from disk instead of compiling anew.
+runtime.enable_compilation_cache(runtime.DEFAULT_COMPILATION_CACHE_DIR)
 
 
 @pytest.fixture(scope='session')
@@ -138,6 +143,15 @@ def assert_same_final_parameters(workdir: pathlib.Path, reference_dir: pathlib.P
       for got, want in zip(jax.tree.leaves(got_state[name]), jax.tree.leaves(want_state[name]),
                            strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def load_tool(name: str):
+  """tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
+  spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # Its dataclasses look their module up.
+  spec.loader.exec_module(module)
+  return module
 
 
 def write_image(path, array):

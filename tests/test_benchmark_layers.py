@@ -1,20 +1,10 @@
 """The layer benchmark: every rewritten layer beside its textbook layer, timed and compared."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
-
-
-def load_tool(name: str):
-  """tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
-  spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[spec.name] = module  # Its dataclasses look their module up.
-  spec.loader.exec_module(module)
-  return module
+from tests.conftest import REPO_ROOT, load_tool
 
 
 benchmark_layers = load_tool('benchmark_layers')

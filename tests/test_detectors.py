@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
 from configs import detectors_fmnist, detectors_folder
@@ -46,7 +47,8 @@ def test_generalisation_table_has_every_detector_and_generator(study):
           split['at_threshold']['youden']['generated']['recall'])
   pooled = next(row for row in rows if row['detector'] == 'pooled_dcgans')
   assert sorted(pooled['trained_on']) == sorted(GANS)
-  assert (study / detectors.GENERALISATION_PNG).stat().st_size > 0
+  with Image.open(study / detectors.GENERALISATION_PNG) as heatmap:
+    assert heatmap.format == 'PNG' and np.asarray(heatmap.convert('L')).std() > 1.0
   table = (study / detectors.GENERALISATION_MD).read_text()
   assert '| pooled_all | sequential_cnn |' in table and 'discriminator' in table
 

@@ -1,10 +1,8 @@
 """Preemption, damaged checkpoints, unwritable workdirs and non-finite losses."""
 
-import importlib.util
 import pathlib
 import signal
 import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +14,7 @@ from fakejax import sharding
 from fakejax.models import build_gan
 from fakejax.train import checkpoints, gan_state, gan_steps, gan_trainer, loop
 from fakejax.workdir import Workdir
-from tests.conftest import (GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES,
+from tests.conftest import (GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES, load_tool,
                             assert_same_final_parameters, main_command, run_main,
                             wait_for_checkpoint)
 
@@ -128,11 +126,7 @@ def test_non_finite_loss_stops_training_naming_step_and_metric(tiny_config, tmp_
 
 
 def test_fault_injection_tool_survives_random_kills(finished_run, tfds_data_dir, tmp_path):
-  spec = importlib.util.spec_from_file_location('fault_injection',
-                                                REPO_ROOT / 'tools' / 'fault_injection.py')
-  fault_injection = importlib.util.module_from_spec(spec)
-  sys.modules[spec.name] = fault_injection  # Its dataclasses look their module up.
-  spec.loader.exec_module(fault_injection)
+  fault_injection = load_tool('fault_injection')
   reference_dir, _ = finished_run
   trials = fault_injection.run_trials(2, tfds_data_dir, tmp_path, seed=3,
                                       reference_dir=reference_dir)

@@ -21,18 +21,9 @@ import pytest  # pylint: disable=wrong-import-position
 
 from fakejax import models  # pylint: disable=wrong-import-position
 from fakejax.models import pretrained  # pylint: disable=wrong-import-position
-from tests.conftest import REPO_ROOT  # pylint: disable=wrong-import-position
+from tests.conftest import REPO_ROOT, load_tool  # pylint: disable=wrong-import-position
 
 TOLERANCE = 1e-4
-
-
-def load_tool(name: str):
-  """tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
-  spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[spec.name] = module  # Its dataclasses look their module up.
-  spec.loader.exec_module(module)
-  return module
 
 
 convert_weights = load_tool('convert_weights')

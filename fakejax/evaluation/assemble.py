@@ -123,7 +123,8 @@ class DetectorInfo:
   trained_on: tuple[str, ...]  # The generators whose fakes are its 'own'.
 
 
-def gan_detector(gan_config: ml_collections.ConfigDict, name: str, steps: list[int]) -> DetectorInfo:
+def gan_detector(gan_config: ml_collections.ConfigDict, name: str,
+                 steps: list[int]) -> DetectorInfo:
   return DetectorInfo(name=name, architecture=gan_config.architecture, steps=steps,
                   trained_on=(name,))
 
@@ -179,7 +180,8 @@ def _split_report(info: dict, values: dict, names: list[str], bins: int) -> dict
   }
 
 
-def evaluate_detector(settings: EvalSettings, detector: DetectorInfo, sets: ScoreSets) -> list[dict]:
+def evaluate_detector(settings: EvalSettings, detector: DetectorInfo,
+                      sets: ScoreSets) -> list[dict]:
   """The report of every checkpoint of a detector: all splits, thresholds and operating points.
 
   Thresholds are chosen on validation (validation reals and own validation fakes).
@@ -191,7 +193,8 @@ def evaluate_detector(settings: EvalSettings, detector: DetectorInfo, sets: Scor
   all_reals, all_real_images = real_source('all', sets)
   # What each threshold costs the marketplace: real test uploads flagged, own fakes caught.
   prob, labels = _labelled(all_reals, sets.p_real['own'])
-  uploads = _split_metrics(prob, labels, thresholds, settings.evaluation.num_histogram_bins)['report']
+  bins = settings.evaluation.num_histogram_bins
+  uploads = _split_metrics(prob, labels, thresholds, bins)['report']
   raw_splits, split_info = _measure_splits(settings, detector, sets, thresholds)
   names = threshold_names(settings.evaluation)
   reports = []
@@ -209,8 +212,7 @@ def evaluate_detector(settings: EvalSettings, detector: DetectorInfo, sets: Scor
                    'review_load': 1.0 - upload_report['real']['recall'][t],
                    'fake_recall': upload_report['generated']['recall'][t]}
             for t, name in enumerate(names)},
-        'splits': {name: _split_report(split_info[name], at_k(raw), names,
-                                       settings.evaluation.num_histogram_bins)
+        'splits': {name: _split_report(split_info[name], at_k(raw), names, bins)
                    for name, raw in raw_splits.items()},
         'mistakes': _most_confident_mistakes(all_reals[k], all_real_images,
                                              sets.p_real['own'][k], sets.images['own'][k]),

@@ -83,21 +83,10 @@ def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSetti
   classifier = classifier_trainer.Classifier(
       model=classifier_trainer.classifier_model(config.classifier),
       prepare=classifier_trainer.make_prepare(variant.input_kind, autoencoder))
-  trained_on = list(config.classifier.train_generators)
-  job = classifier_trainer.classifier_job(
-      variant.name, config.classifier, classifier, data.reals.train.shape[1:], frozen=frozen,
-      skip_nonfinite=config.skip_nonfinite_updates,
-      metadata={'input': variant.input_kind, 'autoencoder': variant.autoencoder,
-                'trained_on': trained_on}, mesh=mesh)
-  validation = classifier_trainer.validation_set(
-      data.reals.validation, fake_pool.fakes_of(data, trained_on, 'validation'))
-  job.on_epoch_end = classifier_trainer.plateau_schedule(
-      config.classifier, classifier, validation, mesh, config.evaluation.batch_size)
-  train_set = classifier_trainer.train_set(
-      data.reals.train[:config.classifier.max_train_reals],
-      [data.fakes[generator]['train'] for generator in trained_on])
-  loop.train(job, settings.for_model(config.classifier), train_set,
-             workdir.classifier(variant.name), mesh)
+  common.train_classifier(
+      config, settings, workdir, variant.name, classifier, frozen=frozen,
+      metadata={'input': variant.input_kind, 'autoencoder': variant.autoencoder},
+      trained_on=config.classifier.train_generators, data=data, mesh=mesh)
 
 
 def reconstruction_errors(config: ml_collections.ConfigDict, autoencoder_params: dict,

@@ -5,7 +5,7 @@ Not a study itself: studies import this module, never each other.
 
 import functools
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import ml_collections
@@ -17,7 +17,7 @@ from fakejax import config as config_lib
 from fakejax import detectors, sharding
 from fakejax.data import fake_pool, pipeline
 from fakejax.evaluation import assemble, report, restore
-from fakejax.train import checkpoints, gan_trainer, loop
+from fakejax.train import checkpoints, classifier_trainer, gan_trainer, loop
 from fakejax.workdir import RunDir, Workdir, gan_workdir
 
 
@@ -144,3 +144,24 @@ def write_classifier_reports(workdir: Workdir, name: str, reports: list[dict]) -
     out = report.write_checkpoint_report(run, classifier_report, writer)
     logging.info('Wrote the evaluation of classifier %s step %d to %s.', name,
                  classifier_report['step'], out)
+
+
+def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSettings,
+                     workdir: Workdir, name: str, classifier: classifier_trainer.Classifier, *,
+                     frozen: dict, metadata: dict, trained_on: Sequence[str],
+                     data: fake_pool.StudyData, mesh: Mesh) -> None:
+  """Trains (or resumes) classifier `name` on training reals against the fakes of
+  `trained_on`; validation AP on their validation fakes steers its schedule."""
+  job = classifier_trainer.classifier_job(
+      name, config.classifier, classifier, data.reals.train.shape[1:], frozen=frozen,
+      skip_nonfinite=config.skip_nonfinite_updates,
+      metadata={**metadata, 'trained_on': list(trained_on)}, mesh=mesh)
+  validation = classifier_trainer.validation_set(
+      data.reals.validation, fake_pool.fakes_of(data, trained_on, 'validation'))
+  job.on_epoch_end = classifier_trainer.plateau_schedule(
+      config.classifier, classifier, validation, mesh, config.evaluation.batch_size)
+  train_set = classifier_trainer.train_set(
+      data.reals.train[:config.classifier.max_train_reals],
+      [data.fakes[generator]['train'] for generator in trained_on])
+  loop.train(job, settings.for_model(config.classifier), train_set, workdir.classifier(name),
+             mesh)

@@ -9,7 +9,6 @@ classifier, and how far each generalises.
 import functools
 import json
 import pathlib
-from collections.abc import Sequence
 
 import jax
 import matplotlib
@@ -129,29 +128,6 @@ def autoencoder_sources(config: ml_collections.ConfigDict, workdir: Workdir, mes
   return sources
 
 
-def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSettings,
-                     workdir: Workdir, name: str, trained_on: Sequence[str],
-                     data: fake_pool.StudyData, mesh: Mesh) -> None:
-  """Trains (or resumes) the classifier of train set `name` on reals and its fakes."""
-  image_shape = data.reals.train.shape[1:]
-  classifier = classifier_trainer.Classifier(
-      model=classifier_trainer.classifier_model(config.classifier),
-      prepare=classifier_trainer.make_prepare('image', None))
-  job = classifier_trainer.classifier_job(
-      name, config.classifier, classifier, image_shape, frozen={},
-      skip_nonfinite=config.skip_nonfinite_updates, metadata={'trained_on': list(trained_on)},
-      mesh=mesh)
-  validation = classifier_trainer.validation_set(
-      data.reals.validation, fake_pool.fakes_of(data, trained_on, 'validation'))
-  job.on_epoch_end = classifier_trainer.plateau_schedule(
-      config.classifier, classifier, validation, mesh, config.evaluation.batch_size)
-  train_set = classifier_trainer.train_set(
-      data.reals.train[:config.classifier.max_train_reals],
-      [data.fakes[generator]['train'] for generator in trained_on])
-  loop.train(job, settings.for_model(config.classifier), train_set,
-             workdir.classifier(name), mesh)
-
-
 def write_table(workdir: Workdir, rows: list[dict], generators) -> None:
   if jax.process_index() != 0:
     return
@@ -192,5 +168,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   data = common.study_data(config, workdir, mesh, train=settings,
                            more_sources=autoencoder_sources(config, workdir, mesh, settings))
   for name, trained_on in config.train_sets.items():
-    train_classifier(config, settings, workdir, name, list(trained_on), data, mesh)
+    classifier = classifier_trainer.Classifier(
+        model=classifier_trainer.classifier_model(config.classifier),
+        prepare=classifier_trainer.make_prepare('image', None))
+    common.train_classifier(config, settings, workdir, name, classifier, frozen={},
+                            metadata={}, trained_on=trained_on, data=data, mesh=mesh)
   return evaluate(config, workdir, 'latest', mesh, data)
