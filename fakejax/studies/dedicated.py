@@ -91,7 +91,7 @@ def plot_heatmap(rows: list[dict], generators, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
-def _autoencoder_source(name: str, ae_config, params: dict, step: int,
+def _autoencoder_source(ae_config: ml_collections.ConfigDict, params: dict, step: int,
                         reals: pipeline.StudySplits, num_train: int,
                         num_eval: int) -> fake_pool.FakeSource:
   autoencoder = autoencoder_trainer.autoencoder_of(ae_config)
@@ -121,7 +121,7 @@ def autoencoder_sources(config: ml_collections.ConfigDict, workdir: Workdir, mes
       else:
         params, step = autoencoder_trainer.restore_autoencoder(
             name, ae_config, reals.train.shape[1:], run, config.seed, mesh)
-      out[name] = _autoencoder_source(name, ae_config, params, step, reals, num_train,
+      out[name] = _autoencoder_source(ae_config, params, step, reals, num_train,
                                       config.evaluation.num_fake_samples)
     return out
 
