@@ -95,9 +95,7 @@ def classifier_input(config: ml_collections.ConfigDict, metadata: dict,
     autoencoder = autoencoder_of(config.autoencoders[autoencoder_name])
     shapes = jax.numpy.zeros((1, *image_shape))
     frozen = {'autoencoder': autoencoder.init(jax.random.PRNGKey(0), shapes)['params']}
-  model = classifier_trainer.classifier_model(config.classifier)
-  prepare = classifier_trainer.make_prepare(input_kind, autoencoder)
-  return classifier_trainer.Classifier(model=model, prepare=prepare), frozen
+  return classifier_trainer.classifier_of(config.classifier, input_kind, autoencoder), frozen
 
 
 def classifier_architecture(config: ml_collections.ConfigDict, metadata: dict) -> str:

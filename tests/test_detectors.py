@@ -133,9 +133,7 @@ def test_backbones_have_their_references_parameter_counts(architecture, backbone
 def image_classifier_job(config, name, validation=None, mesh=None):
   """The dedicated study's classifier of raw images and its loop job, as it trains them."""
   mesh = mesh or sharding.build_mesh()
-  classifier = classifier_trainer.Classifier(
-      model=classifier_trainer.classifier_model(config.classifier),
-      prepare=classifier_trainer.make_prepare('image', None))
+  classifier = classifier_trainer.classifier_of(config.classifier)
   job = classifier_trainer.classifier_job(
       name, config.classifier, classifier, (28, 28, 1), frozen={},
       skip_nonfinite=config.skip_nonfinite_updates, metadata={}, mesh=mesh)

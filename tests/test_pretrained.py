@@ -173,9 +173,7 @@ def test_a_classifier_starts_from_pretrained_weights_and_grayscale_sums_the_colo
   weights = rgb_resnet_weights(tmp_path / 'resnet18.npz')
   mesh = sharding.build_mesh()
   config = resnet_config(pretrained=str(tmp_path / 'resnet18.npz'))
-  classifier = classifier_trainer.Classifier(
-      model=classifier_trainer.classifier_model(config.classifier),
-      prepare=classifier_trainer.make_prepare('image', None))
+  classifier = classifier_trainer.classifier_of(config.classifier)
   job = classifier_trainer.classifier_job(
       'pretrained', config.classifier, classifier, (64, 64, 1), frozen={},
       skip_nonfinite=config.skip_nonfinite_updates, metadata={}, mesh=mesh)

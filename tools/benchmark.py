@@ -138,9 +138,7 @@ def classifier_config(model: str) -> ml_collections.ConfigDict:
 def classifier_workload(model: str):
   """A classifier of `classifier_config(model)`, on raw images."""
   config = classifier_config(model)
-  classifier = classifier_trainer.Classifier(
-      model=classifier_trainer.classifier_model(config.classifier),
-      prepare=classifier_trainer.make_prepare('image', None))
+  classifier = classifier_trainer.classifier_of(config.classifier)
   # No pretrained start, so no mesh to place its weights on.
   job = classifier_trainer.classifier_job(
       'benchmark', config.classifier, classifier, (28, 28, 1), frozen={},

@@ -21,7 +21,6 @@ from fakejax.data import image_sets, pipeline
 TEST_FAKES_SEED_OFFSET = 1_000_001
 VALIDATION_FAKES_SEED_OFFSET = 2_000_003
 TRAIN_FAKES_SEED_OFFSET = 3_000_017
-FAKE_SPLITS = ('train', 'validation', 'test')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -80,9 +80,8 @@ def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSetti
   if variant.autoencoder is not None:
     autoencoder = autoencoder_trainer.autoencoder_of(config.autoencoders[variant.autoencoder])
     frozen = {'autoencoder': autoencoder_params[variant.autoencoder]}
-  classifier = classifier_trainer.Classifier(
-      model=classifier_trainer.classifier_model(config.classifier),
-      prepare=classifier_trainer.make_prepare(variant.input_kind, autoencoder))
+  classifier = classifier_trainer.classifier_of(config.classifier, variant.input_kind,
+                                                autoencoder)
   common.train_classifier(
       config, settings, workdir, variant.name, classifier, frozen=frozen,
       metadata={'input': variant.input_kind, 'autoencoder': variant.autoencoder},

@@ -168,9 +168,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   data = common.study_data(config, workdir, mesh, train=settings,
                            more_sources=autoencoder_sources(config, workdir, mesh, settings))
   for name, trained_on in config.train_sets.items():
-    classifier = classifier_trainer.Classifier(
-        model=classifier_trainer.classifier_model(config.classifier),
-        prepare=classifier_trainer.make_prepare('image', None))
+    classifier = classifier_trainer.classifier_of(config.classifier)
     common.train_classifier(config, settings, workdir, name, classifier, frozen={},
                             metadata={}, trained_on=trained_on, data=data, mesh=mesh)
   return evaluate(config, workdir, 'latest', mesh, data)

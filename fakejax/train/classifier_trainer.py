@@ -71,6 +71,13 @@ class Classifier:
     return self.scorer(stacked, mesh, batch_size)
 
 
+def classifier_of(classifier_config: ml_collections.ConfigDict, input_kind: str = 'image',
+                  autoencoder: AutoEncoder | None = None) -> Classifier:
+  """The classifier a config's `classifier` group describes, on `input_kind` inputs."""
+  return Classifier(model=classifier_model(classifier_config),
+                    prepare=make_prepare(input_kind, autoencoder))
+
+
 @dataclasses.dataclass(frozen=True)
 class ValidationSet:
   images: np.ndarray  # uint8 [N, H, W, C]
