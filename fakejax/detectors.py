@@ -34,7 +34,8 @@ class DetectorEntry:
   """A trained detector of a workdir, before restoring it."""
   name: str
   kind: str  # A key of DETECTOR_KINDS.
-  run: RunDir
+  run: RunDir  # Its checkpoints.
+  reports: RunDir  # The evaluation reports of this workdir's study (thresholds).
 
 
 @dataclasses.dataclass
@@ -55,10 +56,19 @@ def list_detectors(config: ml_collections.ConfigDict, workdir: Workdir) -> dict[
   for gan in config.get('gans', {}):
     if gan_dir.gan(gan).steps():
       name = DISCRIMINATOR_PREFIX + gan
-      out[name] = DetectorEntry(name, 'discriminator', gan_dir.gan(gan))
+      out[name] = DetectorEntry(name, 'discriminator', gan_dir.gan(gan),
+                                _discriminator_reports(workdir, gan_dir, gan))
   for name in workdir.classifier_names():
-    out[name] = DetectorEntry(name, 'classifier', workdir.classifier(name))
+    run = workdir.classifier(name)
+    out[name] = DetectorEntry(name, 'classifier', run, run)
   return out
+
+
+def _discriminator_reports(workdir: Workdir, gan_dir: Workdir, gan: str) -> RunDir:
+  """The study's own evaluation of the discriminator where it wrote one (a classifier
+  study), else the GAN's own reports (the DCGAN study)."""
+  own = workdir.discriminator_reports(gan)
+  return own if (own.path / 'eval').is_dir() else gan_dir.gan(gan)
 
 
 def find_detector(config: ml_collections.ConfigDict, workdir: Workdir, name: str) -> DetectorEntry:

@@ -113,7 +113,7 @@ def load_detector(workdir: pathlib.Path, name: str, step: int, operating_point: 
   step = available[-1] if step < 0 else step
   if step not in available:
     raise DetectorError(f'No checkpoint of {entry.name} at step {step}; available: {available}.')
-  threshold = threshold_of(entry.run.report_json(step), operating_point)
+  threshold = threshold_of(entry.reports.report_json(step), operating_point)
   mesh = sharding.build_mesh()
   if batch_size % mesh.size:
     raise DetectorError(f'--batch_size={batch_size} must be divisible by the {mesh.size} devices.')

@@ -4,6 +4,8 @@
   <workdir>/<gan>/                           one GAN (a discriminator detector)
   <workdir>/autoencoders/<name>/             one autoencoder-GAN
   <workdir>/classifiers/<name>/              one classifier detector
+  <workdir>/discriminators/<gan>/eval/       a study's own evaluation of a GAN's discriminator
+                                             (whose checkpoints may be in gan_workdir)
   <workdir>/fake_pool/                       every generator's fakes, stored once
   <run>/checkpoints/<step>/                  Orbax checkpoints of one trained model
   <run>/eval/<step>/report.json              its evaluation at that step (and .md, .png)
@@ -67,6 +69,10 @@ class Workdir:
 
   def classifier(self, name: str) -> RunDir:
     return RunDir(self.root / 'classifiers' / name)
+
+  def discriminator_reports(self, gan: str) -> RunDir:
+    """Where a classifier study writes its evaluation of GAN `gan`'s discriminator."""
+    return RunDir(self.root / 'discriminators' / gan)
 
   def classifier_names(self) -> list[str]:
     """Every classifier with a checkpoint here, by name."""

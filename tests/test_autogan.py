@@ -15,10 +15,12 @@ from configs import autogan_fmnist, autogan_folder
 from fakejax import studies
 from fakejax.config import ConfigError
 from fakejax.data import folders, transforms
+from fakejax.evaluation import restore
 from fakejax.models.autoencoder import AutoEncoder
 from fakejax.studies import autogan
 from fakejax.models.classifiers import AlexNetClassifier
 from fakejax.train import classifier_steps, classifier_trainer
+from fakejax.workdir import Workdir
 from tests.conftest import REPO_ROOT, TWO_DEVICES, make_face_folder, rerun_evaluation, write_image
 
 FMNIST_SPLITS = {'own_fakes_vs_reals', 'anomaly_class_reals', 'seen_class_reals',
@@ -48,13 +50,13 @@ def fmnist_study(autogan_study):
 
 def test_fmnist_study_writes_the_input_depth_split_table(fmnist_study):
   rows = json.loads((fmnist_study / autogan.COMPARISON_JSON).read_text())
-  config = autogan_fmnist.get_config('tiny')
+  config = restore.workdir_config(Workdir(fmnist_study))
   names = [variant.name for variant in autogan.variants(config)]
-  assert len(names) == 8  # image, image spectrum, and three inputs under each of 2 depths.
+  # The image, and the residual under each of the 2 autoencoders.
+  assert names == ['image', 'residual@depth1', 'residual@depth4']
   assert len(rows) == len(names) * len(FMNIST_SPLITS)
   assert {(row['input'], row['autoencoder_depth']) for row in rows} == {
-      ('image', None), ('image_spectrum', None),
-      *((kind, depth) for kind in autogan.AUTOENCODER_INPUTS for depth in (1, 4))}
+      ('image', None), ('residual', 1), ('residual', 4)}
   by_name = {(variant.input_kind, variant.autoencoder and
                config.autoencoders[variant.autoencoder].depth): variant.name
               for variant in autogan.variants(config)}

@@ -27,7 +27,7 @@ def assert_is_a_drawn_picture(path: pathlib.Path) -> None:
 
 
 def test_main_job_writes_checkpoints_tensorboard_and_detector_numbers(finished_run):
-  workdir, _ = finished_run
+  workdir = finished_run
   for gan in GANS:
     run_dir = workdir / gan
     assert (run_dir / 'checkpoints' / str(TINY_STEPS) / 'state').is_dir()
@@ -63,7 +63,7 @@ def test_main_job_writes_checkpoints_tensorboard_and_detector_numbers(finished_r
 
 
 def test_standalone_evaluation_reproduces_the_end_of_training_numbers(finished_run, tmp_path):
-  workdir, _ = finished_run
+  workdir = finished_run
   copy = tmp_path / 'copy'
   shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns('eval', 'report.md'))
   result = subprocess.run(
@@ -77,8 +77,9 @@ def test_standalone_evaluation_reproduces_the_end_of_training_numbers(finished_r
 
 
 def test_running_the_same_command_again_resumes_instead_of_restarting(finished_run,
-                                                                      tfds_data_dir):
-  workdir, _ = finished_run
+                                                                      tfds_data_dir, tmp_path):
+  workdir = tmp_path / 'copy'  # The session's run is shared: it stays as it is.
+  shutil.copytree(finished_run, workdir)
   report = lambda gan: workdir / gan / 'eval' / str(TINY_STEPS) / 'report.json'
   before = {gan: report(gan).read_text() for gan in GANS}
   result = run_main(workdir, tfds_data_dir)
@@ -90,7 +91,7 @@ def test_running_the_same_command_again_resumes_instead_of_restarting(finished_r
 
 def test_run_killed_mid_training_resumes_to_the_same_parameters(finished_run, tfds_data_dir,
                                                                tmp_path):
-  reference_dir, _ = finished_run
+  reference_dir = finished_run
   process = subprocess.Popen(main_command(tmp_path, tfds_data_dir), cwd=REPO_ROOT,
                              env=TWO_DEVICES, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   try:
@@ -107,7 +108,7 @@ def test_run_killed_mid_training_resumes_to_the_same_parameters(finished_run, tf
 
 
 def test_compare_runs_tool_tabulates_each_gans_latest_report(finished_run):
-  workdir, _ = finished_run
+  workdir = finished_run
   result = subprocess.run(
       [sys.executable, 'tools/compare_runs.py', str(workdir), str(workdir), '--labels=a,b'],
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)

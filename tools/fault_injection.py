@@ -49,7 +49,12 @@ def main_command(workdir: pathlib.Path, data_dir: str) -> list[str]:
 
 
 def environment(num_devices: int) -> dict[str, str]:
-  return {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={num_devices}'}
+  """This process's environment with `num_devices` CPU devices; other XLA flags are kept
+  (runs compared bit for bit must be compiled alike)."""
+  device_count = '--xla_force_host_platform_device_count'
+  kept = [flag for flag in os.environ.get('XLA_FLAGS', '').split()
+          if not flag.startswith(device_count)]
+  return {**os.environ, 'XLA_FLAGS': ' '.join([*kept, f'{device_count}={num_devices}'])}
 
 
 def run_to_end(workdir: pathlib.Path, data_dir: str, env: dict) -> None:

@@ -174,7 +174,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   for variant in variants(config):
     variant_reports = common.evaluate_classifier(config, workdir, variant.name, which_steps,
                                                  data, mesh)
-    common.write_classifier_reports(workdir, variant.name, variant_reports)
+    common.write_reports(workdir.classifier(variant.name), variant.name, variant_reports)
     reports[variant.name] = variant_reports[-1]
   rows = comparison_rows(config, reports)
   write_comparison(config, workdir, rows, reconstruction_errors(config, autoencoder_params, data))

@@ -134,16 +134,15 @@ def evaluate_classifier(config: ml_collections.ConfigDict, workdir: Workdir, nam
   return assemble.evaluate_detector(eval_settings(config), info, sets)
 
 
-def write_classifier_reports(workdir: Workdir, name: str, reports: list[dict]) -> None:
-  """Each checkpoint's report files and TensorBoard scalars (process 0)."""
+def write_reports(run: RunDir, name: str, reports: list[dict]) -> None:
+  """Each checkpoint's report files and TensorBoard scalars of detector `name` (process 0)."""
   if jax.process_index() != 0:
     return
-  run = workdir.classifier(name)
   writer = loop.make_writer(run.tensorboard)
-  for classifier_report in reports:
-    out = report.write_checkpoint_report(run, classifier_report, writer)
-    logging.info('Wrote the evaluation of classifier %s step %d to %s.', name,
-                 classifier_report['step'], out)
+  for checkpoint_report in reports:
+    out = report.write_checkpoint_report(run, checkpoint_report, writer)
+    logging.info('Wrote the evaluation of %s at step %d to %s.', name,
+                 checkpoint_report['step'], out)
 
 
 def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSettings,

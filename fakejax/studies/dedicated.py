@@ -148,7 +148,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   rows = []
   for name in config.train_sets:
     reports = common.evaluate_classifier(config, workdir, name, which_steps, data, mesh)
-    common.write_classifier_reports(workdir, name, reports)
+    common.write_reports(workdir.classifier(name), name, reports)
     rows.append(table_row(name, config.classifier.architecture, reports[-1], generators))
   # The discriminators of the same GANs, on the same splits.
   not_gans = {name: fakes['test'] for name, fakes in data.fakes.items() if name not in config.gans}
@@ -156,6 +156,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
       config.gans, gan_workdir(workdir, config.gan_workdir), which_steps, reals=data.reals,
       settings=common.eval_settings(config), seed=config.seed, mesh=mesh, other_fakes=not_gans)
   for name, reports in gan_reports.items():
+    # Thresholds on this study's validation, for `predict --detector=D:<gan>` here.
+    common.write_reports(workdir.discriminator_reports(name), f'D:{name}', reports)
     rows.append(table_row(f'D of {name}', 'discriminator', reports[-1], generators))
   write_table(workdir, rows, generators)
   return {'rows': rows}
