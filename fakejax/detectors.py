@@ -90,7 +90,7 @@ def find_detector(config: ml_collections.ConfigDict, workdir: Workdir, name: str
 def _restore_discriminator(config, entry: DetectorEntry, steps: Sequence[int], mesh: Mesh,
                            batch_size: int) -> RestoredDetector:
   gan = entry.name[len(DISCRIMINATOR_PREFIX):]
-  stacked = restore.restore_gan(config.gans[gan], entry.run, gan, steps, config.seed, mesh)
+  stacked = restore.restore_gan(config.gans[gan], entry.run, gan, steps, mesh)
   return RestoredDetector(entry=entry, architecture=config.gans[gan].architecture,
                           steps=list(steps), image_shape=stacked.models.image_shape,
                           trained_on=(gan,), scorer=restore.gan_scorer(stacked, mesh, batch_size))
@@ -123,7 +123,7 @@ def _restore_classifier(config, entry: DetectorEntry, steps: Sequence[int], mesh
   image_shape = tuple(metadata['image_shape'])
   classifier, frozen = classifier_input(config, metadata, image_shape)
   like = classifier_trainer.restore_like_state(config.classifier, classifier, image_shape, frozen,
-                                               config.seed, mesh)
+                                               mesh)
   states = checkpoints.restore_states(entry.run, steps, like)
   stacked = restore.stack([classifier_steps.variables(state) for state in states])
   return RestoredDetector(entry=entry, architecture=classifier_architecture(config, metadata),

@@ -1,5 +1,6 @@
 """Process setup shared by the entry points: XLA flags, quiet library logs, TensorFlow off accelerators."""
 
+import functools
 import os
 
 from absl import flags, logging
@@ -29,8 +30,13 @@ class _QuietLibraryInfo(logging.logging.Filter):
     return record.levelno > logging.logging.INFO or '/orbax/' not in record.pathname
 
 
+@functools.cache  # Once: TensorFlow refuses to change devices after its first use.
 def hide_accelerators_from_tensorflow() -> None:
-  """TensorFlow is only here for TensorBoard files: keep it off GPUs and TPUs."""
+  """TensorFlow is only here for TensorBoard files: keep it off GPUs and TPUs.
+
+  Called where TensorFlow is first needed (the TensorBoard writer), before it touches a
+  device; commands that write no TensorBoard files never import it.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')
   tf.config.set_visible_devices([], 'TPU')
@@ -76,13 +82,12 @@ def leave_distributed() -> None:
 
 
 def setup(flags) -> None:
-  """Logging, TensorFlow, the compilation cache and (if asked) the multi-host runtime.
+  """Logging, the compilation cache and (if asked) the multi-host runtime.
 
   Args:
     flags: the parsed absl flags, holding those of `define_runtime_flags`.
   """
   logging.get_absl_handler().addFilter(_QuietLibraryInfo())
-  hide_accelerators_from_tensorflow()
   enable_compilation_cache(flags.compilation_cache_dir)
   if flags.multihost or flags.coordinator_address:
     initialize_distributed(flags.coordinator_address, flags.num_processes, flags.process_id)

@@ -1,6 +1,7 @@
 """Mesh and shardings, in one place: data parallel over every device of every host."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -18,6 +19,18 @@ def build_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 def replicated(mesh: Mesh) -> NamedSharding:
   """Every device holds the whole value (parameters, optimiser state)."""
   return NamedSharding(mesh, PartitionSpec())
+
+
+def abstract_replicated(init: Callable[[jax.Array], Any], mesh: Mesh) -> Any:
+  """Shapes, dtypes and replicated shardings of `init(key)`'s result, computing nothing.
+
+  What a checkpoint restore fills: compiling `init` (random initialisers of every weight)
+  takes seconds on a CPU, only for the values to be replaced.
+  """
+  shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
+  return jax.tree.map(
+      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=replicated(mesh)),
+      shapes)
 
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:

@@ -80,7 +80,7 @@ def test_a_bfloat16_config_scores_float32_checkpoints_in_bfloat16(checkpointed):
   scores = {}
   for dtype, gan_config in (('float32', config), ('bfloat16', mixed)):
     gan = restore.restore_gan(gan_config.gans.dcgan_radford, Workdir(workdir).gan('dcgan_radford'),
-                              'dcgan_radford', [20], gan_config.seed, mesh)
+                              'dcgan_radford', [20], mesh)
     assert gan.models.discriminator.dtype == jnp.dtype(dtype)
     scores[dtype] = restore.gan_scorer(gan, mesh, batch_size=64).score(images)
   assert scores['bfloat16'].dtype == np.float32
@@ -148,8 +148,7 @@ def test_a_damaged_checkpoint_is_named_with_its_step_and_the_intact_ones(checkpo
   largest.write_bytes(bytes(data))
   with pytest.raises(checkpoints.CheckpointCorruptError,
                      match=r'step 20 in .*copy/dcgan_tf/checkpoints/20 .*Intact steps: \[10\]'):
-    restore.restore_gan(config.gans.dcgan_tf, run, 'dcgan_tf', [20], config.seed,
-                        sharding.build_mesh())
+    restore.restore_gan(config.gans.dcgan_tf, run, 'dcgan_tf', [20], sharding.build_mesh())
 
 
 def test_missing_checkpoint_is_a_clear_error(checkpointed, tmp_path):

@@ -36,10 +36,23 @@ def uploads(tmp_path_factory):
   return folder
 
 
+# `python -m fakejax.predict ARGS`, saying at exit whether TensorFlow was loaded: predict
+# writes no TensorBoard files, so it never should (importing it takes seconds).
+PREDICT_NOTING_TENSORFLOW = '''
+import atexit, runpy, sys
+atexit.register(lambda: 'tensorflow' in sys.modules and print(TENSORFLOW_LOADED, file=sys.stderr))
+runpy.run_module('fakejax.predict', run_name='__main__', alter_sys=True)
+'''
+TENSORFLOW_LOADED = 'TensorFlow was loaded'
+
+
 def run_predict(workdir, *args) -> subprocess.CompletedProcess:
-  return subprocess.run(
-      [sys.executable, '-m', 'fakejax.predict', f'--workdir={workdir}', *args], cwd=REPO_ROOT,
-      env=TWO_DEVICES, capture_output=True, text=True, timeout=600)
+  result = subprocess.run(
+      [sys.executable, '-c', PREDICT_NOTING_TENSORFLOW.replace(
+          'TENSORFLOW_LOADED', repr(TENSORFLOW_LOADED)), f'--workdir={workdir}', *args],
+      cwd=REPO_ROOT, env=TWO_DEVICES, capture_output=True, text=True, timeout=600)
+  assert TENSORFLOW_LOADED not in result.stderr
+  return result
 
 
 # (workdir fixture, detector name): a GAN's discriminator in the DCGAN study's workdir and

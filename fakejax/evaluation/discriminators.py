@@ -19,7 +19,7 @@ from fakejax.workdir import Workdir
 
 
 def restore_gans(gans: ml_collections.ConfigDict, gan_dir: Workdir, which_steps: str,
-                 seed: int, mesh: Mesh) -> dict[str, restore.StackedGan]:
+                 mesh: Mesh) -> dict[str, restore.StackedGan]:
   """The chosen steps of every GAN, plus its latest (whose fakes serve the others)."""
   out = {}
   for name, gan_config in gans.items():
@@ -32,7 +32,7 @@ def restore_gans(gans: ml_collections.ConfigDict, gan_dir: Workdir, which_steps:
     steps = restore.select_steps(available, which_steps)
     if available[-1] not in steps:
       steps.append(available[-1])
-    out[name] = restore.restore_gan(gan_config, run, name, steps, seed, mesh)
+    out[name] = restore.restore_gan(gan_config, run, name, steps, mesh)
   return out
 
 
@@ -43,7 +43,7 @@ def evaluate_discriminators(gans: ml_collections.ConfigDict, gan_dir: Workdir, w
                             ) -> dict[str, list[dict]]:
   """The reports of the chosen checkpoint steps of every GAN, by GAN name."""
   batch_size, num_fakes = settings.evaluation.batch_size, settings.evaluation.num_fake_samples
-  stacked = restore_gans(gans, gan_dir, which_steps, seed, mesh)
+  stacked = restore_gans(gans, gan_dir, which_steps, mesh)
   samplers = {name: restore.gan_sampler(gan, mesh, batch_size) for name, gan in stacked.items()}
   own_fakes = {name: sampler.generate(num_fakes, seed + fake_pool.TEST_FAKES_SEED_OFFSET)
                for name, sampler in samplers.items()}

@@ -17,7 +17,8 @@ from jax.sharding import Mesh
 from fakejax.errors import UserError
 from fakejax.evaluation import scoring
 from fakejax.models import GanModels, build_gan
-from fakejax.train import checkpoints, gan_state, gan_steps, gan_trainer, optimizers
+from fakejax import sharding
+from fakejax.train import checkpoints, gan_state, gan_steps, optimizers
 from fakejax.workdir import RunDir, Workdir
 
 
@@ -75,11 +76,12 @@ class StackedGan:
 
 
 def restore_gan(gan_config: ml_collections.ConfigDict, run: RunDir, name: str,
-                steps: Sequence[int], seed: int, mesh: Mesh) -> StackedGan:
+                steps: Sequence[int], mesh: Mesh) -> StackedGan:
   """Restores the given checkpoint steps of GAN `name` and stacks their variables."""
   models = build_gan(gan_config.architecture, gan_config.compute_dtype)
   tx = optimizers.from_config(gan_config.optimizer)
-  like = gan_trainer.init_sharded_state(models, tx, gan_config.latent_dim, seed, mesh)
+  like = sharding.abstract_replicated(
+      lambda key: gan_state.init_state(models, tx, gan_config.latent_dim, key), mesh)
   states = checkpoints.restore_states(run, steps, like)
   return StackedGan(
       name=name, models=models, latent_dim=gan_config.latent_dim, steps=list(steps),

@@ -68,7 +68,7 @@ def train_autoencoders(autoencoders: ml_collections.ConfigDict, settings: loop.L
 def restore_autoencoders(config: ml_collections.ConfigDict, workdir: Workdir,
                          image_shape: tuple[int, ...], mesh: Mesh) -> dict[str, dict]:
   return {name: autoencoder_trainer.restore_autoencoder(
-      name, ae_config, image_shape, workdir.autoencoder(name), config.seed, mesh)[0]
+      name, ae_config, image_shape, workdir.autoencoder(name), mesh)[0]
           for name, ae_config in config.autoencoders.items()}
 
 

@@ -50,7 +50,7 @@ def train_gans(gans: ml_collections.ConfigDict, settings: loop.LoopSettings,
 
 def _gan_fakes(gan_config, run: RunDir, name: str, step: int, *, num_train: int, num_eval: int,
                seed: int, batch_size: int, mesh: Mesh) -> dict:
-  gan = restore.restore_gan(gan_config, run, name, [step], seed, mesh)
+  gan = restore.restore_gan(gan_config, run, name, [step], mesh)
   sampler = restore.gan_sampler(gan, mesh, batch_size)
   return fake_pool.sampler_fakes(lambda num, s: sampler.generate(num, s)[0], num_train,
                                  num_eval, seed)

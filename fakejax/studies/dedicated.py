@@ -120,7 +120,7 @@ def autoencoder_sources(config: ml_collections.ConfigDict, workdir: Workdir, mes
         step = run.steps()[-1]
       else:
         params, step = autoencoder_trainer.restore_autoencoder(
-            name, ae_config, reals.train.shape[1:], run, config.seed, mesh)
+            name, ae_config, reals.train.shape[1:], run, mesh)
       out[name] = _autoencoder_source(ae_config, params, step, reals, num_train,
                                       config.evaluation.num_fake_samples)
     return out

@@ -92,7 +92,7 @@ def mean_reconstruction_error(autoencoder: AutoEncoder, params: dict,
 
 
 def restore_autoencoder(name: str, ae_config: ml_collections.ConfigDict,
-                        image_shape: tuple[int, ...], run: RunDir, seed: int,
+                        image_shape: tuple[int, ...], run: RunDir,
                         mesh: Mesh) -> tuple[dict, int]:
   """(parameters, step) of autoencoder `name`'s latest checkpoint, without training."""
   steps = run.steps()
@@ -100,6 +100,6 @@ def restore_autoencoder(name: str, ae_config: ml_collections.ConfigDict,
     raise checkpoints.CheckpointNotFoundError(
         f'No checkpoint of autoencoder {name!r} in {run.checkpoints}: run the study first.')
   job = autoencoder_job(name, ae_config, np.zeros((1, *image_shape), np.uint8), False, mesh)
-  like = jax.jit(job.init, out_shardings=sharding.replicated(mesh))(jax.random.PRNGKey(seed))
+  like = sharding.abstract_replicated(job.init, mesh)
   (state,) = checkpoints.restore_states(run, steps[-1:], like)
   return state.g_params, steps[-1]

@@ -192,10 +192,10 @@ def classifier_optimizer(classifier_config: ml_collections.ConfigDict):
 
 
 def restore_like_state(classifier_config: ml_collections.ConfigDict, classifier: Classifier,
-                       image_shape: tuple[int, ...], frozen: dict, seed: int,
+                       image_shape: tuple[int, ...], frozen: dict,
                        mesh: Mesh) -> classifier_steps.ClassifierState:
-  """A fresh state of the shapes a checkpoint of this classifier fills."""
+  """The shapes, dtypes and shardings a checkpoint of this classifier fills."""
   tx = classifier_optimizer(classifier_config)
   init = lambda key: classifier_steps.init_state(classifier.model, tx, classifier.prepare,
                                                  frozen, image_shape, key)
-  return jax.jit(init, out_shardings=sharding.replicated(mesh))(jax.random.PRNGKey(seed))
+  return sharding.abstract_replicated(init, mesh)

@@ -20,7 +20,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from fakejax import sharding
+from fakejax import runtime, sharding
 from fakejax.data import pipeline
 from fakejax.train import checkpoints
 from fakejax.workdir import RunDir
@@ -129,8 +129,10 @@ class PreemptionGuard:
 
 def make_writer(logdir: pathlib.Path):
   """clu's TensorBoard writer on process 0; the others only log."""
-  # clu's writers import TensorFlow, so they load only when a run writes: models, steps
-  # and tools import without TensorFlow (as on accelerator images that lack it).
+  # clu's writers import TensorFlow (about 10 s on 2 cores), so they load only when a run
+  # writes: models, steps, tools and `predict` start without it (and work on accelerator
+  # images that lack it). Kept off the accelerators before it loads.
+  runtime.hide_accelerators_from_tensorflow()
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   return metric_writers.create_default_writer(logdir, just_logging=jax.process_index() > 0)
 
@@ -142,11 +144,19 @@ def make_progress_report(num_steps: int, writer, every_steps: int):
                                          every_steps=every_steps)
 
 
-def restore_or_init(manager, state, data_iterator: grain.DatasetIterator):
-  """Continues from the newest intact checkpoint if there is one; returns (state, step)."""
-  restored = checkpoints.restore_latest_good(manager, state)
+def fresh_state(job: Job, seed: int, mesh: Mesh):
+  """The job's initial state (from its pretrained start, if any), replicated over the mesh."""
+  state = jax.jit(job.init, out_shardings=sharding.replicated(mesh))(jax.random.PRNGKey(seed))
+  return state if job.start_from is None else job.start_from(state)
+
+
+def restore_or_init(manager, like_state, data_iterator: grain.DatasetIterator,
+                    init: Callable[[], Any]):
+  """Continues from the newest intact checkpoint if there is one, else from `init()`;
+  returns (state, step). `like_state` may be abstract: a resumed run initialises nothing."""
+  restored = checkpoints.restore_latest_good(manager, like_state)
   if restored is None:
-    return state, 0
+    return init(), 0
   state, data_state, step = restored
   data_iterator.set_state(data_state)
   logging.info('Resumed from the checkpoint of step %d in %s.', step, manager.directory)
@@ -198,13 +208,10 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run: RunDir,
   steps_per_epoch = pipeline.steps_per_epoch(pipeline.count_examples(train_data),
                                              settings.batch_size)
   num_steps = steps_per_epoch * settings.num_epochs
-  state = jax.jit(job.init, out_shardings=sharding.replicated(mesh))(
-      jax.random.PRNGKey(settings.seed))
-  if job.start_from is not None:
-    state = job.start_from(state)
+  like_state = sharding.abstract_replicated(job.init, mesh)
   # Room for the kept checkpoints plus the one being written, before any compute.
   checkpoints.check_workdir_writable(
-      run.path, checkpoints.state_bytes(state) * (settings.max_checkpoints_to_keep + 1))
+      run.path, checkpoints.state_bytes(like_state) * (settings.max_checkpoints_to_keep + 1))
   data_iterator = pipeline.train_batches(
       train_data, seed=settings.seed, num_epochs=settings.num_epochs,
       batch_size=settings.batch_size, process_index=jax.process_index(),
@@ -213,7 +220,8 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run: RunDir,
   with checkpoints.checkpoint_manager(
       run.checkpoints, max_to_keep=settings.max_checkpoints_to_keep,
       save_interval_steps=settings.checkpoint_every_steps) as manager:
-    state, start_step = restore_or_init(manager, state, data_iterator)
+    state, start_step = restore_or_init(manager, like_state, data_iterator,
+                                        lambda: fresh_state(job, settings.seed, mesh))
     if job.stopped_early is not None and job.stopped_early(state):
       logging.info('%s stopped early at step %d; not trained further.', job.name, start_step)
       return TrainResult(state=state, resumed_from_step=start_step, num_steps=start_step,
