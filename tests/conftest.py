@@ -111,9 +111,10 @@ def main_command(workdir, data_dir, *overrides, variant='tiny', config_file='dcg
 TWO_DEVICES = devices_env(2)
 
 
-def run_main(workdir, data_dir, *overrides, config_file='dcgan_fmnist.py'
+def run_main(workdir, data_dir, *overrides, config_file='dcgan_fmnist.py', variant='tiny'
              ) -> subprocess.CompletedProcess:
-  result = subprocess.run(main_command(workdir, data_dir, *overrides, config_file=config_file),
+  result = subprocess.run(main_command(workdir, data_dir, *overrides, variant=variant,
+                                       config_file=config_file),
                           cwd=REPO_ROOT, env=TWO_DEVICES, capture_output=True, text=True,
                           timeout=900)
   assert result.returncode == 0, result.stderr[-5000:]
@@ -183,9 +184,10 @@ def wait_for_checkpoint(checkpoint_dir: pathlib.Path, process, timeout_s=300) ->
   raise TimeoutError(f'no checkpoint in {checkpoint_dir} after {timeout_s} s')
 
 
-def assert_same_final_parameters(workdir: pathlib.Path, reference_dir: pathlib.Path) -> None:
-  """Every GAN's final parameters and batch statistics are bit-identical to the reference's."""
-  for gan in GANS:
+def assert_same_final_parameters(workdir: pathlib.Path, reference_dir: pathlib.Path,
+                                 gans=GANS) -> None:
+  """The GANs' final parameters and batch statistics are bit-identical to the reference's."""
+  for gan in gans:
     got_state = final_state(workdir / gan / 'checkpoints')
     want_state = final_state(reference_dir / gan / 'checkpoints')
     for name in ('g_params', 'd_params', 'g_batch_stats', 'd_batch_stats'):

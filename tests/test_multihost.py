@@ -1,4 +1,4 @@
-"""Two real JAX processes on this machine (4 CPU devices each) against one process of 8,
+"""Two real JAX processes on this machine (2 CPU devices each) against one process of 4,
 with a preemption signal that reaches only one of them.
 
 With Adam, the cross-process reduction order (gloo) changes float rounding, which Adam
@@ -41,7 +41,7 @@ def start_two_processes(workdir, data_dir) -> list[subprocess.Popen]:
           main_command(workdir, data_dir, *OVERRIDES,
                        f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
                        f'--process_id={index}', variant=VARIANT),
-          cwd=REPO_ROOT, env=devices_env(4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+          cwd=REPO_ROOT, env=devices_env(2), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
           text=True)
       for index in range(2)]
 
@@ -57,10 +57,10 @@ def run_two_processes(workdir, data_dir, processes=None) -> list[str]:
 
 def test_two_processes_stop_together_resume_and_train_like_one(tfds_data_dir, tmp_path):
   """Preempted on one host only, both stop after the same step; the same command resumes
-  both and ends with the parameters of one process of 8 devices."""
+  both and ends with the parameters of one process of 4 devices."""
   single = subprocess.run(main_command(tmp_path / 'one', tfds_data_dir, *OVERRIDES,
                                        variant=VARIANT),
-                          cwd=REPO_ROOT, env=devices_env(8), capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=devices_env(4), capture_output=True, text=True,
                           timeout=900)
   assert single.returncode == 0, single.stderr[-5000:]
 
@@ -70,7 +70,7 @@ def test_two_processes_stop_together_resume_and_train_like_one(tfds_data_dir, tm
   logs = [process.communicate(timeout=600)[1] for process in processes]
   for index, (process, log) in enumerate(zip(processes, logs)):
     assert process.returncode == 143, log[-5000:]
-    assert f'Joined a run of 2 processes as process {index}: 4 local of 8 devices.' in log
+    assert f'Joined a run of 2 processes as process {index}: 2 local of 4 devices.' in log
   stopped_at = [re.search(r'stopped by SIGTERM at step (\d+)', log).group(1) for log in logs]
   assert stopped_at[0] == stopped_at[1], stopped_at
   assert int(stopped_at[0]) < STEPS  # The epoch was not finished.

@@ -40,8 +40,9 @@ def flax_features(architecture: str, converted: dict, images: np.ndarray,
                   num_features: int) -> np.ndarray:
   """Pooled features of the Flax model carrying `converted` weights."""
   model = models.CLASSIFIERS[architecture].builder(outputs=num_features)
-  variables = jax.jit(functools.partial(model.init, train=False))(
-      jax.random.PRNGKey(0), jnp.asarray(images[:1]))
+  # Shapes only: `converted` and the identity head fill every variable.
+  variables = jax.eval_shape(functools.partial(model.init, train=False),
+                             jax.random.PRNGKey(0), jnp.asarray(images[:1]))
   variables = identity_head(pretrained.merge(variables, converted), num_features)
   apply = jax.jit(functools.partial(model.apply, train=False))
   return np.asarray(apply(variables, jnp.asarray(images)))

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -43,8 +44,10 @@ class Trial:
   detail: str = ''
 
 
-def main_command(workdir: pathlib.Path, data_dir: str) -> list[str]:
-  return [sys.executable, '-m', 'fakejax.main', '--config=configs/dcgan_fmnist.py:tiny',
+def main_command(workdir: pathlib.Path, data_dir: str, gans: Sequence[str] = ()) -> list[str]:
+  """The tiny study's command; with `gans`, training only those GANs."""
+  variant = 'tiny' + (f',gans={"+".join(gans)}' if gans else '')
+  return [sys.executable, '-m', 'fakejax.main', f'--config=configs/dcgan_fmnist.py:{variant}',
           f'--workdir={workdir}', f'--config.data.data_dir={data_dir}']
 
 
@@ -57,16 +60,18 @@ def environment(num_devices: int) -> dict[str, str]:
   return {**os.environ, 'XLA_FLAGS': ' '.join([*kept, f'{device_count}={num_devices}'])}
 
 
-def run_to_end(workdir: pathlib.Path, data_dir: str, env: dict) -> None:
-  result = subprocess.run(main_command(workdir, data_dir), cwd=REPO_ROOT, env=env,
+def run_to_end(workdir: pathlib.Path, data_dir: str, env: dict, gans: Sequence[str] = ()) -> None:
+  result = subprocess.run(main_command(workdir, data_dir, gans), cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True)
   if result.returncode != 0:
     raise RuntimeError(f'run in {workdir} failed:\n{result.stderr[-3000:]}')
 
 
-def final_parameters(workdir: pathlib.Path) -> dict:
+def final_parameters(workdir: pathlib.Path, gans: Sequence[str] = ()) -> dict:
+  """The latest parameters of `gans` (default: every GAN of the workdir), by GAN."""
   states = {}
-  for gan_dir in sorted(p for p in workdir.iterdir() if RunDir(p).checkpoints.is_dir()):
+  for gan_dir in sorted(p for p in workdir.iterdir() if RunDir(p).checkpoints.is_dir()
+                        and (not gans or p.name in gans)):
     run = RunDir(gan_dir)
     # As NumPy: the runs used more devices than this process has.
     state = checkpoints.read_state_as_numpy(run.checkpoints / str(run.steps()[-1]) / 'state')
@@ -103,7 +108,7 @@ def interrupt(process: subprocess.Popen, workdir: pathlib.Path, signal_number: i
 
 
 def run_trial(workdir: pathlib.Path, data_dir: str, reference: dict, rng: random.Random,
-              run_seconds: float, env: dict) -> tuple[Trial, float]:
+              run_seconds: float, env: dict, gans: Sequence[str] = ()) -> tuple[Trial, float]:
   """One interrupted run, resumed to the end; returns it and the run length to draw from.
 
   A run that ends before its random moment is no trial: it is drawn again, within the
@@ -114,7 +119,7 @@ def run_trial(workdir: pathlib.Path, data_dir: str, reference: dict, rng: random
     moment = rng.choice(['random', 'during_save'])
     shutil.rmtree(workdir, ignore_errors=True)
     start = time.monotonic()
-    process = subprocess.Popen(main_command(workdir, data_dir), cwd=REPO_ROOT, env=env,
+    process = subprocess.Popen(main_command(workdir, data_dir, gans), cwd=REPO_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     at = interrupt(process, workdir, getattr(signal, signal_name), moment,
                    delay_s=rng.uniform(0.05, 1.0) * run_seconds, timeout_s=10 * run_seconds)
@@ -122,7 +127,7 @@ def run_trial(workdir: pathlib.Path, data_dir: str, reference: dict, rng: random
       break
     run_seconds = time.monotonic() - start
   try:
-    run_to_end(workdir, data_dir, env)
+    run_to_end(workdir, data_dir, env, gans)
     survived = same_parameters(final_parameters(workdir), reference)
     detail = '' if survived else 'final parameters differ from the uninterrupted run'
   except Exception as error:  # A failed resume is a trial lost, reported as such.
@@ -132,20 +137,22 @@ def run_trial(workdir: pathlib.Path, data_dir: str, reference: dict, rng: random
 
 def run_trials(num_trials: int, data_dir: str, root: pathlib.Path, seed: int = 0,
                num_devices: int = 2, reference_dir: pathlib.Path | None = None,
-               log=print) -> list[Trial]:
+               gans: Sequence[str] = (), log=print) -> list[Trial]:
   """Runs `num_trials` interrupted runs under `root`, against an uninterrupted reference.
 
-  The reference is run first unless `reference_dir` holds a finished one (same devices).
+  The reference is run first unless `reference_dir` holds a finished one (same devices;
+  it may hold more GANs than `gans`, the ones each trial trains, default all: each GAN
+  trains alike whichever others the run trains).
   """
   env = environment(num_devices)
   if reference_dir is None:
     reference_dir = root / 'reference'
-    run_to_end(reference_dir, data_dir, env)  # Also fills the compilation cache.
-  reference = final_parameters(reference_dir)
+    run_to_end(reference_dir, data_dir, env, gans)  # Also fills the compilation cache.
+  reference = final_parameters(reference_dir, gans)
   # A second uninterrupted run times a cached run (the signals' time scale) and shows
   # that uninterrupted runs agree with each other, so any difference below is a loss.
   start = time.monotonic()
-  run_to_end(root / 'second_reference', data_dir, env)
+  run_to_end(root / 'second_reference', data_dir, env, gans)
   run_seconds = time.monotonic() - start
   if not same_parameters(final_parameters(root / 'second_reference'), reference):
     raise RuntimeError('two uninterrupted runs disagree: the comparison would mean nothing')
@@ -154,7 +161,7 @@ def run_trials(num_trials: int, data_dir: str, root: pathlib.Path, seed: int = 0
   trials = []
   for index in range(num_trials):
     trial, run_seconds = run_trial(root / f'trial_{index:03d}', data_dir, reference, rng,
-                                   run_seconds, env)
+                                   run_seconds, env, gans)
     trials.append(trial)
     log(f'trial {index + 1}/{num_trials}: {trial.signal_name} {trial.moment} at '
         f'{trial.interrupted_at_s:.1f} s: '
@@ -168,10 +175,13 @@ def main() -> None:
   parser.add_argument('--data_dir', required=True, help='TFDS data dir with fashion_mnist.')
   parser.add_argument('--workdir', default='', help='Where the runs go (default: a temp dir).')
   parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--gans', default='',
+                      help="Train only these GANs of the tiny config, '+'-separated (default: all).")
   args = parser.parse_args()
   logging.set_verbosity(logging.ERROR)  # Orbax's notes on each checkpoint read.
   root = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix='fault_injection_'))
-  trials = run_trials(args.trials, args.data_dir, root, args.seed)
+  trials = run_trials(args.trials, args.data_dir, root, args.seed,
+                      gans=tuple(filter(None, args.gans.split('+'))))
   print(f'survived {sum(t.survived for t in trials)} of {len(trials)}')
 
 
