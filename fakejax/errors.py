@@ -17,11 +17,12 @@ class UserError(Exception):
 
 
 def exit_on_user_error(main):
-  """Wraps an absl `main(argv)`: a UserError prints 'error: <message>' and exits 1."""
+  """Wraps a command's `main` (absl's `main(argv)` or a tool's): a UserError prints
+  'error: <message>' and exits 1."""
   @functools.wraps(main)
-  def wrapped(argv):
+  def wrapped(*args, **kwargs):
     try:
-      return main(argv)
+      return main(*args, **kwargs)
     except UserError as error:
       print(f'error: {error}', file=sys.stderr, flush=True)
       sys.exit(USER_ERROR_EXIT_CODE)

@@ -56,3 +56,13 @@ def test_evaluating_a_folder_that_is_no_workdir_says_so(tmp_path):
   assert result.returncode == 1
   assert f'{tmp_path / "config.json"} does not exist' in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+def test_a_benchmark_tool_given_a_folder_that_is_no_workdir_says_so(tmp_path):
+  result = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'benchmark_predict.py'),
+                           f'--workdir={tmp_path}', '--num_images=1'],
+                          cwd=tmp_path, env=TWO_DEVICES, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 1
+  assert f'{tmp_path / "config.json"} does not exist' in result.stderr
+  assert 'Traceback' not in result.stderr

@@ -13,7 +13,7 @@ import time
 
 import jax
 
-from fakejax import sharding
+from fakejax import errors, sharding
 from fakejax.data import fashion_mnist, pipeline
 from fakejax.evaluation import discriminators, restore
 from fakejax.studies import common
@@ -30,6 +30,7 @@ def images_processed(config, splits: pipeline.StudySplits) -> int:
   return num_gans * per_gan
 
 
+@errors.exit_on_user_error
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--workdir', required=True)

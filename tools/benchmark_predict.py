@@ -16,7 +16,7 @@ import time
 
 from PIL import Image
 
-from fakejax import predict
+from fakejax import errors, predict
 from fakejax.data import fashion_mnist
 
 
@@ -26,6 +26,7 @@ def write_pngs(folder: pathlib.Path, num_images: int, idx_dir: str) -> None:
     Image.fromarray(images[index % len(images), ..., 0]).save(folder / f'{index:06d}.png')
 
 
+@errors.exit_on_user_error
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--workdir', required=True)
