@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import ml_collections
 from jax.sharding import Mesh
 
+from fakejax import sharding
 from fakejax.errors import UserError
 from fakejax.evaluation import scoring
 from fakejax.models import GanModels, build_gan
-from fakejax import sharding
 from fakejax.train import checkpoints, gan_state, gan_steps, optimizers
 from fakejax.workdir import RunDir, Workdir
 
