@@ -196,19 +196,6 @@ def assert_same_final_parameters(workdir: pathlib.Path, reference_dir: pathlib.P
         np.testing.assert_array_equal(got, want)
 
 
-# Python source that makes the process behave as if TensorFlow were not installed.
-HIDE_TENSORFLOW = '''
-import sys
-
-class HideTensorFlow:
-  def find_spec(self, name, path=None, target=None):
-    if name == 'tensorflow' or name.startswith('tensorflow.'):
-      raise ModuleNotFoundError(f'No module named {name!r}', name=name)
-
-sys.meta_path.insert(0, HideTensorFlow())
-'''
-
-
 def load_tool(name: str):
   """tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
   spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import HIDE_TENSORFLOW, REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 COMPILE_A_CONVOLUTION = '''
 import fakejax, jax, jax.numpy as jnp
@@ -43,7 +43,16 @@ def test_a_users_own_ynnpack_choice_is_kept():
   assert backend == 'ynn'  # So the check above can tell the two apart.
 
 
-IMPORT_WITHOUT_TENSORFLOW = HIDE_TENSORFLOW + '''
+IMPORT_WITHOUT_TENSORFLOW = '''
+import sys
+
+class HideTensorFlow:  # As if TensorFlow were not installed.
+  def find_spec(self, name, path=None, target=None):
+    if name == 'tensorflow' or name.startswith('tensorflow.'):
+      raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+
+sys.meta_path.insert(0, HideTensorFlow())
+
 import importlib.util
 
 def load_tool(name):
