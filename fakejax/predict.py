@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from absl import app, flags, logging
+import numpy as np
 
 from fakejax import errors, runtime
 from fakejax.errors import UserError
@@ -176,27 +177,16 @@ def write_rows(rows: Iterator[dict], output, output_format: str) -> list[dict]:
 
 def contact_sheet(rows: list[dict], image_shape, path: pathlib.Path, limit: int = 64) -> None:
   """A PNG grid of the flagged images, most surely generated first, with their scores."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   from fakejax.data import folders  # pylint: disable=g-import-not-at-top
+  from fakejax.evaluation import report  # pylint: disable=g-import-not-at-top
   flagged = sorted((r for r in rows if r['decision'] == 'generated'),
                    key=lambda r: -r['fake_probability'])[:limit]
-  columns = 8
-  rows_needed = max(1, -(-len(flagged) // columns))
-  fig, axes = plt.subplots(rows_needed, columns, figsize=(columns * 1.2, rows_needed * 1.4),
-                           squeeze=False)
-  for ax in axes.ravel():
-    ax.axis('off')
-  for ax, row in zip(axes.ravel(), flagged):
-    image = folders.read_image(row['path'], image_shape)
-    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray', vmin=0, vmax=255)
-    ax.set_title(f"{row['fake_probability']:.2f}\n{pathlib.Path(row['path']).name[:14]}",
-                 fontsize=6)
-  fig.suptitle(f'{len(flagged)} flagged images (fake probability)', fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  images = np.stack([folders.read_image(r['path'], image_shape) for r in flagged]
+                    or [np.full(image_shape, 255, np.uint8)])
+  captions = [f"{r['fake_probability']:.2f}\n{pathlib.Path(r['path']).name[:14]}"
+              for r in flagged]
+  report.plot_captioned_images(images, captions, path,
+                               title=f'{len(flagged)} flagged images (fake probability)')
 
 
 @errors.exit_on_user_error

@@ -1,4 +1,4 @@
-"""Shared fixtures: 8 forced CPU devices, a real Fashion-MNIST TFDS dataset, and one
+"""Shared fixtures: 2 forced CPU devices, a real Fashion-MNIST TFDS dataset, and one
 trained workdir of each kind of detector, built once per test run.
 
 The suite runs on 2 pytest-xdist workers (pyproject's addopts): the session's trained
@@ -24,9 +24,16 @@ def devices_env(count: int) -> dict[str, str]:
           'XLA_FLAGS': f'--xla_force_host_platform_device_count={count} {TEST_COMPILE_FLAGS}'}
 
 
-# Before JAX is imported anywhere: 8 CPU devices, so sharded code is exercised.
-os.environ['XLA_FLAGS'] = (f"{os.environ.get('XLA_FLAGS', '')} {TEST_COMPILE_FLAGS} "
-                           '--xla_force_host_platform_device_count=8').strip()
+# Before JAX is imported anywhere: 2 CPU devices, so sharded code is exercised, as in the
+# commands the tests start. XLA:CPU compiles and runs a program sharded 8 ways much more
+# slowly (two test files took 224 s on 8 devices, 156 s on 4, 138 s on 2), so the tests
+# that need more devices start a process with them. A process started with a device
+# count (such as those) keeps it.
+IN_PROCESS_DEVICES = 2
+_flags = os.environ.get('XLA_FLAGS', '')
+if 'xla_force_host_platform_device_count' not in _flags:
+  _flags += f' --xla_force_host_platform_device_count={IN_PROCESS_DEVICES}'
+os.environ['XLA_FLAGS'] = f'{_flags} {TEST_COMPILE_FLAGS}'.strip()
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 
 import pathlib
@@ -196,6 +203,13 @@ def assert_same_final_parameters(workdir: pathlib.Path, reference_dir: pathlib.P
         np.testing.assert_array_equal(got, want)
 
 
+def init_gan_state(models, tx, latent_dim: int, seed: int = 0):
+  """A GAN's initial state, compiled as one program (run op by op, it takes seconds)."""
+  from fakejax.train import gan_state  # pylint: disable=g-import-not-at-top
+  return jax.jit(lambda key: gan_state.init_state(models, tx, latent_dim, key))(
+      jax.random.PRNGKey(seed))
+
+
 def load_tool(name: str):
   """tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
   spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
@@ -220,3 +234,4 @@ def make_face_folder(root, num_per_class=80):
     write_image(root / 'fake' / f'{index}.jpg',
                 rng.integers(150, 195, (64, 64, 3), dtype=np.uint8) + checker)
   (root / 'fake' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n not an image')
+

@@ -16,9 +16,9 @@ from tests.conftest import REPO_ROOT
 MODELS = ('alexnet', 'autogan_depth1', 'autogan_depth4', 'dcgan_radford', 'dcgan_tf',
           'efficientnet_b0', 'mobilenet_v2', 'mobilenet_v3_large', 'resnet18', 'sequential_cnn')
 
-# Model -> parameter counts of fakejax's model and of its PyTorch twin (which also runs
-# one tiny train step), as one JSON line.
-PARAMETER_COUNTS = """
+# One process for the facts the tests check: the tool's models, their parameter counts in
+# fakejax and in the PyTorch twin (which also runs one tiny train step), and the CPU peaks.
+TOOL_FACTS = """
 import json, sys
 import jax
 import numpy as np
@@ -36,7 +36,14 @@ for model in sys.argv[1:]:
                      for leaf in jax.tree.leaves(tree)),
       'pytorch': sum(p.numel() for network in networks or [runner.inference_model]
                      for p in network.parameters())}
-print(json.dumps(counts))
+cpu = jax.devices('cpu')[0]
+print(json.dumps({
+    'workloads': sorted(benchmark.WORKLOADS),
+    'counts': counts,
+    'default_peak': benchmark.peak(cpu, 'float32', 0.0)[0],
+    'default_cpu_peak': benchmark.DEFAULT_CPU_PEAK_GFLOPS,
+    'given_peak': benchmark.peak(cpu, 'float32', 1234.0),
+    'measured_gflops': benchmark.measured_matmul_gflops(cpu, 'float32', size=256)}))
 """
 
 
@@ -48,22 +55,29 @@ pytestmark = pytest.mark.skipif(not has_pytorch(),
                                 reason="PyTorch (the bench extra) is not installed")
 
 
-def test_benchmark_covers_these_models():
-  run = subprocess.run([sys.executable, 'tools/benchmark.py', '--help'], cwd=REPO_ROOT,
-                       capture_output=True, text=True, timeout=300)
-  assert run.returncode == 0, run.stderr[-3000:]
-  for model in MODELS:
-    assert f"'{model}'" in run.stdout
-
-
-def test_each_pytorch_twin_has_as_many_parameters():
-  run = subprocess.run([sys.executable, '-c', PARAMETER_COUNTS, *MODELS], cwd=REPO_ROOT,
+@pytest.fixture(scope='module')
+def tool_facts() -> dict:
+  run = subprocess.run([sys.executable, '-c', TOOL_FACTS, *MODELS], cwd=REPO_ROOT,
                        capture_output=True, text=True, timeout=600)
   assert run.returncode == 0, run.stderr[-3000:]
-  counts = json.loads(run.stdout.strip().splitlines()[-1])
+  return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_benchmark_covers_these_models(tool_facts):
+  assert tool_facts['workloads'] == sorted(MODELS)
+
+
+def test_each_pytorch_twin_has_as_many_parameters(tool_facts):
+  counts = tool_facts['counts']
   assert sorted(counts) == sorted(MODELS)
   for model, count in counts.items():
     assert count['pytorch'] == count['fakejax'] > 0, (model, count)
+
+
+def test_the_peak_is_this_cpus_given_or_a_measured_matrix_product(tool_facts):
+  assert tool_facts['default_peak'] == tool_facts['default_cpu_peak']
+  assert tool_facts['given_peak'] == [1234.0, 'as given']
+  assert 0 < tool_facts['measured_gflops'] < 10_000
 
 
 def test_bfloat16_is_refused_for_models_that_compute_in_float32():
@@ -87,20 +101,3 @@ def test_a_tiny_run_prints_the_table_and_writes_json(tmp_path):
   assert len(result['rounds']['jax_train']) == len(result['rounds']['torch_train']) == 2
   assert result['train_img_per_s'] > 0 and result['torch_train_img_per_s'] > 0
   assert result['gflop_per_image'] > 0 and 0 < result['peak_fraction'] < 1
-
-
-PEAKS = """
-import jax
-from tools import benchmark
-cpu = jax.devices('cpu')[0]
-assert benchmark.peak(cpu, 'float32', 0.0)[0] == benchmark.DEFAULT_CPU_PEAK_GFLOPS
-assert benchmark.peak(cpu, 'float32', 1234.0) == (1234.0, 'as given')
-print(benchmark.measured_matmul_gflops(cpu, 'float32', size=256))
-"""
-
-
-def test_the_peak_is_this_cpus_given_or_a_measured_matrix_product():
-  run = subprocess.run([sys.executable, '-c', PEAKS], cwd=REPO_ROOT, capture_output=True,
-                       text=True, timeout=300)
-  assert run.returncode == 0, run.stderr[-3000:]
-  assert 0 < float(run.stdout.split()[-1]) < 10_000

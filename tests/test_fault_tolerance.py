@@ -12,11 +12,11 @@ import pytest
 
 from fakejax import sharding
 from fakejax.models import build_gan
-from fakejax.train import checkpoints, gan_state, gan_steps, gan_trainer, loop
+from fakejax.train import checkpoints, gan_steps, gan_trainer, loop
 from fakejax.workdir import Workdir
 from tests.conftest import (GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES, load_tool,
-                            assert_same_final_parameters, main_command, run_main,
-                            wait_for_checkpoint)
+                            assert_same_final_parameters, init_gan_state, main_command,
+                            run_main, wait_for_checkpoint)
 
 
 # The kill-and-resume runs train one GAN, which trains alike whichever others a run
@@ -134,9 +134,11 @@ def test_non_finite_loss_stops_training_naming_step_and_metric(tiny_config, tmp_
 def test_fault_injection_tool_survives_random_kills(finished_run, tfds_data_dir, tmp_path):
   fault_injection = load_tool('fault_injection')
   reference_dir = finished_run
-  # Seed 4 draws SIGKILL while a checkpoint is being written: the hardest moment.
+  # Seed 4 draws SIGKILL while a checkpoint is being written: the hardest moment. That
+  # moment does not depend on the run's length, given here only to bound the waits.
   trials = fault_injection.run_trials(1, tfds_data_dir, tmp_path, seed=4,
-                                      reference_dir=reference_dir, gans=ONE_GAN)
+                                      reference_dir=reference_dir, gans=ONE_GAN,
+                                      run_seconds=60.0)
   assert [(t.signal_name, t.moment, t.survived) for t in trials] == [
       ('SIGKILL', 'during_save', True)], [t.detail for t in trials]
 
@@ -160,7 +162,7 @@ def test_skip_nonfinite_updates_keeps_the_state_and_continues(batch):
   models = build_gan('dcgan_tf')
   # Same optimiser-state layout; the first poisons its first update, the other never does.
   poisoned, healthy = nan_updates_at(0), nan_updates_at(99)
-  before = gan_state.init_state(models, poisoned, 100, jax.random.PRNGKey(0))
+  before = init_gan_state(models, poisoned, 100)
   skipping_step = lambda tx: jax.jit(gan_steps.make_train_step(models, tx, 100,
                                                                skip_nonfinite=True))
   after_bad, bad_metrics = skipping_step(poisoned)(before, batch)
@@ -180,7 +182,7 @@ def test_skip_nonfinite_updates_keeps_the_state_and_continues(batch):
 def test_without_skipping_a_nonfinite_update_poisons_the_state(batch):
   models = build_gan('dcgan_tf')
   tx = nan_updates_at(0)
-  state = gan_state.init_state(models, tx, 100, jax.random.PRNGKey(0))
+  state = init_gan_state(models, tx, 100)
   state, metrics = jax.jit(gan_steps.make_train_step(models, tx, 100))(state, batch)
   assert float(metrics['skipped_update']) == 0.0
   assert np.isnan(jax.tree.leaves(state.g_params)[0]).any()  # What the log-step check catches.

@@ -135,27 +135,37 @@ def run_trial(workdir: pathlib.Path, data_dir: str, reference: dict, rng: random
   return Trial(signal_name, moment, at, survived, detail), run_seconds
 
 
+def timed_second_reference(workdir: pathlib.Path, data_dir: str, env: dict,
+                           gans: Sequence[str], reference: dict) -> float:
+  """Times a cached uninterrupted run (the signals' time scale) and checks that it agrees
+  with the reference: otherwise any difference in a trial would mean nothing."""
+  start = time.monotonic()
+  run_to_end(workdir, data_dir, env, gans)
+  seconds = time.monotonic() - start
+  if not same_parameters(final_parameters(workdir), reference):
+    raise RuntimeError('two uninterrupted runs disagree: the comparison would mean nothing')
+  return seconds
+
+
 def run_trials(num_trials: int, data_dir: str, root: pathlib.Path, seed: int = 0,
                num_devices: int = 2, reference_dir: pathlib.Path | None = None,
-               gans: Sequence[str] = (), log=print) -> list[Trial]:
+               gans: Sequence[str] = (), run_seconds: float | None = None,
+               log=print) -> list[Trial]:
   """Runs `num_trials` interrupted runs under `root`, against an uninterrupted reference.
 
   The reference is run first unless `reference_dir` holds a finished one (same devices;
   it may hold more GANs than `gans`, the ones each trial trains, default all: each GAN
-  trains alike whichever others the run trains).
+  trains alike whichever others the run trains). `run_seconds`, the length of a cached
+  uninterrupted run, is measured by a second one unless given.
   """
   env = environment(num_devices)
   if reference_dir is None:
     reference_dir = root / 'reference'
     run_to_end(reference_dir, data_dir, env, gans)  # Also fills the compilation cache.
   reference = final_parameters(reference_dir, gans)
-  # A second uninterrupted run times a cached run (the signals' time scale) and shows
-  # that uninterrupted runs agree with each other, so any difference below is a loss.
-  start = time.monotonic()
-  run_to_end(root / 'second_reference', data_dir, env, gans)
-  run_seconds = time.monotonic() - start
-  if not same_parameters(final_parameters(root / 'second_reference'), reference):
-    raise RuntimeError('two uninterrupted runs disagree: the comparison would mean nothing')
+  if run_seconds is None:
+    run_seconds = timed_second_reference(root / 'second_reference', data_dir, env, gans,
+                                         reference)
   log(f'uninterrupted run: {run_seconds:.0f} s')
   rng = random.Random(seed)
   trials = []
