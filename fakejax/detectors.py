@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import ml_collections
+import numpy as np
 from jax.sharding import Mesh
 
 from fakejax.errors import UserError
@@ -103,8 +104,11 @@ def classifier_input(config: ml_collections.ConfigDict, metadata: dict,
   autoencoder, frozen = None, {}
   if autoencoder_name:
     autoencoder = autoencoder_of(config.autoencoders[autoencoder_name])
-    shapes = jax.numpy.zeros((1, *image_shape))
-    frozen = {'autoencoder': autoencoder.init(jax.random.PRNGKey(0), shapes)['params']}
+    # Zeros of the parameters' shapes, computing no initialiser (seconds, run op by op).
+    shapes = jax.eval_shape(autoencoder.init, jax.random.PRNGKey(0),
+                            jax.ShapeDtypeStruct((1, *image_shape), np.float32))
+    frozen = {'autoencoder': jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype),
+                                          shapes['params'])}
   return classifier_trainer.classifier_of(config.classifier, input_kind, autoencoder), frozen
 
 
