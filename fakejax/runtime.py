@@ -7,6 +7,8 @@ from absl import flags, logging
 
 
 DEFAULT_COMPILATION_CACHE_DIR = '~/.cache/fakejax/xla'
+# JAX's own variable for the least compile time of a stored program.
+MIN_CACHED_COMPILE_SECS_ENV = 'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'
 YNN_FUSION_FLAG = '--xla_cpu_experimental_ynn_fusion_type'
 
 
@@ -48,7 +50,10 @@ def enable_compilation_cache(cache_dir: str) -> None:
     return
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_compilation_cache_dir', os.path.expanduser(cache_dir))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  # Programs that compile in under 0.5 s are not stored, unless the environment says
+  # otherwise (the tests store all: their many small programs then load in each process).
+  if MIN_CACHED_COMPILE_SECS_ENV not in os.environ:
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 
 def initialize_distributed(coordinator_address: str, num_processes: int, process_id: int) -> None:

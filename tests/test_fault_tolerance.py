@@ -25,9 +25,8 @@ ONE_GAN = (GANS[0],)
 ONE_GAN_VARIANT = f'tiny,gans={GANS[0]}'
 
 
-def test_sigterm_saves_a_checkpoint_exits_and_the_same_command_resumes(finished_run,
-                                                                       tfds_data_dir, tmp_path):
-  reference_dir = finished_run
+def test_sigterm_saves_a_checkpoint_exits_and_the_same_command_resumes(request, tfds_data_dir,
+                                                                       tmp_path):
   process = subprocess.Popen(main_command(tmp_path, tfds_data_dir, variant=ONE_GAN_VARIANT),
                              cwd=REPO_ROOT, env=TWO_DEVICES, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
@@ -42,6 +41,8 @@ def test_sigterm_saves_a_checkpoint_exits_and_the_same_command_resumes(finished_
 
   result = run_main(tmp_path, tfds_data_dir, variant=ONE_GAN_VARIANT)
   assert f'Resumed from the checkpoint of step {stopped_at}' in result.stderr
+  # Asked for only now: these runs go on while another worker trains the reference.
+  reference_dir = request.getfixturevalue('finished_run')
   assert_same_final_parameters(tmp_path, reference_dir, gans=ONE_GAN)
 
 
