@@ -207,13 +207,6 @@ def assert_same_final_parameters(workdir: pathlib.Path, reference_dir: pathlib.P
         np.testing.assert_array_equal(got, want)
 
 
-def init_gan_state(models, tx, latent_dim: int, seed: int = 0):
-  """A GAN's initial state, compiled as one program (run op by op, it takes seconds)."""
-  from fakejax.train import gan_state  # pylint: disable=g-import-not-at-top
-  return jax.jit(lambda key: gan_state.init_state(models, tx, latent_dim, key))(
-      jax.random.PRNGKey(seed))
-
-
 def load_tool(name: str):
   """tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
   spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
@@ -238,4 +231,3 @@ def make_face_folder(root, num_per_class=80):
     write_image(root / 'fake' / f'{index}.jpg',
                 rng.integers(150, 195, (64, 64, 3), dtype=np.uint8) + checker)
   (root / 'fake' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n not an image')
-

@@ -183,3 +183,14 @@ def test_scoring_in_chunks_gives_the_same_scores_on_every_shard_layout(num_image
     images = jax.device_put(images, sharding.batch_sharded(mesh))
   np.testing.assert_allclose(chunked({'scale': 2.0}, images), score({'scale': 2.0}, images),
                              rtol=1e-6)
+
+
+def test_image_mosaic_puts_each_image_under_its_caption_band_on_white():
+  images = np.arange(1, 4, dtype=np.uint8)[:, None, None, None] * np.ones((3, 4, 6, 1), np.uint8)
+  mosaic = report.image_mosaic(images, columns=2, gap=1, band=2)
+  assert mosaic.shape == (2 * (2 + 4), 2 * 6 + 1, 3)
+  np.testing.assert_array_equal(mosaic[2:6, 0:6], 1)
+  np.testing.assert_array_equal(mosaic[2:6, 7:13], 2)
+  np.testing.assert_array_equal(mosaic[8:12, 0:6], 3)
+  for blank in (mosaic[:2], mosaic[6:8], mosaic[:, 6], mosaic[8:, 7:]):  # Bands, gap, no image.
+    assert (blank == 255).all()

@@ -15,14 +15,16 @@ from fakejax.models import build_gan
 from fakejax.train import checkpoints, gan_steps, gan_trainer, loop
 from fakejax.workdir import Workdir
 from tests.conftest import (GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES, load_tool,
-                            assert_same_final_parameters, init_gan_state, main_command,
-                            run_main, wait_for_checkpoint)
+                            assert_same_final_parameters, main_command, run_main,
+                            wait_for_checkpoint)
 
 
 # The kill-and-resume runs train one GAN, which trains alike whichever others a run
 # trains: compared with that GAN of the session's finished run.
 ONE_GAN = (GANS[0],)
 ONE_GAN_VARIANT = f'tiny,gans={GANS[0]}'
+# Initial states compiled as one program (op by op, they take seconds), on one device.
+ONE_DEVICE = sharding.build_mesh(jax.devices()[:1])
 
 
 def test_sigterm_saves_a_checkpoint_exits_and_the_same_command_resumes(request, tfds_data_dir,
@@ -163,7 +165,7 @@ def test_skip_nonfinite_updates_keeps_the_state_and_continues(batch):
   models = build_gan('dcgan_tf')
   # Same optimiser-state layout; the first poisons its first update, the other never does.
   poisoned, healthy = nan_updates_at(0), nan_updates_at(99)
-  before = init_gan_state(models, poisoned, 100)
+  before = gan_trainer.init_sharded_state(models, poisoned, 100, 0, ONE_DEVICE)
   skipping_step = lambda tx: jax.jit(gan_steps.make_train_step(models, tx, 100,
                                                                skip_nonfinite=True))
   after_bad, bad_metrics = skipping_step(poisoned)(before, batch)
@@ -183,7 +185,7 @@ def test_skip_nonfinite_updates_keeps_the_state_and_continues(batch):
 def test_without_skipping_a_nonfinite_update_poisons_the_state(batch):
   models = build_gan('dcgan_tf')
   tx = nan_updates_at(0)
-  state = init_gan_state(models, tx, 100)
+  state = gan_trainer.init_sharded_state(models, tx, 100, 0, ONE_DEVICE)
   state, metrics = jax.jit(gan_steps.make_train_step(models, tx, 100))(state, batch)
   assert float(metrics['skipped_update']) == 0.0
   assert np.isnan(jax.tree.leaves(state.g_params)[0]).any()  # What the log-step check catches.

@@ -15,9 +15,11 @@ from fakejax.data import fashion_mnist
 from fakejax.models import GAN_ARCHITECTURES, build_gan
 from fakejax.train import gan_state, gan_steps, gan_trainer, optimizers
 from configs import dcgan_fmnist
-from tests.conftest import REPO_ROOT, devices_env, init_gan_state
+from tests.conftest import REPO_ROOT, devices_env
 
 BATCH = 32
+# Initial states compiled as one program (op by op, they take seconds), on one device.
+ONE_DEVICE = sharding.build_mesh(jax.devices()[:1])
 
 
 def read_real_batch() -> np.ndarray:
@@ -54,7 +56,7 @@ def test_each_step_lowers_each_players_loss_on_a_fixed_batch(architecture, real_
   config = gan_config(architecture)
   models = build_gan(architecture)
   tx = optimizers.from_config(config.optimizer)
-  state = init_gan_state(models, tx, config.latent_dim)
+  state = gan_trainer.init_sharded_state(models, tx, config.latent_dim, 0, ONE_DEVICE)
   step = jax.jit(gan_steps.make_train_step(models, tx, config.latent_dim))
   latents = jax.random.normal(jax.random.PRNGKey(7), (BATCH, config.latent_dim))
   losses = fixed_losses(models)
@@ -77,7 +79,7 @@ def test_bfloat16_step_keeps_a_float32_state_and_agrees_with_float32(architectur
   results = {}
   for dtype in ('float32', 'bfloat16'):
     models = build_gan(architecture, dtype)
-    state = init_gan_state(models, tx, config.latent_dim)
+    state = gan_trainer.init_sharded_state(models, tx, config.latent_dim, 0, ONE_DEVICE)
     step = jax.jit(gan_steps.make_train_step(models, tx, config.latent_dim))
     results[dtype] = step(state, real_batch)
   (full_state, full), (mixed_state, mixed) = results['float32'], results['bfloat16']

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fakejax.evaluation import metrics, study  # noqa: E402
+from fakejax.train import loop  # noqa: E402
 from fakejax.workdir import RunDir  # noqa: E402
 
 REPORT_JSON = 'report.json'
@@ -189,14 +190,10 @@ def plot_histograms(report: dict, path: pathlib.Path) -> None:
 def image_mosaic(images: np.ndarray, columns: int, gap: int, band: int) -> np.ndarray:
   """[N, H, W, C] uint8 -> one RGB image on white: `columns` per row, `gap` pixels between
   tiles and a `band` of pixels above each row for captions."""
-  n, h, w, _ = images.shape
-  rows = max(1, -(-n // columns))
-  canvas = np.full((rows * (h + band), columns * (w + gap) - gap, 3), 255, np.uint8)
-  rgb = np.broadcast_to(images, (n, h, w, 3)) if images.shape[-1] == 1 else images[..., :3]
-  for index, image in enumerate(rgb):
-    top, left = (index // columns) * (h + band) + band, (index % columns) * (w + gap)
-    canvas[top:top + h, left:left + w] = image
-  return canvas
+  n, h, w, channels = images.shape
+  rgb = np.broadcast_to(images, (n, h, w, 3)) if channels == 1 else images[..., :3]
+  framed = np.pad(rgb, ((0, 0), (band, 0), (0, gap), (0, 0)), constant_values=255)
+  return loop.image_grid(framed, columns, fill=255)[:, :columns * (w + gap) - gap]
 
 
 def plot_captioned_images(images: np.ndarray, captions: list[str], path: pathlib.Path,

@@ -192,11 +192,11 @@ def flush_metrics(writer, step: int, pending: list[dict], skip_nonfinite: bool =
   pending.clear()
 
 
-def image_grid(images_uint8: np.ndarray, columns: int = 8) -> np.ndarray:
-  """[N, H, W, C] -> one [rows * H, columns * W, C] image."""
+def image_grid(images_uint8: np.ndarray, columns: int = 8, fill: int = 0) -> np.ndarray:
+  """[N, H, W, C] -> one [rows * H, columns * W, C] image; empty places hold `fill`."""
   n, h, w, c = images_uint8.shape
   rows = -(-n // columns)
-  padded = np.zeros((rows * columns, h, w, c), images_uint8.dtype)
+  padded = np.full((rows * columns, h, w, c), fill, images_uint8.dtype)
   padded[:n] = images_uint8
   return padded.reshape(rows, columns, h, w, c).transpose(0, 2, 1, 3, 4).reshape(
       rows * h, columns * w, c)
