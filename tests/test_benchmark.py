@@ -1,7 +1,7 @@
 """The benchmark tool: its PyTorch twins are the same networks, and a tiny run reports.
 
 Both run the tool in a process of its own, which imports PyTorch before JAX: PyTorch's
-CUDA build (what CI installs, for torchvision) crashed when imported into a process
+CUDA build (which CI installs where the disk has room for torchvision) crashed when imported into a process
 where JAX and TensorFlow had started, as in this one.
 """
 
