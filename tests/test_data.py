@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fakejax.data import fashion_mnist, pipeline
+from tests.conftest import TEST_IDX_COUNTS
 
 DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
 
@@ -15,10 +16,13 @@ def labels_by_image(data: fashion_mnist.LabelledImages) -> dict[bytes, set[int]]
   return table
 
 
-def test_tfds_dataset_holds_the_original_idx_contents(tfds_data_dir):
+def test_tfds_dataset_holds_the_original_idx_contents(tfds_data_dir, idx_dir):
   tfds_test = fashion_mnist.load_split(tfds_data_dir, DEBIAN_DIR, False, 'test')
-  idx_test = fashion_mnist.read_idx_split(DEBIAN_DIR, 'test')
-  assert tfds_test.images.shape == (10_000, 28, 28, 1)
+  idx_test = fashion_mnist.read_idx_split(idx_dir, 'test')
+  assert tfds_test.images.shape == (TEST_IDX_COUNTS['test'], 28, 28, 1)
+  debian_test = fashion_mnist.read_idx_split(DEBIAN_DIR, 'test')
+  np.testing.assert_array_equal(  # The tests' files are the start of Debian's.
+      idx_test.images, debian_test.images[:len(idx_test.images)])
   # Same examples, possibly in another order.
   assert labels_by_image(tfds_test) == labels_by_image(idx_test)
 
