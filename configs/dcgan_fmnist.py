@@ -11,7 +11,8 @@ the seen classes and their discriminators are then scored on real and generated 
   python -m fakejax.main --config=configs/dcgan_fmnist.py:tiny --workdir=/tmp/dcgan_tiny
 
 Any value can be overridden on the command line, e.g. `--config.batch_size=128`. Train
-only some architectures with `,gans=`: `--config=configs/dcgan_fmnist.py:quick,gans=dcgan_tf`.
+only some architectures, or others of `GAN_CONFIGS`, with `,gans=`:
+`--config=configs/dcgan_fmnist.py:quick,gans=dcgan_tf+wgan_gp`.
 """
 
 import ml_collections
@@ -44,6 +45,20 @@ def dcgan_radford() -> ml_collections.ConfigDict:
       optimizer=dict(learning_rate=2e-4, b1=0.5, b2=0.999),
       compute_dtype=COMPUTE_DTYPE,
   ))
+
+
+def wgan_gp() -> ml_collections.ConfigDict:
+  """Gulrajani et al. (2017): Adam 1e-4, betas (0.5, 0.9); 5 critic steps per generator step."""
+  return ml_collections.ConfigDict(dict(
+      architecture='wgan_gp',
+      latent_dim=128,
+      optimizer=dict(learning_rate=1e-4, b1=0.5, b2=0.9),
+      compute_dtype=COMPUTE_DTYPE,
+  ))
+
+
+# Every GAN a study can train, by name: `,gans=` picks among them (default: the DCGANs).
+GAN_CONFIGS = {'dcgan_tf': dcgan_tf, 'dcgan_radford': dcgan_radford, 'wgan_gp': wgan_gp}
 
 
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
@@ -129,14 +144,15 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
 
 
 def select_gans(config: ml_collections.ConfigDict, option: str) -> None:
-  """Keeps only the GANs of a `gans=NAME+NAME` option (and cross-GAN splits if 2+)."""
+  """The GANs of a `gans=NAME+NAME` option from GAN_CONFIGS (and cross-GAN splits if 2+)."""
   key, _, value = option.partition('=')
   names = value.split('+')
   if key != 'gans' or not all(names):
     raise ValueError(f"Unknown config option {option!r}: use 'gans=NAME' or 'gans=NAME+NAME'.")
-  unknown = sorted(set(names) - set(config.gans.keys()))
+  unknown = sorted(set(names) - set(GAN_CONFIGS))
   if unknown:
-    raise ValueError(f'Unknown GANs {unknown} in {option!r}; known: {sorted(config.gans.keys())}.')
-  config.gans = ml_collections.ConfigDict({name: config.gans[name] for name in names})
+    raise ValueError(f'Unknown GANs {unknown} in {option!r}; known: {sorted(GAN_CONFIGS)}.')
+  config.gans = ml_collections.ConfigDict({
+      name: config.gans[name] if name in config.gans else GAN_CONFIGS[name]() for name in names})
   if len(names) == 1:
     del config.evals['other_gan_fakes']  # No other generator to take fakes from.

@@ -14,7 +14,8 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 MODELS = ('alexnet', 'autogan_depth1', 'autogan_depth4', 'dcgan_radford', 'dcgan_tf',
-          'efficientnet_b0', 'mobilenet_v2', 'mobilenet_v3_large', 'resnet18', 'sequential_cnn')
+          'efficientnet_b0', 'mobilenet_v2', 'mobilenet_v3_large', 'resnet18', 'sequential_cnn',
+          'wgan_gp')
 
 # One process for the facts the tests check: the tool's models, their parameter counts in
 # fakejax and in the PyTorch twin (which also runs one tiny train step), and the CPU peaks.
@@ -86,7 +87,7 @@ def test_bfloat16_is_refused_for_models_that_compute_in_float32():
        '--compute_dtype=bfloat16'],
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
   assert run.returncode == 2
-  assert "--compute_dtype=bfloat16 is for ['dcgan_tf', 'dcgan_radford']; ['alexnet']" in run.stderr
+  assert "--compute_dtype=bfloat16 is for ['dcgan_tf', 'dcgan_radford', 'wgan_gp']; ['alexnet']" in run.stderr
 
 
 def test_a_tiny_run_prints_the_table_and_writes_json(tmp_path):

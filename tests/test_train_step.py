@@ -51,7 +51,12 @@ def fixed_losses(models):
   return lambda *args: tuple(map(float, losses(*args)))
 
 
-@pytest.mark.parametrize('architecture', sorted(GAN_ARCHITECTURES))
+# Architectures whose players both update every step (WGAN-GP: test_wasserstein.py).
+NON_SATURATING = sorted(name for name, spec in GAN_ARCHITECTURES.items()
+                        if spec.objective == 'non_saturating')
+
+
+@pytest.mark.parametrize('architecture', NON_SATURATING)
 def test_each_step_lowers_each_players_loss_on_a_fixed_batch(architecture, real_batch):
   config = gan_config(architecture)
   models = build_gan(architecture)
@@ -80,14 +85,14 @@ def test_bfloat16_step_keeps_a_float32_state_and_agrees_with_float32(architectur
   for dtype in ('float32', 'bfloat16'):
     models = build_gan(architecture, dtype)
     state = gan_trainer.init_sharded_state(models, tx, config.latent_dim, 0, ONE_DEVICE)
-    step = jax.jit(gan_steps.make_train_step(models, tx, config.latent_dim))
+    step = jax.jit(gan_trainer.make_train_step(models, tx, config.latent_dim))
     results[dtype] = step(state, real_batch)
   (full_state, full), (mixed_state, mixed) = results['float32'], results['bfloat16']
   assert jax.tree.map(lambda leaf: leaf.dtype, mixed_state) == jax.tree.map(
       lambda leaf: leaf.dtype, full_state)
   for name in ('d_loss', 'g_loss'):
     assert abs(float(mixed[name]) - float(full[name])) < 0.01, name
-  for name in ('d_grad_norm', 'g_grad_norm'):
+  for name in {'d_grad_norm', 'g_grad_norm'} & set(full):
     assert float(mixed[name]) == pytest.approx(float(full[name]), rel=0.05), name
 
 
@@ -96,7 +101,7 @@ def run_steps(architecture, devices, batches, tx):
   models = build_gan(architecture)
   mesh = sharding.build_mesh(devices)
   state = gan_trainer.init_sharded_state(models, tx, config.latent_dim, 0, mesh)
-  step = jax.jit(gan_steps.make_train_step(models, tx, config.latent_dim),
+  step = jax.jit(gan_trainer.make_train_step(models, tx, config.latent_dim),
                  in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
                  out_shardings=sharding.replicated(mesh), donate_argnums=0)
   metrics = []

@@ -51,7 +51,8 @@ from fakejax.evaluation import scoring  # noqa: E402
 from fakejax.data import pipeline  # noqa: E402
 from fakejax.models import COMPUTE_DTYPES, build_gan, mobilenets  # noqa: E402
 from fakejax.train import (autoencoder_gan, autoencoder_trainer, classifier_steps,  # noqa: E402
-                           classifier_trainer, gan_state, gan_steps, optimizers)
+                           classifier_trainer, gan_state, gan_steps, gan_trainer, optimizers)
+from fakejax.train.wasserstein_steps import CRITIC_STEPS, PENALTY_WEIGHT  # noqa: E402
 
 # 2 cores x AVX-512 (2 FMA units x 16 float32 lanes x 2 flops) x ~1.8 GHz, measured as
 # ~231 GFLOP/s on this project's CPU machines. Pass --peak_gflops for others.
@@ -87,7 +88,7 @@ def gan_workload(architecture: str, compute_dtype: str):
   tx = optimizers.from_config(config.optimizer)
   score = gan_steps.make_score(models)
   return (lambda key: gan_state.init_state(models, tx, config.latent_dim, key),
-          gan_steps.make_train_step(models, tx, config.latent_dim),
+          gan_trainer.make_train_step(models, tx, config.latent_dim),
           lambda state, images: score(gan_state.discriminator_variables(state), images),
           random_images(60_000))
 
@@ -158,6 +159,7 @@ def random_images(num: int) -> np.ndarray:
 WORKLOADS = {
     'dcgan_tf': lambda dtype: gan_workload('dcgan_tf', dtype),
     'dcgan_radford': lambda dtype: gan_workload('dcgan_radford', dtype),
+    'wgan_gp': lambda dtype: gan_workload('wgan_gp', dtype),
     'autogan_depth1': lambda _: autogan_workload('depth1'),
     'autogan_depth4': lambda _: autogan_workload('depth4'),
     'alexnet': lambda _: classifier_workload('alexnet'),
@@ -166,7 +168,7 @@ WORKLOADS = {
        for model in ('resnet18', 'mobilenet_v2', 'mobilenet_v3_large', 'efficientnet_b0')},
 }
 # The models whose configs have a compute_dtype (bfloat16: mixed precision).
-MIXED_PRECISION_MODELS = ('dcgan_tf', 'dcgan_radford')
+MIXED_PRECISION_MODELS = ('dcgan_tf', 'dcgan_radford', 'wgan_gp')
 
 
 def traced_flops(fn, *args) -> float:
@@ -267,6 +269,26 @@ def torch_models(architecture: str):
         nn.Conv2d(128, 1, 7), nn.Flatten())
     lr, betas = 2e-4, (0.5, 0.999)
   return generator, discriminator, lr, betas
+
+
+def torch_wgan_gp():
+  """WGAN-GP's generator and critic in PyTorch; the critic pads as 'SAME' does (1, 2)."""
+  from torch import nn  # pylint: disable=g-import-not-at-top
+
+  class Reshape(nn.Module):
+    def forward(self, x):
+      return x.view(-1, 256, 7, 7)
+
+  generator = nn.Sequential(
+      nn.Linear(128, 7 * 7 * 256, bias=False), nn.BatchNorm1d(7 * 7 * 256, momentum=0.1),
+      nn.ReLU(), Reshape(), nn.ConvTranspose2d(256, 128, 4, 2, padding=1, bias=False),
+      nn.BatchNorm2d(128), nn.ReLU(), nn.ConvTranspose2d(128, 1, 4, 2, padding=1), nn.Tanh())
+  critic = nn.Sequential(
+      nn.Conv2d(1, 64, 4, 2, padding=1), nn.LeakyReLU(0.2),
+      nn.Conv2d(64, 128, 4, 2, padding=1), nn.LeakyReLU(0.2),
+      nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(128, 256, 4, 2), nn.LeakyReLU(0.2),
+      nn.Flatten(), nn.Linear(256 * 4 * 4, 1))
+  return generator, critic
 
 
 def torch_autoencoder(depth: int, base_features: int, latent_features: int):
@@ -498,7 +520,10 @@ class TorchRunner:
     self.real = torch.rand(batch_size, 1, 28, 28, device=self.device) * 2 - 1
     self.score_images = torch.rand(SCORE_BATCH, 1, 28, 28, device=self.device) * 2 - 1
     config = autogan_fmnist.get_config()
-    if model.startswith('dcgan'):
+    if model == 'wgan_gp':
+      self._setup_wgan_gp(*torch_wgan_gp(), dcgan_fmnist.wgan_gp().optimizer)
+      self.inference_model = self.d
+    elif model.startswith('dcgan'):
       g, d, lr, betas = torch_models(model)
       self._setup_pair(g, d, lr, betas, lambda: torch.randn(batch_size, 100, device=self.device))
       self.inference_model = self.d
@@ -546,6 +571,35 @@ class TorchRunner:
         for p, grad in zip(params, grads):
           p.grad = grad
         opt.step()
+    self.step = step
+
+  def _setup_wgan_gp(self, g, d, optimizer):
+    """wasserstein_steps.train_step: the critic with its gradient penalty every step, the
+    generator every CRITIC_STEPS steps."""
+    torch = self.torch
+    self.g, self.d = g.to(self.device), d.to(self.device)
+    self.g_opt = torch.optim.Adam(self.g.parameters(), optimizer.learning_rate,
+                                  (optimizer.b1, optimizer.b2))
+    self.d_opt = torch.optim.Adam(self.d.parameters(), optimizer.learning_rate,
+                                  (optimizer.b1, optimizer.b2))
+    steps = iter(range(10**9))
+
+    def step():
+      latents = torch.randn(self.batch_size, 128, device=self.device)
+      with torch.no_grad():
+        fake = self.g(latents)
+      share = torch.rand(self.batch_size, 1, 1, 1, device=self.device)
+      mix = (share * self.real + (1 - share) * fake).requires_grad_(True)
+      (grads,) = torch.autograd.grad(self.d(mix).sum(), mix, create_graph=True)
+      penalty = ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean()
+      d_loss = self.d(fake).mean() - self.d(self.real).mean() + PENALTY_WEIGHT * penalty
+      self.d_opt.zero_grad()
+      d_loss.backward()
+      self.d_opt.step()
+      if next(steps) % CRITIC_STEPS == CRITIC_STEPS - 1:
+        self.g_opt.zero_grad()
+        (-self.d(self.g(latents)).mean()).backward()
+        self.g_opt.step()
     self.step = step
 
   def _classifier_step(self):

@@ -6,19 +6,35 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fakejax.models import autoencoder, classifiers, dcgan, mobilenets
+from fakejax.models import autoencoder, classifiers, dcgan, mobilenets, wgan
 
 
 @dataclasses.dataclass(frozen=True)
 class GanModels:
   generator: nn.Module
-  discriminator: nn.Module
+  discriminator: nn.Module  # A critic for the Wasserstein objective.
   image_shape: tuple[int, int, int]
+  objective: str  # Of GAN_OBJECTIVES.
+
+
+# How the two players learn (train/gan_steps.py): 'non_saturating', D's cross-entropy and
+# G's -log D(G(z)) (Goodfellow et al. 2014); 'wasserstein_gp', a critic with a gradient
+# penalty, several critic updates per generator update (Gulrajani et al. 2017).
+GAN_OBJECTIVES = ('non_saturating', 'wasserstein_gp')
+
+
+@dataclasses.dataclass(frozen=True)
+class GanSpec:
+  generator: type[nn.Module]
+  discriminator: type[nn.Module]
+  objective: str
 
 
 GAN_ARCHITECTURES = {
-    'dcgan_tf': (dcgan.TFGenerator, dcgan.TFDiscriminator),
-    'dcgan_radford': (dcgan.RadfordGenerator, dcgan.RadfordDiscriminator),
+    'dcgan_tf': GanSpec(dcgan.TFGenerator, dcgan.TFDiscriminator, 'non_saturating'),
+    'dcgan_radford': GanSpec(dcgan.RadfordGenerator, dcgan.RadfordDiscriminator,
+                             'non_saturating'),
+    'wgan_gp': GanSpec(wgan.WganGenerator, wgan.WganCritic, 'wasserstein_gp'),
 }
 # A config's `compute_dtype`: the dtype of activations and products. Parameters, batch
 # statistics, losses and optimiser states stay float32 (bfloat16: mixed precision).
@@ -32,9 +48,9 @@ def build_gan(architecture: str, compute_dtype: str = 'float32') -> GanModels:
         f'Unknown GAN architecture {architecture!r}; known: {sorted(GAN_ARCHITECTURES)}.')
   if compute_dtype not in COMPUTE_DTYPES:
     raise ValueError(f'Unknown compute dtype {compute_dtype!r}; known: {sorted(COMPUTE_DTYPES)}.')
-  generator, discriminator = GAN_ARCHITECTURES[architecture]
-  dtype = COMPUTE_DTYPES[compute_dtype]
-  return GanModels(generator(dtype=dtype), discriminator(dtype=dtype), dcgan.IMAGE_SHAPE)
+  spec, dtype = GAN_ARCHITECTURES[architecture], COMPUTE_DTYPES[compute_dtype]
+  return GanModels(spec.generator(dtype=dtype), spec.discriminator(dtype=dtype),
+                   dcgan.IMAGE_SHAPE, spec.objective)
 
 
 @dataclasses.dataclass(frozen=True)

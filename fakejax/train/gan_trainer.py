@@ -9,7 +9,7 @@ from jax.sharding import Mesh
 
 from fakejax import sharding
 from fakejax.models import GanModels, build_gan
-from fakejax.train import gan_state, gan_steps, loop, optimizers
+from fakejax.train import gan_state, gan_steps, loop, optimizers, wasserstein_steps
 from fakejax.workdir import RunDir
 
 NUM_SAMPLES_IN_GRID = 64
@@ -41,6 +41,12 @@ def checkpoint_metadata(gan_config: ml_collections.ConfigDict, models: GanModels
   }
 
 
+def make_train_step(models: GanModels, tx, latent_dim: int, skip_nonfinite: bool = False):
+  """The pure train step of the models' objective (models.GAN_OBJECTIVES)."""
+  steps = {'non_saturating': gan_steps, 'wasserstein_gp': wasserstein_steps}[models.objective]
+  return steps.make_train_step(models, tx, latent_dim, skip_nonfinite)
+
+
 def init_sharded_state(models: GanModels, tx, latent_dim: int, seed: int, mesh: Mesh):
   init = jax.jit(lambda key: gan_state.init_state(models, tx, latent_dim, key),
                  out_shardings=sharding.replicated(mesh))
@@ -69,7 +75,7 @@ def gan_job(name: str, gan_config: ml_collections.ConfigDict, seed: int, skip_no
   job = loop.Job(
       name=name,
       init=lambda key: gan_state.init_state(models, tx, gan_config.latent_dim, key),
-      train_step=gan_steps.make_train_step(models, tx, gan_config.latent_dim, skip_nonfinite),
+      train_step=make_train_step(models, tx, gan_config.latent_dim, skip_nonfinite),
       images=images,
       metadata=checkpoint_metadata(gan_config, models))
   return job, models
