@@ -112,6 +112,15 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       num_histogram_bins=20,
   ))
 
+  # Generator quality: samples against seen-class test reals, in the feature space of a
+  # classifier of the seen classes trained here (evaluation/generator_quality.py).
+  config.quality = ml_collections.ConfigDict(dict(
+      num_samples=10_000,
+      neighbours=3,  # k of the k-th nearest neighbour balls of precision and recall.
+      feature_classifier=dict(widths=(32, 64), feature_dim=64, learning_rate=1e-3,
+                              batch_size=128, num_epochs=3),
+  ))
+
   # The evaluation splits. `reals`: test-split reals of the 'seen', 'anomaly' or 'all'
   # classes, or '' for none. `fakes`: 'own' (this GAN's generator), 'others' (every other
   # GAN of the run), a GAN name, 'folder:<path>' (image files), or '' for none.
@@ -138,6 +147,9 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     config.data.test_split = 'test[:320]'
     config.evaluation.num_fake_samples = 128
     config.evaluation.batch_size = 64
+    config.quality.num_samples = 256
+    config.quality.feature_classifier.batch_size = 32
+    config.quality.feature_classifier.num_epochs = 1
   for option in options:
     select_gans(config, option)
   return config

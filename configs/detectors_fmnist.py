@@ -29,6 +29,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
                      "with ',augment'.")
   config = dcgan_fmnist.get_config(variant)
   config.experiment = 'detectors'
+  del config.quality  # The DCGAN study's: generator quality is measured there.
   config.data.folder = ''  # Fashion-MNIST.
   config.data.image_shape = (28, 28, 1)
   config.gan_workdir = ''  # Empty: train the GANs in the workdir.

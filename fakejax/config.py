@@ -38,6 +38,9 @@ DATA_SCHEMA = {
 }
 EVALUATION_SCHEMA = {'num_fake_samples': int, 'batch_size': int, 'fake_recall_target': float,
                      'num_histogram_bins': int}
+QUALITY_SCHEMA = {'num_samples': int, 'neighbours': int, 'feature_classifier': {
+    'widths': tuple, 'feature_dim': int, 'learning_rate': float, 'batch_size': int,
+    'num_epochs': int}}
 # The DCGAN study: train every GAN, evaluate each discriminator as a detector.
 DCGAN_SCHEMA = {
     'experiment': str,
@@ -54,6 +57,7 @@ DCGAN_SCHEMA = {
     # Any number of named entries, each of GAN_SCHEMA.
     'gans': {'*': GAN_SCHEMA},
     'evaluation': EVALUATION_SCHEMA,
+    'quality': QUALITY_SCHEMA,
     # Any number of named splits.
     'evals': {'*': {'reals': str, 'fakes': str}},
 }
@@ -304,10 +308,19 @@ def validate_config(config: ml_collections.ConfigDict, schema: Mapping[str, Any]
   _check_evals(config)
 
 
+QUALITY_RULES = {
+    'quality.num_samples': POSITIVE, 'quality.neighbours': POSITIVE,
+    'quality.feature_classifier.feature_dim': POSITIVE,
+    'quality.feature_classifier.learning_rate': POSITIVE,
+    'quality.feature_classifier.batch_size': BATCH,
+    'quality.feature_classifier.num_epochs': POSITIVE,
+}
+
+
 def check_dcgan(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  del num_devices
   if not config.gans:
     raise ConfigError("Config key 'gans' names no model to train.")
+  check_rules(config, QUALITY_RULES, num_devices)
 
 
 def _check_evals(config: ml_collections.ConfigDict) -> None:

@@ -70,6 +70,14 @@ class Workdir:
   def classifier(self, name: str) -> RunDir:
     return RunDir(self.root / 'classifiers' / name)
 
+  @property
+  def quality(self) -> pathlib.Path:
+    """The generators' quality: its feature network's run, and the table (JSON, Markdown)."""
+    return self.root / 'quality'
+
+  def feature_classifier(self) -> RunDir:
+    return RunDir(self.quality / 'feature_classifier')
+
   def discriminator_reports(self, gan: str) -> RunDir:
     """Where a classifier study writes its evaluation of GAN `gan`'s discriminator."""
     return RunDir(self.root / 'discriminators' / gan)

@@ -126,3 +126,14 @@ def test_corrupt_idx_file_is_named_in_the_error(tmp_path):
     f.write(b'\x00' * 100)
   with pytest.raises(ValueError, match='t10k-labels-idx1-ubyte.gz is not an IDX label file'):
     fashion_mnist.read_idx_split(tmp_path, 'test')
+
+
+def test_labelled_train_reals_are_the_study_train_reals_with_seen_class_indices(tiny_config):
+  splits = pipeline.load_study_splits(tiny_config.data, tiny_config.seed)
+  images, labels = pipeline.labelled_train_reals(tiny_config.data, tiny_config.seed)
+  np.testing.assert_array_equal(images, splits.train)
+  seen = sorted(set(range(10)) - set(tiny_config.data.anomaly_classes))
+  original = labels_by_image(fashion_mnist.load_split(
+      tiny_config.data.data_dir, DEBIAN_DIR, False, tiny_config.data.train_split))
+  for image, label in zip(images, labels):
+    assert original[image.tobytes()] == {seen[label]}

@@ -20,6 +20,7 @@ from absl import logging
 from fakejax.errors import UserError
 
 IMAGE_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
 IDX_FILES = {
     'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
     'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),

@@ -51,6 +51,21 @@ def load_study_splits(data_config: ml_collections.ConfigDict, seed: int) -> Stud
                      test_anomaly=test_anomaly)
 
 
+def labelled_train_reals(data_config: ml_collections.ConfigDict,
+                         seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """The train reals of `load_study_splits` with their class as an index among the seen
+  classes (0..K-1), for the feature network of the quality metrics."""
+  data = fashion_mnist.load_split(data_config.data_dir, data_config.local_dir,
+                                  data_config.allow_download, data_config.train_split)
+  seen_classes = np.setdiff1d(np.arange(fashion_mnist.NUM_CLASSES),
+                              np.asarray(data_config.anomaly_classes, np.int32))
+  is_seen = np.isin(data.labels, seen_classes)
+  images, labels = data.images[is_seen], data.labels[is_seen]
+  # The permutation of `hold_out` depends only on the count and the seed.
+  kept, _ = hold_out(np.arange(len(images)), data_config.validation_fraction, seed)
+  return images[kept], np.searchsorted(seen_classes, labels[kept]).astype(np.int32)
+
+
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return num_examples // batch_size
 

@@ -22,6 +22,12 @@ from fakejax.train import checkpoints, gan_state, gan_steps, optimizers
 from fakejax.workdir import RunDir, Workdir
 
 
+# configs/dcgan_fmnist.py's quality group.
+QUALITY_DEFAULTS = {'num_samples': 10_000, 'neighbours': 3, 'feature_classifier': {
+    'widths': (32, 64), 'feature_dim': 64, 'learning_rate': 1e-3, 'batch_size': 128,
+    'num_epochs': 3}}
+
+
 class WorkdirError(UserError, FileNotFoundError):
   """A folder that is not a workdir written by fakejax.main."""
 
@@ -37,6 +43,10 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
   # And those written before GANs had a compute dtype trained in float32.
   for gan in values.get('gans', {}).values():
     gan.setdefault('compute_dtype', 'float32')
+  # And those of the DCGAN study written before it measured quality get the defaults it
+  # has now (evaluation does not use them; the config check asks for them).
+  if values['experiment'] == 'dcgan_detectors':
+    values.setdefault('quality', QUALITY_DEFAULTS)
   return ml_collections.ConfigDict(values)
 
 

@@ -6,13 +6,14 @@ import time
 
 import jax
 import ml_collections
+import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
 from fakejax.data import pipeline
-from fakejax.evaluation import discriminators, report
+from fakejax.evaluation import discriminators, generator_quality, report, scoring
 from fakejax.studies import common
-from fakejax.train import gan_trainer, loop
+from fakejax.train import gan_state, gan_steps, gan_trainer, loop
 from fakejax.workdir import RunDir, Workdir
 
 TRAINING_FILE = 'training.json'
@@ -59,6 +60,36 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   return reports
 
 
+def generator_samples(run: gan_trainer.GanRun, num_images: int, seed: int, mesh: Mesh,
+                      batch_size: int) -> np.ndarray:
+  """uint8 samples of a trained GAN's generator."""
+  variables = jax.tree.map(lambda leaf: leaf[None], gan_state.generator_variables(run.state))
+  sampler = scoring.Sampler(gan_steps.make_generate(run.models), variables, run.latent_dim, mesh,
+                            batch_size)
+  return sampler.generate(num_images, seed)[0]
+
+
+def measure_quality(config: ml_collections.ConfigDict, workdir: Workdir,
+                    runs: dict[str, gan_trainer.GanRun], reals: pipeline.StudySplits,
+                    mesh: Mesh) -> dict[str, dict]:
+  """Each generator's Fréchet distance, precision and recall (evaluation/generator_quality)."""
+  quality_config, batch_size = config.quality, config.evaluation.batch_size
+  features = generator_quality.feature_function(
+      quality_config, loop.LoopSettings.from_config(config), config.data, workdir, mesh,
+      batch_size)
+  seed = config.seed + generator_quality.QUALITY_SAMPLES_SEED_OFFSET
+  samples = {name: generator_samples(run, quality_config.num_samples, seed, mesh, batch_size)
+             for name, run in runs.items()}
+  rows = generator_quality.measure(samples, reals, features, quality_config.neighbours)
+  seconds = training_seconds({name: run.run for name, run in runs.items()})
+  details = {name: {'architecture': config.gans[name].architecture, 'steps': run.num_steps,
+                    'train_seconds': round(seconds.get(name, 0.0), 1)}
+             for name, run in runs.items()}
+  table = generator_quality.write(workdir.quality, rows, details, samples)
+  logging.info('Generator quality (against seen-class test reals):\n%s', table)
+  return rows
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[str, dict]:
   """Runs the study in `workdir` (resuming what is there); returns the latest reports."""
   workdir, mesh = common.start(config, workdir)
@@ -74,6 +105,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[
                                        mesh)
     if runs[name].resumed_from_step < runs[name].num_steps and jax.process_index() == 0:
       record_training_time(runs[name], time.perf_counter() - start)
+  quality = measure_quality(config, workdir, runs, reals, mesh)
   reports = evaluate(config, workdir, 'latest', mesh, reals)
   return {name: {'report': gan_reports[-1], 'resumed_from_step': runs[name].resumed_from_step,
-                 'num_steps': runs[name].num_steps} for name, gan_reports in reports.items()}
+                 'num_steps': runs[name].num_steps, 'quality': quality[name]}
+          for name, gan_reports in reports.items()}
