@@ -27,34 +27,30 @@ FOOTWEAR_CLASSES = (5, 7, 9)
 COMPUTE_DTYPE = 'float32'
 
 
-def dcgan_tf() -> ml_collections.ConfigDict:
-  """The TensorFlow DCGAN tutorial: Adam 1e-4 for both players."""
+def gan_config(architecture: str, latent_dim: int, learning_rate: float, b1: float,
+               b2: float) -> ml_collections.ConfigDict:
+  """One GAN of `config.gans`: its architecture, latent size and Adam settings."""
   return ml_collections.ConfigDict(dict(
-      architecture='dcgan_tf',
-      latent_dim=100,
-      optimizer=dict(learning_rate=1e-4, b1=0.9, b2=0.999),
+      architecture=architecture,
+      latent_dim=latent_dim,
+      optimizer=dict(learning_rate=learning_rate, b1=b1, b2=b2),
       compute_dtype=COMPUTE_DTYPE,
   ))
+
+
+def dcgan_tf() -> ml_collections.ConfigDict:
+  """The TensorFlow DCGAN tutorial: Adam 1e-4 for both players."""
+  return gan_config('dcgan_tf', 100, learning_rate=1e-4, b1=0.9, b2=0.999)
 
 
 def dcgan_radford() -> ml_collections.ConfigDict:
   """Radford et al. (2015): Adam 2e-4, beta1 0.5."""
-  return ml_collections.ConfigDict(dict(
-      architecture='dcgan_radford',
-      latent_dim=100,
-      optimizer=dict(learning_rate=2e-4, b1=0.5, b2=0.999),
-      compute_dtype=COMPUTE_DTYPE,
-  ))
+  return gan_config('dcgan_radford', 100, learning_rate=2e-4, b1=0.5, b2=0.999)
 
 
 def wgan_gp() -> ml_collections.ConfigDict:
   """Gulrajani et al. (2017): Adam 1e-4, betas (0.5, 0.9); 5 critic steps per generator step."""
-  return ml_collections.ConfigDict(dict(
-      architecture='wgan_gp',
-      latent_dim=128,
-      optimizer=dict(learning_rate=1e-4, b1=0.5, b2=0.9),
-      compute_dtype=COMPUTE_DTYPE,
-  ))
+  return gan_config('wgan_gp', 128, learning_rate=1e-4, b1=0.5, b2=0.9)
 
 
 # Every GAN a study can train, by name: `,gans=` picks among them (default: the DCGANs).

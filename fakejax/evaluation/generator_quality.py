@@ -17,7 +17,7 @@ from jax.sharding import Mesh
 from PIL import Image
 
 from fakejax.data import pipeline
-from fakejax.evaluation import quality, scoring
+from fakejax.evaluation import quality, restore, scoring
 from fakejax.train import feature_trainer, loop
 from fakejax.workdir import Workdir
 
@@ -53,8 +53,8 @@ def feature_function(quality_config: ml_collections.ConfigDict, settings: loop.L
   model, state = feature_trainer.train_feature_classifier(
       quality_config.feature_classifier, settings, images, labels, workdir.feature_classifier(),
       mesh)
-  stacked = jax.tree.map(lambda leaf: leaf[None], state.params)
-  scorer = scoring.Scorer(feature_trainer.make_features(model), stacked, mesh, batch_size)
+  scorer = scoring.Scorer(feature_trainer.make_features(model), restore.stack([state.params]),
+                          mesh, batch_size)
   return lambda uint8_images: scorer.score(uint8_images)[0]
 
 

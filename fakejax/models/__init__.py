@@ -14,13 +14,7 @@ class GanModels:
   generator: nn.Module
   discriminator: nn.Module  # A critic for the Wasserstein objective.
   image_shape: tuple[int, int, int]
-  objective: str  # Of GAN_OBJECTIVES.
-
-
-# How the two players learn (train/gan_steps.py): 'non_saturating', D's cross-entropy and
-# G's -log D(G(z)) (Goodfellow et al. 2014); 'wasserstein_gp', a critic with a gradient
-# penalty, several critic updates per generator update (Gulrajani et al. 2017).
-GAN_OBJECTIVES = ('non_saturating', 'wasserstein_gp')
+  objective: str  # How the players learn: a key of train.gan_trainer.OBJECTIVE_STEPS.
 
 
 @dataclasses.dataclass(frozen=True)

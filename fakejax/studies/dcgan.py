@@ -11,7 +11,7 @@ from absl import logging
 from jax.sharding import Mesh
 
 from fakejax.data import pipeline
-from fakejax.evaluation import discriminators, generator_quality, report, scoring
+from fakejax.evaluation import discriminators, generator_quality, report, restore, scoring
 from fakejax.studies import common
 from fakejax.train import gan_state, gan_steps, gan_trainer, loop
 from fakejax.workdir import RunDir, Workdir
@@ -63,7 +63,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
 def generator_samples(run: gan_trainer.GanRun, num_images: int, seed: int, mesh: Mesh,
                       batch_size: int) -> np.ndarray:
   """uint8 samples of a trained GAN's generator."""
-  variables = jax.tree.map(lambda leaf: leaf[None], gan_state.generator_variables(run.state))
+  variables = restore.stack([gan_state.generator_variables(run.state)])
   sampler = scoring.Sampler(gan_steps.make_generate(run.models), variables, run.latent_dim, mesh,
                             batch_size)
   return sampler.generate(num_images, seed)[0]

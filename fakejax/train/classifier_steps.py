@@ -104,8 +104,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, prepare:
                             batch_stats=batch_stats, opt_state=opt_state)
     finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(updates))
     if skip_nonfinite:
-      kept = state.replace(step=state.step + 1)
-      updated = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, kept)
+      updated = gan_steps.keep_if_finite(updated, state, finite)
     metrics = {
         'loss': loss,
         'accuracy': ((logits > 0) == (labels == REAL_LABEL)).mean(),

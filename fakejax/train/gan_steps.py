@@ -44,6 +44,12 @@ ProducerLoss = Callable[[jax.Array, jax.Array], tuple[jax.Array, Metrics]]
 Produce = Callable[[dict], tuple[jax.Array, dict]]
 
 
+def keep_if_finite(updated, state, finite: jax.Array):
+  """`updated` where `finite`, else `state` with only its step advanced (a skipped update)."""
+  kept = state.replace(step=state.step + 1)
+  return jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, kept)
+
+
 def _update_players(state: GanState, tx: optax.GradientTransformation, grads: tuple,
                     batch_stats: tuple, losses: tuple, skip_nonfinite: bool
                     ) -> tuple[GanState, jax.Array]:
@@ -64,8 +70,7 @@ def _update_players(state: GanState, tx: optax.GradientTransformation, grads: tu
       *losses, optax.global_norm(g_updates), optax.global_norm(d_updates)])))
   if not skip_nonfinite:
     return updated, finite
-  kept = state.replace(step=state.step + 1)
-  return jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, kept), finite
+  return keep_if_finite(updated, state, finite), finite
 
 
 def adversarial_update(state: GanState, real: jax.Array, produce: Produce,

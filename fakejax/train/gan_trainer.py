@@ -41,10 +41,17 @@ def checkpoint_metadata(gan_config: ml_collections.ConfigDict, models: GanModels
   }
 
 
+# A GanSpec's objective -> the module of its train step. 'non_saturating': D's
+# cross-entropy and G's -log D(G(z)) (Goodfellow et al. 2014); 'wasserstein_gp': a critic
+# with a gradient penalty, several critic updates per generator update (Gulrajani et al.
+# 2017).
+OBJECTIVE_STEPS = {'non_saturating': gan_steps, 'wasserstein_gp': wasserstein_steps}
+
+
 def make_train_step(models: GanModels, tx, latent_dim: int, skip_nonfinite: bool = False):
-  """The pure train step of the models' objective (models.GAN_OBJECTIVES)."""
-  steps = {'non_saturating': gan_steps, 'wasserstein_gp': wasserstein_steps}[models.objective]
-  return steps.make_train_step(models, tx, latent_dim, skip_nonfinite)
+  """The pure train step of the models' objective."""
+  return OBJECTIVE_STEPS[models.objective].make_train_step(models, tx, latent_dim,
+                                                           skip_nonfinite)
 
 
 def init_sharded_state(models: GanModels, tx, latent_dim: int, seed: int, mesh: Mesh):

@@ -15,7 +15,7 @@ import optax
 
 from fakejax.models import GanModels
 from fakejax.train.gan_state import GanState
-from fakejax.train.gan_steps import Metrics, to_model_range
+from fakejax.train.gan_steps import Metrics, keep_if_finite, to_model_range
 
 CRITIC_STEPS = 5
 PENALTY_WEIGHT = 10.0
@@ -95,8 +95,7 @@ def make_train_step(models: GanModels, tx: optax.GradientTransformation, latent_
     finite = jnp.all(jnp.isfinite(jnp.stack([
         metrics['d_loss'], metrics.pop('d_update_norm'), g_update_norm])))
     if skip_nonfinite:
-      kept = state.replace(step=state.step + 1)
-      updated = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, kept)
+      updated = keep_if_finite(updated, state, finite)
     metrics['skipped_update'] = jnp.logical_and(skip_nonfinite, ~finite).astype(jnp.float32)
     return updated, metrics
 
