@@ -11,8 +11,9 @@ the seen classes and their discriminators are then scored on real and generated 
   python -m fakejax.main --config=configs/dcgan_fmnist.py:tiny --workdir=/tmp/dcgan_tiny
 
 Any value can be overridden on the command line, e.g. `--config.batch_size=128`. Train
-only some architectures, or others of `GAN_CONFIGS`, with `,gans=`:
-`--config=configs/dcgan_fmnist.py:quick,gans=dcgan_tf+wgan_gp`.
+only some architectures, or others of `GAN_CONFIGS`, with `,gans=`, and generators of
+other families (`GENERATOR_CONFIGS`: a VAE, a diffusion model) with `,generators=`:
+`--config=configs/dcgan_fmnist.py:quick,gans=dcgan_tf+wgan_gp,generators=vae+ddpm`.
 """
 
 import ml_collections
@@ -57,6 +58,55 @@ def wgan_gp() -> ml_collections.ConfigDict:
 GAN_CONFIGS = {'dcgan_tf': dcgan_tf, 'dcgan_radford': dcgan_radford, 'wgan_gp': wgan_gp}
 
 
+def generator_config(architecture: str, features: tuple[int, ...], options: dict,
+                     learning_rate: float, num_epochs: int,
+                     ema_decay: float) -> ml_collections.ConfigDict:
+  """One generator of `config.generators`: a family trained without an adversary."""
+  return ml_collections.ConfigDict(dict(
+      architecture=architecture,  # Of models.GENERATORS.
+      features=features,
+      options=options,  # The family's own (train/<family>_steps.py: OPTIONS_SCHEMA).
+      optimizer=dict(learning_rate=learning_rate, b1=0.9, b2=0.999),
+      batch_size=64,
+      num_epochs=num_epochs,
+      # Samples come from an exponential moving average of the parameters (0: the last).
+      ema_decay=ema_decay,
+  ))
+
+
+def vae(variant: str = 'full') -> ml_collections.ConfigDict:
+  """A VAE whose decoder upsamples by nearest-neighbour resizing + convolution."""
+  config = generator_config('vae', (32, 64), dict(latent_dim=32, kl_weight=1.0),
+                            learning_rate=1e-3, num_epochs=10, ema_decay=0.999)
+  if variant == 'quick':
+    config.num_epochs = 3
+  elif variant == 'tiny':
+    config.update(features=(8, 16), batch_size=32, num_epochs=1, ema_decay=0.0)
+    config.options.latent_dim = 8
+  return config
+
+
+def ddpm(variant: str = 'full') -> ml_collections.ConfigDict:
+  """A DDPM-trained U-Net (cosine schedule, 1000 steps), sampled with 50 DDIM steps."""
+  config = generator_config(
+      'ddpm', (32, 64, 64),
+      dict(num_timesteps=1000, noise_schedule='cosine', sampling_steps=50),
+      learning_rate=2e-4, num_epochs=10, ema_decay=0.999)
+  if variant == 'quick':
+    # Half the widths (a quarter of the compute) and 20 DDIM steps: on 2 CPU cores the
+    # full model samples 13 images/s at 25 steps, too slow for a pool of 24,000 fakes.
+    config.update(features=(16, 32, 32), num_epochs=2)
+    config.options.sampling_steps = 20
+  elif variant == 'tiny':
+    config.update(features=(8, 16, 16), batch_size=32, num_epochs=1, ema_decay=0.0)
+    config.options.update(num_timesteps=100, sampling_steps=4)
+  return config
+
+
+# Generators of other families, by name: `,generators=` picks among them (default: none).
+GENERATOR_CONFIGS = {'vae': vae, 'ddpm': ddpm}
+
+
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   """The `full` (default), `quick` or `tiny` study, optionally `,gans=NAME+NAME`."""
   variant, *options = arg.split(',')
@@ -98,6 +148,10 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   # Every entry is trained and evaluated; the key names the run's folder in the workdir.
   config.gans = ml_collections.ConfigDict(dict(
       dcgan_tf=dcgan_tf(), dcgan_radford=dcgan_radford()))
+
+  # Generators of other families (GENERATOR_CONFIGS), trained beside the GANs; their
+  # samples are measured like the GANs'. Each needs its own name, apart from the GANs'.
+  config.generators = ml_collections.ConfigDict()
 
   config.evaluation = ml_collections.ConfigDict(dict(
       num_fake_samples=10_000,  # Per generator, for test and again for validation.
@@ -147,20 +201,31 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     config.quality.feature_classifier.batch_size = 32
     config.quality.feature_classifier.num_epochs = 1
   for option in options:
-    select_gans(config, option)
+    select_models(config, option, variant)
   return config
 
 
-def select_gans(config: ml_collections.ConfigDict, option: str) -> None:
-  """The GANs of a `gans=NAME+NAME` option from GAN_CONFIGS (and cross-GAN splits if 2+)."""
+def option_names(option: str, known: dict) -> tuple[str, list[str]]:
+  """('gans' or 'generators', names) of a `KEY=NAME+NAME` option."""
   key, _, value = option.partition('=')
   names = value.split('+')
-  if key != 'gans' or not all(names):
-    raise ValueError(f"Unknown config option {option!r}: use 'gans=NAME' or 'gans=NAME+NAME'.")
-  unknown = sorted(set(names) - set(GAN_CONFIGS))
+  if key not in ('gans', 'generators') or not all(names):
+    raise ValueError(f"Unknown config option {option!r}: use 'gans=NAME+NAME' or "
+                     "'generators=NAME+NAME'.")
+  unknown = sorted(set(names) - set(known[key]))
   if unknown:
-    raise ValueError(f'Unknown GANs {unknown} in {option!r}; known: {sorted(GAN_CONFIGS)}.')
+    raise ValueError(f'Unknown {key} {unknown} in {option!r}; known: {sorted(known[key])}.')
+  return key, names
+
+
+def select_models(config: ml_collections.ConfigDict, option: str, variant: str) -> None:
+  """The GANs (GAN_CONFIGS) or generators (GENERATOR_CONFIGS) of a `KEY=NAME+NAME` option."""
+  key, names = option_names(option, {'gans': GAN_CONFIGS, 'generators': GENERATOR_CONFIGS})
+  if key == 'generators':
+    config.generators = ml_collections.ConfigDict(
+        {name: GENERATOR_CONFIGS[name](variant) for name in names})
+    return
   config.gans = ml_collections.ConfigDict({
       name: config.gans[name] if name in config.gans else GAN_CONFIGS[name]() for name in names})
   if len(names) == 1:
-    del config.evals['other_gan_fakes']  # No other generator to take fakes from.
+    del config.evals['other_gan_fakes']  # No other GAN to take fakes from.

@@ -16,16 +16,28 @@ import ml_collections
 
 from fakejax.data import augment, transforms
 from fakejax.errors import UserError
-from fakejax.models import CLASSIFIERS, COMPUTE_DTYPES, GAN_ARCHITECTURES
+from fakejax.models import CLASSIFIERS, COMPUTE_DTYPES, GAN_ARCHITECTURES, GENERATORS
 from fakejax.models.classifiers import HEAD_POOLINGS
 from fakejax.train.autoencoder_gan import RECONSTRUCTION_LOSSES
 from fakejax.train.classifier_steps import LOSSES
+from fakejax.train.diffusion_steps import NOISE_SCHEDULES
+from fakejax.train.generator_trainer import FAMILY_STEPS
 
 NUM_FASHION_MNIST_CLASSES = 10
 
 OPTIMIZER_SCHEMA = {'learning_rate': float, 'b1': float, 'b2': float}
 GAN_SCHEMA = {'architecture': str, 'latent_dim': int, 'optimizer': OPTIMIZER_SCHEMA,
               'compute_dtype': str}  # Of models.COMPUTE_DTYPES.
+GENERATOR_SCHEMA = {
+    'architecture': str,  # Of models.GENERATORS.
+    'features': tuple,
+    # Its family's own keys (OPTIONS_SCHEMA of train/<family>_steps.py; check_generators).
+    'options': {'*': object},
+    'optimizer': OPTIMIZER_SCHEMA,
+    'batch_size': int,
+    'num_epochs': int,
+    'ema_decay': float,
+}
 DATA_SCHEMA = {
     'name': str,
     'data_dir': str,
@@ -56,6 +68,7 @@ DCGAN_SCHEMA = {
     'data': DATA_SCHEMA,
     # Any number of named entries, each of GAN_SCHEMA.
     'gans': {'*': GAN_SCHEMA},
+    'generators': {'*': GENERATOR_SCHEMA},
     'evaluation': EVALUATION_SCHEMA,
     'quality': QUALITY_SCHEMA,
     # Any number of named splits.
@@ -125,6 +138,8 @@ DETECTORS_SCHEMA = {
     # Autoencoder-GANs whose reconstructions of reals are fakes of one more generator
     # family; each is a generator of the study by its name here.
     'autoencoder_generators': {'*': AUTOENCODER_SCHEMA},
+    # Generators of other families, in gan_workdir beside the GANs (or trained here).
+    'generators': {'*': GENERATOR_SCHEMA},
     'train_sets': {'*': tuple},  # Name -> the generators whose fakes it trains on.
     # evals must hold 'fakes_<gan>' (reals='all', fakes=<gan>) for every GAN: the columns.
 }
@@ -317,14 +332,52 @@ QUALITY_RULES = {
 }
 
 
+GENERATOR_RULES = {
+    'generators.*.architecture': Choice(GENERATORS),
+    'generators.*.batch_size': BATCH, 'generators.*.num_epochs': POSITIVE,
+    'generators.*.optimizer.learning_rate': POSITIVE,
+    'generators.*.ema_decay': Range(0, 1, high_open=True),
+}
+# Per family, its options' rules, and how many widths its model takes (U-Net widths are
+# multiples of its GroupNorm's 8 groups).
+FAMILY_OPTION_RULES = {
+    'vae': {'latent_dim': POSITIVE, 'kl_weight': NOT_NEGATIVE},
+    'diffusion': {'num_timesteps': POSITIVE, 'noise_schedule': Choice(NOISE_SCHEDULES),
+                  'sampling_steps': POSITIVE},
+}
+FAMILY_WIDTHS = {'vae': (2, 1), 'diffusion': (3, 8)}  # (count, multiple of).
+
+
+def check_generators(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Each generator's keys and values, its family's options included."""
+  check_rules(config, GENERATOR_RULES, num_devices)
+  clashes = set(config.gans) & set(config.generators)
+  if clashes:
+    raise ConfigError(f"Config keys 'gans' and 'generators' share names {sorted(clashes)}: "
+                      'every generator needs its own.')
+  for name, generator in config.generators.items():
+    family, prefix = GENERATORS[generator.architecture].family, f'generators.{name}'
+    _check_keys(generator.options, FAMILY_STEPS[family].OPTIONS_SCHEMA, f'{prefix}.options.')
+    check_rules(config, {f'{prefix}.options.{key}': rule
+                         for key, rule in FAMILY_OPTION_RULES[family].items()}, num_devices)
+    count, multiple = FAMILY_WIDTHS[family]
+    widths = tuple(generator.features)
+    if len(widths) != count or any(w <= 0 or w % multiple for w in widths):
+      raise ConfigError(f"Config key '{prefix}.features' must hold {count} positive widths"
+                        f"{f' (multiples of {multiple})' if multiple > 1 else ''} for "
+                        f"{generator.architecture}, got {widths}.")
+
+
 def check_dcgan(config: ml_collections.ConfigDict, num_devices: int) -> None:
   if not config.gans:
     raise ConfigError("Config key 'gans' names no model to train.")
   check_rules(config, QUALITY_RULES, num_devices)
+  check_generators(config, num_devices)
 
 
 def _check_evals(config: ml_collections.ConfigDict) -> None:
   fake_sources = ('', 'own', 'others', *config.gans.keys(),
+                  *config.get('generators', {}).keys(),
                   *config.get('autoencoder_generators', {}).keys())
   for name, split in config.evals.items():
     if split.fakes not in fake_sources and not split.fakes.startswith('folder:'):
@@ -386,7 +439,8 @@ def study_generators(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   """The names of every source of fakes in a classifier study, in table order."""
   if config.data.get('folder'):
     return ('folder',)
-  return (*config.gans.keys(), *config.get('autoencoder_generators', {}).keys())
+  return (*config.gans.keys(), *config.get('generators', {}).keys(),
+          *config.get('autoencoder_generators', {}).keys())
 
 
 def _check_generators(config: ml_collections.ConfigDict, key: str, names) -> None:
@@ -400,11 +454,12 @@ def _check_generators(config: ml_collections.ConfigDict, key: str, names) -> Non
 def check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_data_shape(config)
   _check_classifier(config, num_devices)
+  check_generators(config, num_devices)
   check_rules(config, autoencoder_rules('autoencoder_generators'), num_devices)
-  clashes = set(config.gans) & set(config.autoencoder_generators)
+  clashes = (set(config.gans) | set(config.generators)) & set(config.autoencoder_generators)
   if clashes:
-    raise ConfigError(f"Config keys 'autoencoder_generators' and 'gans' share names "
-                      f"{sorted(clashes)}: every generator needs its own.")
+    raise ConfigError(f"Config key 'autoencoder_generators' shares names {sorted(clashes)} "
+                      "with 'gans' or 'generators': every generator needs its own.")
   if not config.train_sets:
     raise ConfigError("Config key 'train_sets' names no classifier to train.")
   for name, generators in config.train_sets.items():

@@ -3,6 +3,7 @@
   <workdir>/config.json                      the config the study ran with
   <workdir>/<gan>/                           one GAN (a discriminator detector)
   <workdir>/autoencoders/<name>/             one autoencoder-GAN
+  <workdir>/generators/<name>/               one generator of another family (VAE, diffusion)
   <workdir>/classifiers/<name>/              one classifier detector
   <workdir>/discriminators/<gan>/eval/       a study's own evaluation of a GAN's discriminator
                                              (whose checkpoints may be in gan_workdir)
@@ -63,6 +64,9 @@ class Workdir:
 
   def gan(self, name: str) -> RunDir:
     return RunDir(self.root / name)
+
+  def generator(self, name: str) -> RunDir:
+    return RunDir(self.root / 'generators' / name)
 
   def autoencoder(self, name: str) -> RunDir:
     return RunDir(self.root / 'autoencoders' / name)

@@ -59,12 +59,13 @@ def feature_function(quality_config: ml_collections.ConfigDict, settings: loop.L
 
 
 def markdown(rows: Mapping[str, dict], details: Mapping[str, dict]) -> str:
-  """The table: one row per generator, with its architecture, steps and training time."""
-  lines = ['| generator | architecture | steps | training (s) | Fréchet distance | precision '
-           '| recall |', '|---|---|---|---|---|---|---|']
+  """The table: one row per generator, with its family, architecture, steps and training time."""
+  lines = ['| generator | family | architecture | steps | training (s) | Fréchet distance | '
+           'precision | recall |', '|---|---|---|---|---|---|---|---|']
   for name, row in rows.items():
     info = details.get(name, {})
-    lines.append(f"| {name} | {info.get('architecture', '')} | {info.get('steps', '')} | "
+    lines.append(f"| {name} | {info.get('family', '')} | {info.get('architecture', '')} | "
+                 f"{info.get('steps', '')} | "
                  f"{info.get('train_seconds', '')} | {row['frechet_distance']:.3f} | "
                  f"{row['precision']:.3f} | {row['recall']:.3f} |")
   return '\n'.join(lines) + '\n'

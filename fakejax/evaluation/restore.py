@@ -47,6 +47,9 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
   # has now (evaluation does not use them; the config check asks for them).
   if values['experiment'] == 'dcgan_detectors':
     values.setdefault('quality', QUALITY_DEFAULTS)
+  # And those written before generators of other families had none.
+  if values['experiment'] in ('dcgan_detectors', 'detectors'):
+    values.setdefault('generators', {})
   return ml_collections.ConfigDict(values)
 
 

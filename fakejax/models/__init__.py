@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fakejax.models import autoencoder, classifiers, dcgan, mobilenets, wgan
+from fakejax.models import autoencoder, classifiers, dcgan, mobilenets, unet, vae, wgan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +45,27 @@ def build_gan(architecture: str, compute_dtype: str = 'float32') -> GanModels:
   spec, dtype = GAN_ARCHITECTURES[architecture], COMPUTE_DTYPES[compute_dtype]
   return GanModels(spec.generator(dtype=dtype), spec.discriminator(dtype=dtype),
                    dcgan.IMAGE_SHAPE, spec.objective)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorSpec:
+  """A generator trained without an adversary: its model (built from `features` and its
+  family's model options) and its family, a key of train.generator_trainer.FAMILY_STEPS."""
+  builder: Callable[..., nn.Module]
+  family: str
+
+
+GENERATORS = {
+    # Decoder upsampling by nearest-neighbour resizing + convolution.
+    'vae': GeneratorSpec(vae.Vae, 'vae'),
+    # A noise-predicting U-Net, sampled by DDIM.
+    'ddpm': GeneratorSpec(unet.NoiseUNet, 'diffusion'),
+}
+
+
+def build_generator(architecture: str, *, features: Sequence[int], **model_options) -> nn.Module:
+  """A generator of `GENERATORS` with the given widths and its family's model options."""
+  return GENERATORS[architecture].builder(features=tuple(features), **model_options)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,13 +13,17 @@ from jax.sharding import Mesh
 from fakejax.data import pipeline
 from fakejax.evaluation import discriminators, generator_quality, report, restore, scoring
 from fakejax.studies import common
-from fakejax.train import gan_state, gan_steps, gan_trainer, loop
+from fakejax.train import gan_trainer, generator_trainer, loop
 from fakejax.workdir import RunDir, Workdir
 
 TRAINING_FILE = 'training.json'
 
 
-def record_training_time(run: gan_trainer.GanRun, seconds: float) -> None:
+# A trained GAN or generator of another family: both sample alike.
+TrainedGenerator = gan_trainer.GanRun | generator_trainer.GeneratorRun
+
+
+def record_training_time(run: TrainedGenerator, seconds: float) -> None:
   """Adds this invocation's training wall time to the GAN's total (kept across resumes)."""
   path = run.run.path / TRAINING_FILE
   total = json.loads(path.read_text())['train_seconds'] if path.exists() else 0.0
@@ -60,17 +64,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   return reports
 
 
-def generator_samples(run: gan_trainer.GanRun, num_images: int, seed: int, mesh: Mesh,
+def generator_samples(run: TrainedGenerator, num_images: int, seed: int, mesh: Mesh,
                       batch_size: int) -> np.ndarray:
-  """uint8 samples of a trained GAN's generator."""
-  variables = restore.stack([gan_state.generator_variables(run.state)])
-  sampler = scoring.Sampler(gan_steps.make_generate(run.models), variables, run.latent_dim, mesh,
-                            batch_size)
+  """uint8 samples of a trained generator."""
+  sampler = scoring.Sampler(run.generate, restore.stack([run.sampling_variables]),
+                            run.latent_dim, mesh, batch_size)
   return sampler.generate(num_images, seed)[0]
 
 
 def measure_quality(config: ml_collections.ConfigDict, workdir: Workdir,
-                    runs: dict[str, gan_trainer.GanRun], reals: pipeline.StudySplits,
+                    runs: dict[str, TrainedGenerator], reals: pipeline.StudySplits,
                     mesh: Mesh) -> dict[str, dict]:
   """Each generator's Fréchet distance, precision and recall (evaluation/generator_quality)."""
   quality_config, batch_size = config.quality, config.evaluation.batch_size
@@ -82,8 +85,9 @@ def measure_quality(config: ml_collections.ConfigDict, workdir: Workdir,
              for name, run in runs.items()}
   rows = generator_quality.measure(samples, reals, features, quality_config.neighbours)
   seconds = training_seconds({name: run.run for name, run in runs.items()})
-  details = {name: {'architecture': config.gans[name].architecture, 'steps': run.num_steps,
-                    'train_seconds': round(seconds.get(name, 0.0), 1)}
+  models = {**config.gans, **config.generators}
+  details = {name: {'family': run.family, 'architecture': models[name].architecture,
+                    'steps': run.num_steps, 'train_seconds': round(seconds.get(name, 0.0), 1)}
              for name, run in runs.items()}
   table = generator_quality.write(workdir.quality, rows, details, samples)
   logging.info('Generator quality (against seen-class test reals):\n%s', table)
@@ -97,16 +101,32 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[
   logging.info('Real images: %d train, %d validation, %d seen-class test, %d anomaly test.',
                len(reals.train), len(reals.validation), len(reals.test_seen),
                len(reals.test_anomaly))
-  settings = loop.LoopSettings.from_config(config)
-  runs = {}
-  for name, gan_config in config.gans.items():
-    start = time.perf_counter()
-    runs[name] = gan_trainer.train_gan(name, gan_config, settings, reals.train, workdir.gan(name),
-                                       mesh)
-    if runs[name].resumed_from_step < runs[name].num_steps and jax.process_index() == 0:
-      record_training_time(runs[name], time.perf_counter() - start)
+  runs = train_generators(config, workdir, reals, mesh)
   quality = measure_quality(config, workdir, runs, reals, mesh)
   reports = evaluate(config, workdir, 'latest', mesh, reals)
-  return {name: {'report': gan_reports[-1], 'resumed_from_step': runs[name].resumed_from_step,
-                 'num_steps': runs[name].num_steps, 'quality': quality[name]}
-          for name, gan_reports in reports.items()}
+  results = {name: {'report': gan_reports[-1], 'resumed_from_step': runs[name].resumed_from_step,
+                    'num_steps': runs[name].num_steps, 'quality': quality[name]}
+             for name, gan_reports in reports.items()}
+  results.update({name: {'resumed_from_step': runs[name].resumed_from_step,
+                         'num_steps': runs[name].num_steps, 'quality': quality[name]}
+                  for name in config.generators})
+  return results
+
+
+def train_generators(config: ml_collections.ConfigDict, workdir: Workdir,
+                     reals: pipeline.StudySplits, mesh: Mesh) -> dict[str, TrainedGenerator]:
+  """Trains (or resumes) every GAN, then every generator of another family, timing each."""
+  settings = loop.LoopSettings.from_config(config)
+  trainers = {name: lambda name=name, gan=gan: gan_trainer.train_gan(
+      name, gan, settings, reals.train, workdir.gan(name), mesh)
+              for name, gan in config.gans.items()}
+  trainers.update({name: lambda name=name, gen=gen: generator_trainer.train_generator(
+      name, gen, settings, reals.train, workdir.generator(name), mesh)
+                   for name, gen in config.generators.items()})
+  runs = {}
+  for name, train in trainers.items():
+    start = time.perf_counter()
+    runs[name] = train()
+    if runs[name].resumed_from_step < runs[name].num_steps and jax.process_index() == 0:
+      record_training_time(runs[name], time.perf_counter() - start)
+  return runs

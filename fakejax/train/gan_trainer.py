@@ -26,6 +26,19 @@ class GanRun:
   num_steps: int
   run: RunDir
 
+  @property
+  def generate(self):
+    """`generate(variables, latents) -> images in [-1, 1]`."""
+    return gan_steps.make_generate(self.models)
+
+  @property
+  def sampling_variables(self) -> dict:
+    return gan_state.generator_variables(self.state)
+
+  @property
+  def family(self) -> str:
+    return 'gan'
+
 
 def checkpoint_metadata(gan_config: ml_collections.ConfigDict, models: GanModels) -> dict:
   """What a tool needs to use the checkpoint as a detector without the training config."""
