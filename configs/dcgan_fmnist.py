@@ -188,9 +188,9 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     config.sample_every_steps = 100
   elif variant == 'tiny':
     config.batch_size = 32
-    config.num_epochs = 2
+    config.num_epochs = 1
     config.log_every_steps = 4
-    config.checkpoint_every_steps = 8
+    config.checkpoint_every_steps = 4
     config.sample_every_steps = 8
     config.preemption_check_every_steps = 1
     config.data.train_split = 'train[:640]'

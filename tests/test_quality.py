@@ -80,7 +80,7 @@ def test_the_study_measures_each_generator_beside_a_reals_reference(finished_run
   assert set(rows) == {generator_quality.REFERENCE_ROW, *GANS}
   reference = rows[generator_quality.REFERENCE_ROW]
   for gan in GANS:
-    # Generators of 24 steps are far from the reals and cover little of them; other
+    # Generators of 12 steps are far from the reals and cover little of them; other
     # reals are near and cover them.
     assert rows[gan]['frechet_distance'] > 3 * reference['frechet_distance']
     assert rows[gan]['recall'] < reference['recall']
@@ -101,7 +101,7 @@ def test_an_early_checkpoint_scores_worse_than_the_last(finished_run, tiny_confi
   reals = pipeline.load_study_splits(tiny_config.data, tiny_config.seed)
   gan = GANS[0]
   stacked = restore.restore_gan(tiny_config.gans[gan], Workdir(workdir).gan(gan), gan,
-                                [8, TINY_STEPS], mesh)
+                                [4, TINY_STEPS], mesh)
   early, late = restore.gan_sampler(stacked, mesh, 64).generate(256, seed=5)
   rows = generator_quality.measure({'early': early, 'late': late}, reals, features, 3)
   assert rows['late']['frechet_distance'] < rows['early']['frechet_distance']
