@@ -52,7 +52,6 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   config = dcgan_fmnist.get_config(arg)
   config.experiment = 'autogan'
   del config.quality  # The DCGAN study's: generator quality is measured there.
-  del config.generators  # Its classifiers learn from GANs only.
   config.data.folder = ''  # Empty: Fashion-MNIST.
   config.data.image_shape = (28, 28, 1)
   config.gan_workdir = ''  # Empty: train the GANs in the workdir.

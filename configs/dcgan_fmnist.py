@@ -79,7 +79,7 @@ def vae(variant: str = 'full') -> ml_collections.ConfigDict:
   config = generator_config('vae', (32, 64), dict(latent_dim=32, kl_weight=1.0),
                             learning_rate=1e-3, num_epochs=10, ema_decay=0.999)
   if variant == 'quick':
-    config.num_epochs = 3
+    config.num_epochs = 2
   elif variant == 'tiny':
     config.update(features=(8, 16), batch_size=32, num_epochs=1, ema_decay=0.0)
     config.options.latent_dim = 8
@@ -94,8 +94,9 @@ def ddpm(variant: str = 'full') -> ml_collections.ConfigDict:
       learning_rate=2e-4, num_epochs=10, ema_decay=0.999)
   if variant == 'quick':
     # Half the widths (a quarter of the compute) and 20 DDIM steps: on 2 CPU cores the
-    # full model samples 13 images/s at 25 steps, too slow for a pool of 24,000 fakes.
-    config.update(features=(16, 32, 32), num_epochs=2)
+    # full model samples 13 images/s at 25 steps, too slow for a pool of 24,000 fakes;
+    # this one trains at about 180 images/s and samples about 36/s.
+    config.update(features=(16, 32, 32), num_epochs=1)
     config.options.sampling_steps = 20
   elif variant == 'tiny':
     config.update(features=(8, 16, 16), batch_size=32, num_epochs=1, ema_decay=0.0)
@@ -157,8 +158,11 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       num_fake_samples=10_000,  # Per generator, for test and again for validation.
       batch_size=1000,
       # Operating points chosen on the validation split (seen-class reals held out of
-      # training + fresh own fakes), never on test: Youden's J, and this fake recall.
+      # training + fresh own fakes), never on test: Youden's J, this fake recall, and
+      # the most fakes caught while flagging at most this share of real uploads (the
+      # marketplace's review budget).
       fake_recall_target=0.95,
+      review_budget=0.02,
       num_histogram_bins=20,
   ))
 

@@ -49,7 +49,7 @@ DATA_SCHEMA = {
     'validation_fraction': float,
 }
 EVALUATION_SCHEMA = {'num_fake_samples': int, 'batch_size': int, 'fake_recall_target': float,
-                     'num_histogram_bins': int}
+                     'review_budget': float, 'num_histogram_bins': int}
 QUALITY_SCHEMA = {'num_samples': int, 'neighbours': int, 'feature_classifier': {
     'widths': tuple, 'feature_dim': int, 'learning_rate': float, 'batch_size': int,
     'num_epochs': int}}
@@ -124,6 +124,8 @@ AUTOGAN_SCHEMA = {
     # Empty folder: Fashion-MNIST; else `<folder>/{train,test}/{real,fake}/` image files.
     'data': {**DATA_SCHEMA, 'folder': str, 'image_shape': tuple},
     'gans': {'*': GAN_SCHEMA},
+    # Generators of other families, in gan_workdir beside the GANs (or trained here).
+    'generators': {'*': GENERATOR_SCHEMA},
     'gan_workdir': str,  # Where the GANs' checkpoints are; empty: trained in the workdir.
     'autoencoders': {'*': AUTOENCODER_SCHEMA},
     'classifier': CLASSIFIER_SCHEMA,
@@ -138,9 +140,10 @@ DETECTORS_SCHEMA = {
     # Autoencoder-GANs whose reconstructions of reals are fakes of one more generator
     # family; each is a generator of the study by its name here.
     'autoencoder_generators': {'*': AUTOENCODER_SCHEMA},
-    # Generators of other families, in gan_workdir beside the GANs (or trained here).
-    'generators': {'*': GENERATOR_SCHEMA},
     'train_sets': {'*': tuple},  # Name -> the generators whose fakes it trains on.
+    # Family -> its generators; each needs a train set of every other family's generators
+    # (leave-one-family-out). Empty: no such table.
+    'families': {'*': tuple},
     # evals must hold 'fakes_<gan>' (reals='all', fakes=<gan>) for every GAN: the columns.
 }
 REAL_SOURCES = ('', 'seen', 'anomaly', 'all')
@@ -274,6 +277,7 @@ COMMON_RULES = {
     'evaluation.num_fake_samples': POSITIVE, 'evaluation.num_histogram_bins': POSITIVE,
     'evaluation.batch_size': BATCH,
     'evaluation.fake_recall_target': Range(0, 1, low_open=True),
+    'evaluation.review_budget': Range(0, 1, low_open=True, high_open=True),
     'evals.*.reals': Choice(REAL_SOURCES),
 }
 
@@ -389,6 +393,7 @@ def _check_evals(config: ml_collections.ConfigDict) -> None:
 
 def check_autogan(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_data_shape(config)
+  check_generators(config, num_devices)
   check_rules(config, autoencoder_rules('autoencoders'), num_devices)
   _check_classifier(config, num_devices)
   classifier = config.classifier
@@ -464,8 +469,31 @@ def check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> None
     raise ConfigError("Config key 'train_sets' names no classifier to train.")
   for name, generators in config.train_sets.items():
     _check_generators(config, f'train_sets.{name}', generators)
+  held_out_sets(config)  # Each family's, or a ConfigError.
   missing = [f'fakes_{name}' for name in study_generators(config)
              if f'fakes_{name}' not in config.evals]
   if missing:
     raise ConfigError(f"Config key 'evals' lacks {missing}: the table needs each generator's "
                       "test fakes against all test reals (reals='all', fakes=<gan>).")
+
+
+def held_out_sets(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """Family -> the train set of every generator of the other families (leave-one-family-out).
+
+  Families must name study generators, each in one family at most.
+  """
+  generators, seen, sets = study_generators(config), set(), {}
+  by_content = {frozenset(members): name for name, members in config.train_sets.items()}
+  for family, members in config.families.items():
+    _check_generators(config, f'families.{family}', members)
+    if seen & set(members):
+      raise ConfigError(f"Config key 'families.{family}' shares generators "
+                        f'{sorted(seen & set(members))} with another family.')
+    seen |= set(members)
+  for family, members in config.families.items():
+    others = frozenset(g for g in generators if g in seen and g not in members)
+    if others not in by_content:
+      raise ConfigError(f"Config key 'train_sets' has no set of {sorted(others)} (every family "
+                        f"but '{family}'), which 'families' needs to hold '{family}' out.")
+    sets[family] = by_content[others]
+  return sets

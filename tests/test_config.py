@@ -76,8 +76,44 @@ def test_gans_option_keeps_only_the_named_architectures():
   assert list(config.gans.keys()) == ['dcgan_tf']
   assert 'other_gan_fakes' not in config.evals
   check(config)
-  with pytest.raises(ValueError, match=r"Unknown GANs \['stylegan'\]"):
+  with pytest.raises(ValueError, match=r"Unknown gans \['stylegan'\]"):
     dcgan_fmnist.get_config('tiny,gans=dcgan_tf+stylegan')
+
+
+def test_generators_option_adds_other_families_in_the_variant_asked():
+  config = dcgan_fmnist.get_config('tiny,generators=vae+ddpm')
+  assert sorted(config.generators.keys()) == ['ddpm', 'vae']
+  assert config.generators.ddpm.options.sampling_steps == dcgan_fmnist.ddpm('tiny').options.sampling_steps
+  check(config)
+  with pytest.raises(ValueError, match=r"Unknown generators \['gpt'\]"):
+    dcgan_fmnist.get_config('tiny,generators=vae+gpt')
+
+
+@pytest.mark.parametrize('key,value,message', [
+    ('generators.ddpm.options.noise_schedule', 'sqrt', "use one of \\['cosine', 'linear'\\]"),
+    ('generators.ddpm.features', (8, 12, 16), 'multiples of 8'),
+    ('generators.vae.ema_decay', 1.0, r'in \[0, 1\)'),
+    ('generators.vae.architecture', 'glow', 'use one of'),
+    ('quality.neighbours', 0, 'positive'),
+    ('quality.feature_classifier.batch_size', 33, 'divisible'),
+    ('evaluation.review_budget', 0.0, r'in \(0, 1\)'),
+])
+def test_bad_generator_quality_and_budget_values_name_their_key(key, value, message):
+  config = dcgan_fmnist.get_config('tiny,generators=vae+ddpm')
+  group, _, leaf = key.rpartition('.')
+  config_group = config
+  for part in group.split('.'):
+    config_group = config_group[part]
+  config_group[leaf] = value
+  with pytest.raises(ConfigError, match=f"'{key}'.*{message}"):
+    check(config)
+
+
+def test_a_generator_family_option_misspelt_is_named_with_a_suggestion():
+  config = dcgan_fmnist.get_config('tiny,generators=vae')
+  config.generators.vae.options.latnt_dim = 4
+  with pytest.raises(ConfigError, match="'generators.vae.options.latnt_dim'.*'generators.vae.options.latent_dim'"):
+    check(config)
 
 
 def test_unknown_variant_is_an_error():

@@ -53,6 +53,33 @@ def test_generalisation_table_has_every_detector_and_generator(study):
   assert '| pooled_all | sequential_cnn |' in table and 'discriminator' in table
 
 
+def test_leave_one_family_out_holds_each_family_out_of_its_detector(study):
+  """The tiny study's families: the GANs, and the autoencoder; 'pooled_dcgans' and the
+  autoencoder's own classifier are the classifiers of every other family."""
+  rows = json.loads((study / detectors.HELD_OUT_JSON).read_text())
+  want = {'gan': ('autogan_d1', sorted(GANS)), 'autoencoder': ('pooled_dcgans', [AUTOENCODER])}
+  assert {row['family']: (row['detector'], sorted(row['generators'])) for row in rows} == want
+  for row in rows:
+    (step_dir,) = list((study / 'classifiers' / row['detector'] / 'eval').iterdir())
+    report = json.loads((step_dir / 'report.json').read_text())
+    assert not set(report['trained_on']) & set(row['generators'])  # Held out indeed.
+    splits = [report['splits'][f'fakes_{g}'] for g in row['generators']]
+    assert row['average_precision'] == pytest.approx(
+        np.mean([s['threshold_free']['average_precision'] for s in splits]))
+    budget = 'review_budget_0.02'
+    assert row['fake_recall_budget'] == pytest.approx(
+        np.mean([s['at_threshold'][budget]['generated']['recall'] for s in splits]))
+    assert row['seen_real_recall_budget'] == (
+        report['splits']['seen_class_reals']['at_threshold'][budget]['real']['recall'])
+  table = (study / detectors.HELD_OUT_MD).read_text()
+  assert [line.split(' | ')[0] for line in table.splitlines()[-4:]] == [
+      '| autoencoder', '| gan', '| **mean**', '| **worst**']
+  worst_ap = min(row['average_precision'] for row in rows)
+  assert table.splitlines()[-1].split(' | ')[2] == f'{worst_ap:.3f}'
+  with Image.open(study / detectors.HELD_OUT_PNG) as heatmap:
+    assert heatmap.format == 'PNG'
+
+
 def test_the_fakes_are_stored_once_as_a_pool_named_by_generator(study):
   pool = json.loads((study / 'fake_pool' / 'pool.json').read_text())
   assert sorted(pool['generators']) == sorted(GENERATORS)
@@ -226,7 +253,7 @@ def test_detector_config_mistakes_are_named():
     check(config)
   config = detectors_fmnist.get_config('tiny')
   config.autoencoder_generators.dcgan_tf = config.autoencoder_generators.autogan_d1
-  with pytest.raises(ConfigError, match=r"share names \['dcgan_tf'\]"):
+  with pytest.raises(ConfigError, match=r"shares names \['dcgan_tf'\]"):
     check(config)
   config = detectors_fmnist.get_config('tiny')
   config.classifier.architecture = 'resnet1000'

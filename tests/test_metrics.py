@@ -104,6 +104,26 @@ def test_youden_and_fake_recall_thresholds_match_a_numpy_search():
   assert float(metrics.threshold_for_fake_recall(points, 0.95)) == pytest.approx(highest_95)
 
 
+@pytest.mark.parametrize('budget', [0.01, 0.02, 0.05, 0.3])
+def test_review_budget_threshold_is_the_lowest_that_flags_at_most_the_budget(budget):
+  fake_prob, labels = CASES['random']
+  points = metrics.roc_points(fake_prob, labels)
+  candidates = sorted(set(fake_prob.tolist()))
+  flagged = lambda t: np.mean(fake_prob[labels == 0] >= t)
+  within = [t for t in candidates if flagged(t) <= budget]
+  want = min(within) if within else np.nextafter(np.float32(1), np.float32(2))
+  got = float(metrics.threshold_for_review_budget(points, budget))
+  assert got == pytest.approx(want)
+  assert flagged(got) <= budget
+
+
+def test_a_budget_no_threshold_meets_flags_nothing():
+  fake_prob = np.array([0.9, 0.8, 0.1], np.float32)  # The top score is a real's.
+  labels = np.array([0, 1, 1], np.int32)
+  threshold = metrics.threshold_for_review_budget(metrics.roc_points(fake_prob, labels), 0.2)
+  assert float(threshold) > 1.0 and not np.any(fake_prob >= float(threshold))
+
+
 def test_metrics_vectorise_over_stacked_checkpoints():
   cases = [random_case(seed) for seed in range(3)]
   fake_prob = np.stack([c[0] for c in cases])

@@ -50,6 +50,7 @@ def test_killed_mid_cycle_it_resumes_to_the_parameters_of_an_uninterrupted_run(t
   config = dcgan_fmnist.get_config('tiny,gans=wgan_gp')
   # Batches of 8: the double backward pass of the penalty is the costliest step here.
   config.batch_size, config.checkpoint_every_steps, config.sample_every_steps = 8, 4, 100
+  config.num_epochs = 2
   settings = loop.LoopSettings.from_config(config)
   images = np.random.default_rng(0).integers(0, 255, (48, 28, 28, 1), np.uint8)
   train = lambda root: gan_trainer.train_gan('wgan_gp', config.gans.wgan_gp, settings, images,

@@ -31,22 +31,31 @@ def split_metrics(fake_prob: jax.Array, labels: jax.Array, thresholds: jax.Array
   }
 
 
-def choose_thresholds(fake_prob: jax.Array, labels: jax.Array, fake_recall_target: float) -> jax.Array:
-  """[0.5, Youden's J, lowest fake recall >= target], chosen on validation scores."""
+def choose_thresholds(fake_prob: jax.Array, labels: jax.Array, fake_recall_target: float,
+                      review_budget: float) -> jax.Array:
+  """[0.5, Youden's J, lowest fake recall >= target, most reals flagged <= review budget],
+  chosen on validation scores."""
   points = metrics.roc_points(fake_prob, labels)
   return jnp.stack([jnp.float32(0.5), metrics.youden_threshold(points),
-                    metrics.threshold_for_fake_recall(points, fake_recall_target)])
+                    metrics.threshold_for_fake_recall(points, fake_recall_target),
+                    metrics.threshold_for_review_budget(points, review_budget)])
 
 
 def threshold_names(evaluation: ml_collections.ConfigDict) -> list[str]:
   """The names of `choose_thresholds`'s thresholds, for a config's `evaluation` group."""
-  return ['default_0.5', 'youden', f'fake_recall_{evaluation.fake_recall_target:g}']
+  return ['default_0.5', 'youden', f'fake_recall_{evaluation.fake_recall_target:g}',
+          budget_threshold(evaluation)]
+
+
+def budget_threshold(evaluation: ml_collections.ConfigDict) -> str:
+  """The name of the threshold that flags at most `review_budget` of validation reals."""
+  return f'review_budget_{evaluation.review_budget:g}'
 
 
 _split_metrics = jax.jit(jax.vmap(split_metrics, in_axes=(0, None, 0, None)), static_argnums=3)
 _threshold_free = jax.jit(jax.vmap(metrics.threshold_free_metrics, in_axes=(0, None)))
-_choose_thresholds = jax.jit(jax.vmap(choose_thresholds, in_axes=(0, None, None)),
-                             static_argnums=2)
+_choose_thresholds = jax.jit(jax.vmap(choose_thresholds, in_axes=(0, None, None, None)),
+                             static_argnums=(2, 3))
 
 
 def _labelled(reals: np.ndarray, fakes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,7 +198,8 @@ def evaluate_detector(settings: EvalSettings, detector: DetectorInfo,
   validation_prob, validation_labels = _labelled(sets.p_real['validation_reals'],
                                                  sets.p_real['own_validation'])
   thresholds = _choose_thresholds(validation_prob, validation_labels,
-                                  settings.evaluation.fake_recall_target)
+                                  settings.evaluation.fake_recall_target,
+                                  settings.evaluation.review_budget)
   all_reals, all_real_images = real_source('all', sets)
   # What each threshold costs the marketplace: real test uploads flagged, own fakes caught.
   prob, labels = _labelled(all_reals, sets.p_real['own'])

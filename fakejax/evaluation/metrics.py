@@ -125,6 +125,15 @@ def threshold_for_fake_recall(points: dict, recall: float) -> jax.Array:
   return points['threshold'][jnp.argmax(reaches)]
 
 
+def threshold_for_review_budget(points: dict, budget: float) -> jax.Array:
+  """The lowest threshold that flags at most `budget` of the reals (the most fakes caught
+  within that review load); above every score (flags nothing) if even the highest does."""
+  within = points['is_point'] & (points['fpr'] <= budget)
+  last = jnp.max(jnp.where(within, jnp.arange(within.shape[0]), -1))
+  return jnp.where(last >= 0, points['threshold'][jnp.maximum(last, 0)],
+                   jnp.nextafter(jnp.float32(1.0), jnp.float32(2.0)))
+
+
 ROC_GRID_SIZE = 101
 
 

@@ -28,6 +28,9 @@ QUALITY_DEFAULTS = {'num_samples': 10_000, 'neighbours': 3, 'feature_classifier'
     'num_epochs': 3}}
 
 
+REVIEW_BUDGET_DEFAULT = 0.02  # configs/dcgan_fmnist.py's evaluation.review_budget.
+
+
 class WorkdirError(UserError, FileNotFoundError):
   """A folder that is not a workdir written by fakejax.main."""
 
@@ -47,9 +50,13 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
   # has now (evaluation does not use them; the config check asks for them).
   if values['experiment'] == 'dcgan_detectors':
     values.setdefault('quality', QUALITY_DEFAULTS)
+  # And those written before the review-budget threshold get the default budget (2%).
+  values.get('evaluation', {}).setdefault('review_budget', REVIEW_BUDGET_DEFAULT)
   # And those written before generators of other families had none.
-  if values['experiment'] in ('dcgan_detectors', 'detectors'):
-    values.setdefault('generators', {})
+  values.setdefault('generators', {})
+  # And detectors studies written before leave-one-family-out held no families.
+  if values['experiment'] == 'detectors':
+    values.setdefault('families', {})
   return ml_collections.ConfigDict(values)
 
 

@@ -15,9 +15,10 @@ from jax.sharding import Mesh
 
 from fakejax import config as config_lib
 from fakejax import detectors, sharding
-from fakejax.data import fake_pool, pipeline
-from fakejax.evaluation import assemble, report, restore
-from fakejax.train import checkpoints, classifier_trainer, gan_trainer, loop
+from fakejax.data import fake_pool, fashion_mnist, pipeline
+from fakejax.evaluation import assemble, report, restore, scoring
+from fakejax.train import (checkpoints, classifier_trainer, gan_steps, gan_trainer,
+                           generator_trainer, loop)
 from fakejax.workdir import RunDir, Workdir, gan_workdir
 
 
@@ -39,39 +40,65 @@ def eval_settings(config: ml_collections.ConfigDict) -> assemble.EvalSettings:
                                generators=config_lib.study_generators(config))
 
 
-def train_gans(gans: ml_collections.ConfigDict, settings: loop.LoopSettings,
-               reals: pipeline.StudySplits, workdir: Workdir,
-               mesh: Mesh) -> dict[str, gan_trainer.GanRun]:
-  """Trains (or resumes) every GAN of a config's `gans` group in the workdir."""
-  return {name: gan_trainer.train_gan(name, gan_config, settings, reals.train,
-                                      workdir.gan(name), mesh)
-          for name, gan_config in gans.items()}
+def train_gans(config: ml_collections.ConfigDict, settings: loop.LoopSettings,
+               reals: pipeline.StudySplits, workdir: Workdir, mesh: Mesh) -> None:
+  """Trains (or resumes) every GAN and generator of a config in the workdir."""
+  for name, gan_config in config.gans.items():
+    gan_trainer.train_gan(name, gan_config, settings, reals.train, workdir.gan(name), mesh)
+  for name, gen_config in config.generators.items():
+    generator_trainer.train_generator(name, gen_config, settings, reals.train,
+                                      workdir.generator(name), mesh)
 
 
-def _gan_fakes(gan_config, run: RunDir, name: str, step: int, *, num_train: int, num_eval: int,
-               seed: int, batch_size: int, mesh: Mesh) -> dict:
-  gan = restore.restore_gan(gan_config, run, name, [step], mesh)
-  sampler = restore.gan_sampler(gan, mesh, batch_size)
+def _sampled_fakes(generate, variables: dict, latent_dim: int, *, num_train: int,
+                   num_eval: int, seed: int, batch_size: int, mesh: Mesh) -> dict:
+  sampler = scoring.Sampler(generate, variables, latent_dim, mesh, batch_size)
   return fake_pool.sampler_fakes(lambda num, s: sampler.generate(num, s)[0], num_train,
                                  num_eval, seed)
 
 
-def gan_sources(config: ml_collections.ConfigDict, gan_dir: Workdir, num_train: int,
+def _gan_fakes(gan_config, run: RunDir, name: str, step: int, *, mesh: Mesh,
+               **sampling) -> dict:
+  gan = restore.restore_gan(gan_config, run, name, [step], mesh)
+  return _sampled_fakes(gan_steps.make_generate(gan.models), gan.g_variables, gan.latent_dim,
+                        mesh=mesh, **sampling)
+
+
+def _generator_fakes(gen_config, run: RunDir, name: str, step: int, *, mesh: Mesh,
+                     **sampling) -> dict:
+  restored = generator_trainer.restore_generator(name, gen_config, fashion_mnist.IMAGE_SHAPE,
+                                                 run, mesh, step)
+  return _sampled_fakes(restored.generate, restore.stack([restored.sampling_variables]),
+                        restored.latent_dim, mesh=mesh, **sampling)
+
+
+def latest_step(run: RunDir, kind: str, name: str) -> int:
+  if not run.steps():
+    raise checkpoints.CheckpointNotFoundError(
+        f"No checkpoint of {kind} '{name}' in {run.checkpoints}: train it with "
+        'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
+  return run.steps()[-1]
+
+
+def trained_sources(config: ml_collections.ConfigDict, gan_dir: Workdir, num_train: int,
                 mesh: Mesh) -> dict[str, fake_pool.FakeSource]:
-  """Each GAN's latest checkpoint, which both describes its fakes and draws them."""
+  """Each GAN's and generator's latest checkpoint, which both describes its fakes and
+  draws them."""
+  sampling = dict(num_train=num_train, num_eval=config.evaluation.num_fake_samples,
+                  seed=config.seed, batch_size=config.evaluation.batch_size, mesh=mesh)
   sources = {}
   for name, gan_config in config.gans.items():
     run = gan_dir.gan(name)
-    if not run.steps():
-      raise checkpoints.CheckpointNotFoundError(
-          f"No checkpoint of GAN '{name}' in {run.checkpoints}: train it with "
-          'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
-    step = run.steps()[-1]
+    step = latest_step(run, 'GAN', name)
     sources[name] = fake_pool.FakeSource(
         description={'architecture': gan_config.architecture, 'checkpoint_step': step},
-        draw=functools.partial(_gan_fakes, gan_config, run, name, step, num_train=num_train,
-                               num_eval=config.evaluation.num_fake_samples, seed=config.seed,
-                               batch_size=config.evaluation.batch_size, mesh=mesh))
+        draw=functools.partial(_gan_fakes, gan_config, run, name, step, **sampling))
+  for name, gen_config in config.generators.items():
+    run = gan_dir.generator(name)
+    step = latest_step(run, 'generator', name)
+    sources[name] = fake_pool.FakeSource(
+        description={'generator': gen_config.to_dict(), 'checkpoint_step': step},
+        draw=functools.partial(_generator_fakes, gen_config, run, name, step, **sampling))
   return sources
 
 
@@ -94,9 +121,9 @@ def study_data(config: ml_collections.ConfigDict, workdir: Workdir, mesh: Mesh, 
                                        config.seed)
   reals = pipeline.load_study_splits(config.data, config.seed)
   if train is not None and not config.gan_workdir:
-    train_gans(config.gans, train, reals, workdir, mesh)
+    train_gans(config, train, reals, workdir, mesh)
   num_train = num_train_fakes(config, reals)
-  sources = gan_sources(config, gan_workdir(workdir, config.gan_workdir), num_train, mesh)
+  sources = trained_sources(config, gan_workdir(workdir, config.gan_workdir), num_train, mesh)
   if more_sources is not None:
     sources.update(more_sources(reals, num_train))
   fakes = fake_pool.load_pool(workdir.fake_pool, sources, num_train=num_train,

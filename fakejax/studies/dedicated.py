@@ -21,8 +21,9 @@ from absl import logging  # noqa: E402
 
 from jax.sharding import Mesh  # noqa: E402
 
+from fakejax import config as config_lib  # noqa: E402
 from fakejax.data import fake_pool, pipeline  # noqa: E402
-from fakejax.evaluation import discriminators  # noqa: E402
+from fakejax.evaluation import assemble, discriminators  # noqa: E402
 from fakejax.studies import common  # noqa: E402
 from fakejax.train import autoencoder_trainer, classifier_trainer, loop  # noqa: E402
 from fakejax.workdir import Workdir, gan_workdir  # noqa: E402
@@ -30,6 +31,8 @@ from fakejax.workdir import Workdir, gan_workdir  # noqa: E402
 GENERALISATION_MD = 'generalisation.md'
 GENERALISATION_JSON = 'generalisation.json'
 GENERALISATION_PNG = 'generalisation_ap.png'
+HELD_OUT_MD, HELD_OUT_JSON = 'leave_one_family_out.md', 'leave_one_family_out.json'
+HELD_OUT_PNG = 'leave_one_family_out_ap.png'
 # The operating point of the table: Youden's J, chosen on validation.
 TABLE_THRESHOLD = 'youden'
 
@@ -73,6 +76,69 @@ def table_markdown(rows: list[dict], generators) -> str:
                for key in ('seen_real_recall', 'anomaly_real_recall')]
     lines.append(f"| {row['detector']} | {row['kind']} | " + ' | '.join(cells + recalls) + ' |')
   return '\n'.join(lines) + '\n'
+
+
+def held_out_row(family: str, members, detector: str, report: dict, budget: str) -> dict:
+  """How detector `detector`, trained on every other family, does on `family`'s fakes:
+  means over its generators; real recalls at the same thresholds."""
+  splits = report['splits']
+  at = lambda split, threshold: splits[split]['at_threshold'][threshold]
+  fakes = [generator_split(g) for g in members]
+  row = {'family': family, 'generators': list(members), 'detector': detector,
+         'average_precision': float(np.mean(
+             [splits[s]['threshold_free']['average_precision'] for s in fakes]))}
+  for label, threshold in (('validation', TABLE_THRESHOLD), ('budget', budget)):
+    row[f'fake_recall_{label}'] = float(np.mean([at(s, threshold)['generated']['recall']
+                                                 for s in fakes]))
+    for kind in ('seen', 'anomaly'):
+      split = f'{kind}_class_reals'
+      row[f'{kind}_real_recall_{label}'] = (at(split, threshold)['real']['recall']
+                                            if split in splits else None)
+  return row
+
+
+HELD_OUT_COLUMNS = ('average_precision', 'fake_recall_validation', 'seen_real_recall_validation',
+                    'anomaly_real_recall_validation', 'fake_recall_budget',
+                    'seen_real_recall_budget', 'anomaly_real_recall_budget')
+
+
+def held_out_markdown(rows: list[dict], budget: str) -> str:
+  """The leave-one-family-out table, with the mean and the worst family."""
+  lines = ['# Leave one family out', '',
+           'Each row: a classifier trained on the fakes of every other family, tested on this '
+           f"family's fakes (means over its generators) against all test reals. Thresholds "
+           f'chosen on validation: {TABLE_THRESHOLD}, and {budget} (at most that share of '
+           'validation reals flagged).', '',
+           f'| held-out family | detector | AP | fake recall ({TABLE_THRESHOLD}) | seen real '
+           f'recall | anomaly real recall | fake recall ({budget}) | seen real recall | '
+           'anomaly real recall |', '|---|---|' + '---|' * len(HELD_OUT_COLUMNS)]
+  cell = lambda value: '-' if value is None else f'{value:.3f}'
+  for row in rows:
+    lines.append(f"| {row['family']} | {row['detector']} | "
+                 + ' | '.join(cell(row[c]) for c in HELD_OUT_COLUMNS) + ' |')
+  for label, reduce in (('mean', np.mean), ('worst', np.min)):
+    values = [[row[c] for row in rows if row[c] is not None] for c in HELD_OUT_COLUMNS]
+    lines.append(f'| **{label}** | | ' + ' | '.join(
+        cell(float(reduce(v)) if v else None) for v in values) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def write_held_out_table(config: ml_collections.ConfigDict, workdir: Workdir,
+                         reports: dict[str, dict], rows: list[dict], generators) -> None:
+  """The leave-one-family-out table (JSON, Markdown) and its AP heatmap (process 0)."""
+  if not config.families or jax.process_index() != 0:
+    return
+  budget = assemble.budget_threshold(config.evaluation)
+  sets = config_lib.held_out_sets(config)
+  held_out = [held_out_row(family, members, sets[family], reports[sets[family]], budget)
+              for family, members in config.families.items()]
+  markdown = held_out_markdown(held_out, budget)
+  (workdir.root / HELD_OUT_MD).write_text(markdown)
+  (workdir.root / HELD_OUT_JSON).write_text(json.dumps(held_out, indent=1) + '\n')
+  by_detector = {row['detector']: row for row in rows}
+  plot_heatmap([{**by_detector[sets[f]], 'detector': f'without {f}'} for f in config.families],
+               generators, workdir.root / HELD_OUT_PNG)
+  logging.info('Leave one family out:\n%s', markdown)
 
 
 def plot_heatmap(rows: list[dict], generators, path: pathlib.Path) -> None:
@@ -144,11 +210,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   if data is None:
     data = common.study_data(config, workdir, mesh, train=None,
                              more_sources=autoencoder_sources(config, workdir, mesh, None))
-  generators = list(data.fakes)  # Each GAN and autoencoder, or the folder's fakes.
-  rows = []
+  generators = list(data.fakes)  # Each GAN, generator and autoencoder, or the folder's fakes.
+  rows, latest = [], {}
   for name in config.train_sets:
     reports = common.evaluate_classifier(config, workdir, name, which_steps, data, mesh)
     common.write_reports(workdir.classifier(name), name, reports)
+    latest[name] = reports[-1]
     rows.append(table_row(name, config.classifier.architecture, reports[-1], generators))
   # The discriminators of the same GANs, on the same splits.
   not_gans = {name: fakes['test'] for name, fakes in data.fakes.items() if name not in config.gans}
@@ -160,6 +227,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
     common.write_reports(workdir.discriminator_reports(name), f'D:{name}', reports)
     rows.append(table_row(f'D of {name}', 'discriminator', reports[-1], generators))
   write_table(workdir, rows, generators)
+  write_held_out_table(config, workdir, latest, rows, generators)
   return {'rows': rows}
 
 
