@@ -16,6 +16,7 @@ from fakejax.workdir import Workdir
 from tests.conftest import final_state
 
 FAMILIES = ('vae', 'ddpm')
+STEPS_TO_LEARN = 12
 IMAGE_SHAPE = (28, 28, 1)
 
 
@@ -36,16 +37,18 @@ def blobs(count: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize('name', FAMILIES)
 def test_loss_falls_in_training(name):
   _, gen_config = tiny_generator(name)
+  # A larger step than the config's, to see it learn in a few steps: measured, the loss
+  # fell to 0.27 (VAE) and 0.45 (noise loss) of its start.
+  gen_config.optimizer.learning_rate = 2e-3
   mesh = sharding.build_mesh(jax.devices()[:1])
   job, _ = generator_trainer.generator_job(name, gen_config, IMAGE_SHAPE, 0, False, mesh)
   step = jax.jit(job.train_step)
-  state, images = job.init(jax.random.PRNGKey(0)), blobs(16)
+  state, images = job.init(jax.random.PRNGKey(0)), blobs(8)
   losses = []
-  for _ in range(30):
+  for _ in range(STEPS_TO_LEARN):
     state, metrics = step(state, images)
     losses.append(float(metrics['loss']))
-  # Measured: the VAE's loss fell to about 0.5 of its start, the noise loss to 0.72.
-  assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+  assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
 
 
 @pytest.mark.parametrize('name', FAMILIES)

@@ -51,7 +51,9 @@ from fakejax.evaluation import scoring  # noqa: E402
 from fakejax.data import pipeline  # noqa: E402
 from fakejax.models import COMPUTE_DTYPES, build_gan, mobilenets  # noqa: E402
 from fakejax.train import (autoencoder_gan, autoencoder_trainer, classifier_steps,  # noqa: E402
-                           classifier_trainer, gan_state, gan_steps, gan_trainer, optimizers)
+                           classifier_trainer, diffusion_steps, gan_state, gan_steps,
+                           gan_trainer, generator_state, generator_trainer, optimizers,
+                           vae_steps)
 from fakejax.train.wasserstein_steps import CRITIC_STEPS, PENALTY_WEIGHT  # noqa: E402
 
 # 2 cores x AVX-512 (2 FMA units x 16 float32 lanes x 2 flops) x ~1.8 GHz, measured as
@@ -110,6 +112,24 @@ def autogan_workload(autoencoder_name: str):
           step, reconstruct, random_images(60_000))
 
 
+def generator_workload(name: str):
+  """A generator of another family as the zoo trains it on CPUs (its `quick` config);
+  inference is sampling (for diffusion, every DDIM step)."""
+  gen_config = dcgan_fmnist.GENERATOR_CONFIGS[name]('quick')
+  generator = generator_trainer.generator_of(gen_config, (28, 28, 1))
+  tx = optimizers.from_config(gen_config.optimizer)
+  generate = generator.generate()
+
+  def sample(state, images):
+    latents = jax.random.normal(jax.random.PRNGKey(0), (images.shape[0], generator.latent_dim))
+    return generate(generator_state.sampling_variables(state), latents)
+
+  return (lambda key: generator_trainer.init_state(generator, tx, key),
+          generator.steps.make_train_step(generator.model, tx, gen_config.options,
+                                          gen_config.ema_decay, False),
+          sample, random_images(60_000))
+
+
 def backbone_config(architecture: str, features: tuple[int, ...] = ()) -> ml_collections.ConfigDict:
   """The dedicated-detector study with an ImageNet backbone at 28x28, from scratch, and
   the transfer-learning head (average pooling, one output)."""
@@ -160,6 +180,8 @@ WORKLOADS = {
     'dcgan_tf': lambda dtype: gan_workload('dcgan_tf', dtype),
     'dcgan_radford': lambda dtype: gan_workload('dcgan_radford', dtype),
     'wgan_gp': lambda dtype: gan_workload('wgan_gp', dtype),
+    'vae': lambda _: generator_workload('vae'),
+    'ddpm': lambda _: generator_workload('ddpm'),
     'autogan_depth1': lambda _: autogan_workload('depth1'),
     'autogan_depth4': lambda _: autogan_workload('depth4'),
     'alexnet': lambda _: classifier_workload('alexnet'),
@@ -167,6 +189,15 @@ WORKLOADS = {
     **{model: lambda _, model=model: classifier_workload(model)
        for model in ('resnet18', 'mobilenet_v2', 'mobilenet_v3_large', 'efficientnet_b0')},
 }
+# Images per inference call: SCORE_BATCH but for diffusion, whose sampling runs its
+# network once per DDIM step (20 steps of the quick config).
+INFERENCE_BATCH = {'ddpm': 100}
+
+
+def inference_batch(model: str) -> int:
+  return INFERENCE_BATCH.get(model, SCORE_BATCH)
+
+
 # The models whose configs have a compute_dtype (bfloat16: mixed precision).
 MIXED_PRECISION_MODELS = ('dcgan_tf', 'dcgan_radford', 'wgan_gp')
 
@@ -204,7 +235,7 @@ class JaxRunner:
     self.step = step
     infer = jax.jit(scoring.in_chunks(infer, num_shards=1))  # As the evaluation scores.
     self.score_images = jax.device_put(np.random.default_rng(1).integers(
-        0, 255, (SCORE_BATCH, 28, 28, 1), dtype=np.uint8), device)
+        0, 255, (inference_batch(model), 28, 28, 1), dtype=np.uint8), device)
     self.score = lambda: infer(self.state, self.score_images)
     self.score().block_until_ready()
     self.train(1)
@@ -498,6 +529,89 @@ def torch_efficientnet_b0(features, hidden: int, dropout_rate: float):
   return nn.Sequential(*layers, *torch_pooled_head(1280, hidden, dropout_rate))
 
 
+def torch_vae(features, latent_dim: int):
+  """models/vae.py's Vae: strided 4x4 convolutions down, nearest x2 + 3x3 convolutions up."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+
+  class Vae(nn.Module):
+    def __init__(self):
+      super().__init__()
+      narrow, wide = features
+      self.encoder = nn.Sequential(
+          nn.Conv2d(1, narrow, 4, 2, padding=1), nn.LeakyReLU(0.2),
+          nn.Conv2d(narrow, wide, 4, 2, padding=1), nn.LeakyReLU(0.2), nn.Flatten())
+      self.mean, self.log_variance = (nn.Linear(7 * 7 * wide, latent_dim) for _ in range(2))
+      self.project = nn.Linear(latent_dim, 7 * 7 * wide)
+      self.decoder = nn.Sequential(
+          nn.Upsample(scale_factor=2), nn.Conv2d(wide, wide, 3, padding=1), nn.ReLU(),
+          nn.Upsample(scale_factor=2), nn.Conv2d(wide, narrow, 3, padding=1), nn.ReLU(),
+          nn.Conv2d(narrow, 1, 3, padding=1), nn.Tanh())
+      self.wide = wide
+
+    def encode(self, x):
+      h = self.encoder(x)
+      return self.mean(h), self.log_variance(h)
+
+    def decode(self, z):
+      return self.decoder(torch.relu(self.project(z)).view(-1, self.wide, 7, 7))
+  return Vae()
+
+
+def torch_unet(features):
+  """models/unet.py's NoiseUNet in PyTorch; strided convolutions pad as 'SAME' does (0, 1)."""
+  import math  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  silu, embed_dim = nn.functional.silu, 4 * features[0]
+
+  class Block(nn.Module):
+    def __init__(self, inputs, outputs):
+      super().__init__()
+      self.norm1, self.conv1 = nn.GroupNorm(8, inputs), nn.Conv2d(inputs, outputs, 3, padding=1)
+      self.embed = nn.Linear(embed_dim, outputs)
+      self.norm2, self.conv2 = nn.GroupNorm(8, outputs), nn.Conv2d(outputs, outputs, 3, padding=1)
+      self.skip = nn.Conv2d(inputs, outputs, 1) if inputs != outputs else nn.Identity()
+
+    def forward(self, x, embedding):
+      h = self.conv1(silu(self.norm1(x))) + self.embed(silu(embedding))[:, :, None, None]
+      return self.skip(x) + self.conv2(silu(self.norm2(h)))
+
+  class UNet(nn.Module):
+    def __init__(self):
+      super().__init__()
+      widths = tuple(features)
+      self.time1, self.time2 = nn.Linear(widths[0], embed_dim), nn.Linear(embed_dim, embed_dim)
+      self.stem = nn.Conv2d(1, widths[0], 3, padding=1)
+      self.down_blocks = nn.ModuleList(Block(w, w) for w in widths)
+      self.downs = nn.ModuleList(nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(a, b, 3, 2))
+                                 for a, b in zip(widths[:-1], widths[1:]))
+      self.middle = Block(widths[-1], widths[-1])
+      ups = list(reversed(widths[:-1]))
+      self.ups = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1)
+                               for a, b in zip([widths[-1], *ups[:-1]], ups))
+      self.up_blocks = nn.ModuleList(Block(2 * w, w) for w in ups)
+      self.norm, self.out = nn.GroupNorm(8, widths[0]), nn.Conv2d(widths[0], 1, 3, padding=1)
+
+    def forward(self, x, timesteps):
+      half = self.time1.in_features // 2
+      frequencies = torch.exp(-math.log(10_000.0) * torch.arange(half, device=x.device) / half)
+      angles = timesteps.float()[:, None] * frequencies[None]
+      embedding = self.time2(silu(self.time1(torch.cat([angles.sin(), angles.cos()], -1))))
+      x, skips = self.stem(x), []
+      for level, block in enumerate(self.down_blocks):
+        x = block(x, embedding)
+        if level < len(self.downs):
+          skips.append(x)
+          x = self.downs[level](x)
+      x = self.middle(x, embedding)
+      for up, block, skip in zip(self.ups, self.up_blocks, reversed(skips)):
+        x = up(nn.functional.interpolate(x, scale_factor=2, mode='nearest'))
+        x = block(torch.cat([x, skip], 1), embedding)
+      return self.out(silu(self.norm(x)))
+  return UNet()
+
+
 TORCH_CLASSIFIERS = {'alexnet': torch_alexnet, 'sequential_cnn': torch_sequential_cnn,
                      'resnet18': torch_resnet18, 'mobilenet_v2': torch_mobilenet_v2,
                      'mobilenet_v3_large': torch_mobilenet_v3_large,
@@ -518,9 +632,12 @@ class TorchRunner:
     self.batch_size = batch_size
     self.bce = torch.nn.BCEWithLogitsLoss()
     self.real = torch.rand(batch_size, 1, 28, 28, device=self.device) * 2 - 1
-    self.score_images = torch.rand(SCORE_BATCH, 1, 28, 28, device=self.device) * 2 - 1
+    self.score_images = torch.rand(inference_batch(model), 1, 28, 28, device=self.device) * 2 - 1
+    self.infer = lambda: self.inference_model(self.score_images)
     config = autogan_fmnist.get_config()
-    if model == 'wgan_gp':
+    if model in dcgan_fmnist.GENERATOR_CONFIGS:
+      self._setup_generator(model, dcgan_fmnist.GENERATOR_CONFIGS[model]('quick'))
+    elif model == 'wgan_gp':
       self._setup_wgan_gp(*torch_wgan_gp(), dcgan_fmnist.wgan_gp().optimizer)
       self.inference_model = self.d
     elif model.startswith('dcgan'):
@@ -602,6 +719,68 @@ class TorchRunner:
         self.g_opt.step()
     self.step = step
 
+  def _setup_generator(self, model: str, gen_config: ml_collections.ConfigDict):
+    """A VAE's negative ELBO or diffusion's noise loss, Adam; inference samples."""
+    torch = self.torch
+    if model == 'vae':
+      self.inference_model = torch_vae(gen_config.features,
+                                       gen_config.options.latent_dim).to(self.device)
+      loss, self.infer = self._vae_functions(gen_config.options.latent_dim)
+    else:
+      self.inference_model = torch_unet(gen_config.features).to(self.device)
+      loss, self.infer = self._diffusion_functions(gen_config.options)
+    optimizer = gen_config.optimizer
+    self.opt = torch.optim.Adam(self.inference_model.parameters(), optimizer.learning_rate,
+                                (optimizer.b1, optimizer.b2))
+
+    def step():
+      self.opt.zero_grad()
+      loss().backward()
+      self.opt.step()
+    self.step = step
+
+  def _vae_functions(self, latent_dim: int):
+    torch, vae = self.torch, self.inference_model
+
+    def loss():
+      mean, log_variance = vae.encode(self.real)
+      latents = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)
+      error = ((vae.decode(latents) - self.real) ** 2).sum((1, 2, 3)) / (
+          2 * vae_steps.DECODER_SCALE ** 2)
+      kl = 0.5 * (mean ** 2 + log_variance.exp() - 1 - log_variance).sum(1)
+      return (error + kl).mean()
+    sample = lambda: vae.decode(torch.randn(len(self.score_images), latent_dim,
+                                            device=self.device))
+    return loss, sample
+
+  def _diffusion_functions(self, options: ml_collections.ConfigDict):
+    """DDPM's noise loss; DDIM sampling (eta 0) over the config's steps, as diffusion_steps."""
+    torch, unet = self.torch, self.inference_model
+    signal = torch.tensor(diffusion_steps.alphas_cumprod(options.noise_schedule,
+                                                         options.num_timesteps),
+                          dtype=torch.float32, device=self.device)
+    steps, next_steps = diffusion_steps.ddim_timesteps(options.num_timesteps,
+                                                       options.sampling_steps)
+
+    def loss():
+      t = torch.randint(0, options.num_timesteps, (self.batch_size,), device=self.device)
+      noise = torch.randn_like(self.real)
+      kept = signal[t][:, None, None, None]
+      noisy = kept.sqrt() * self.real + (1 - kept).sqrt() * noise
+      return ((unet(noisy, t) - noise) ** 2).mean()
+
+    def sample():
+      x = torch.randn_like(self.score_images)
+      for step, next_step in zip(steps.tolist(), next_steps.tolist()):
+        a = signal[step]
+        a_next = signal[next_step] if next_step >= 0 else torch.ones_like(a)
+        noise = unet(x, torch.full((len(x),), step, device=self.device))
+        clean = ((x - (1 - a).sqrt() * noise) / a.sqrt()).clamp(-1, 1)
+        noise = (x - a.sqrt() * clean) / (1 - a).sqrt()
+        x = a_next.sqrt() * clean + (1 - a_next).sqrt() * noise
+      return x
+    return loss, sample
+
   def _classifier_step(self):
     self.opt.zero_grad()
     self.bce(self.inference_model(self.real), self.labels).backward()
@@ -620,7 +799,7 @@ class TorchRunner:
     self.inference_model.eval()
     with self.torch.no_grad(), self.autocast():
       for _ in range(calls):
-        self.inference_model(self.score_images)
+        self.infer()
     self.synchronize()
     self.inference_model.train()
 
@@ -650,11 +829,10 @@ def benchmark(architecture: str, device: jax.Device, peak_gflops: float, args) -
     if torch_runner:
       rates['torch_train'].append(
           args.steps * args.batch_size / timed(torch_runner.train, args.steps))
-    rates['jax_score'].append(args.score_calls * SCORE_BATCH /
-                              timed(jax_runner.run_score, args.score_calls))
+    images = args.score_calls * inference_batch(architecture)
+    rates['jax_score'].append(images / timed(jax_runner.run_score, args.score_calls))
     if torch_runner:
-      rates['torch_score'].append(args.score_calls * SCORE_BATCH /
-                                  timed(torch_runner.run_score, args.score_calls))
+      rates['torch_score'].append(images / timed(torch_runner.run_score, args.score_calls))
   median = {k: statistics.median(v) if v else None for k, v in rates.items()}
   flops = jax_runner.flops_per_image()
   return {
