@@ -12,7 +12,7 @@ the seen classes and their discriminators are then scored on real and generated 
 
 Any value can be overridden on the command line, e.g. `--config.batch_size=128`. Train
 only some architectures, or others of `GAN_CONFIGS`, with `,gans=`, and generators of
-other families (`GENERATOR_CONFIGS`: a VAE, a diffusion model) with `,generators=`:
+other families (`GENERATOR_CONFIGS`: a VAE, a diffusion model, a flow) with `,generators=`:
 `--config=configs/dcgan_fmnist.py:quick,gans=dcgan_tf+wgan_gp,generators=vae+ddpm`.
 """
 
@@ -104,8 +104,21 @@ def ddpm(variant: str = 'full') -> ml_collections.ConfigDict:
   return config
 
 
+def realnvp(variant: str = 'full') -> ml_collections.ConfigDict:
+  """A RealNVP-style flow (no upsampling layers), sampled at temperature 0.7."""
+  config = generator_config('realnvp', (64,), dict(steps_per_level=6, temperature=0.7),
+                            learning_rate=1e-3, num_epochs=10, ema_decay=0.999)
+  if variant == 'quick':
+    config.num_epochs = 2
+    config.options.steps_per_level = 4
+  elif variant == 'tiny':
+    config.update(features=(8,), batch_size=32, num_epochs=1, ema_decay=0.0)
+    config.options.steps_per_level = 2
+  return config
+
+
 # Generators of other families, by name: `,generators=` picks among them (default: none).
-GENERATOR_CONFIGS = {'vae': vae, 'ddpm': ddpm}
+GENERATOR_CONFIGS = {'vae': vae, 'ddpm': ddpm, 'realnvp': realnvp}
 
 
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:

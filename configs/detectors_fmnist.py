@@ -14,7 +14,7 @@ discriminators are scored on the same splits.
   python -m fakejax.main --config=configs/detectors_fmnist.py:full,augment \\
       --workdir=runs/detectors_augmented --config.gan_workdir=runs/dcgan_fmnist
   python -m fakejax.main --config=configs/detectors_fmnist.py:tiny --workdir=/tmp/detectors_tiny
-  # The generator zoo (GANs, a VAE, diffusion, an autoencoder) with leave-one-family-out:
+  # The generator zoo (GANs, a VAE, diffusion, a flow, an autoencoder), leave-one-family-out:
   # for each family, a classifier trained on all the others, tested on it.
   python -m fakejax.main --config=configs/zoo_fmnist.py:quick --workdir=runs/zoo_quick
   python -m fakejax.main --config=configs/detectors_fmnist.py:quick,zoo \\
@@ -29,8 +29,8 @@ from configs import autogan_fmnist, dcgan_fmnist
 # The generator zoo's families: each a set of generators of the study by name. With the
 # `zoo` option, a classifier is trained on every family but one, for each family.
 ZOO_FAMILIES = {'dcgan': ('dcgan_tf', 'dcgan_radford'), 'wgan': ('wgan_gp',), 'vae': ('vae',),
-                'diffusion': ('ddpm',), 'autoencoder': ('autogan_d1',)}
-ZOO_MODELS = 'gans=dcgan_tf+dcgan_radford+wgan_gp,generators=vae+ddpm'
+                'diffusion': ('ddpm',), 'flow': ('realnvp',), 'autoencoder': ('autogan_d1',)}
+ZOO_MODELS = 'gans=dcgan_tf+dcgan_radford+wgan_gp,generators=vae+ddpm+realnvp'
 
 
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:

@@ -1,6 +1,6 @@
 """The generator zoo on Fashion-MNIST: every family the project trains, their quality measured.
 
-Three GANs (two DCGANs, WGAN-GP), a VAE and a diffusion model, trained on the seen classes
+Three GANs (two DCGANs, WGAN-GP), a VAE, a diffusion model and a flow, trained on the seen classes
 by the DCGAN study (whose discriminators are evaluated as before), each with its Fréchet
 distance, precision and recall and a sample grid in `<workdir>/quality/`. The detectors
 study then adds the autoencoder family and holds each family out in turn:

@@ -348,8 +348,9 @@ FAMILY_OPTION_RULES = {
     'vae': {'latent_dim': POSITIVE, 'kl_weight': NOT_NEGATIVE},
     'diffusion': {'num_timesteps': POSITIVE, 'noise_schedule': Choice(NOISE_SCHEDULES),
                   'sampling_steps': POSITIVE},
+    'flow': {'steps_per_level': POSITIVE, 'temperature': POSITIVE},
 }
-FAMILY_WIDTHS = {'vae': (2, 1), 'diffusion': (3, 8)}  # (count, multiple of).
+FAMILY_WIDTHS = {'vae': (2, 1), 'diffusion': (3, 8), 'flow': (1, 1)}  # (count, multiple of).
 
 
 def check_generators(config: ml_collections.ConfigDict, num_devices: int) -> None:

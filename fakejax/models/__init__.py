@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fakejax.models import autoencoder, classifiers, dcgan, mobilenets, unet, vae, wgan
+from fakejax.models import autoencoder, classifiers, dcgan, flow, mobilenets, unet, vae, wgan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +60,8 @@ GENERATORS = {
     'vae': GeneratorSpec(vae.Vae, 'vae'),
     # A noise-predicting U-Net, sampled by DDIM.
     'ddpm': GeneratorSpec(unet.NoiseUNet, 'diffusion'),
+    # Affine couplings on squeezed images: no upsampling layer at all.
+    'realnvp': GeneratorSpec(flow.RealNvp, 'flow'),
 }
 
 

@@ -1,4 +1,4 @@
-"""Training one generator of a non-adversarial family (VAE, diffusion) through the loop.
+"""Training one generator of a non-adversarial family (VAE, diffusion, flow) through the loop.
 
 A config's `generators.<name>` group names the `architecture` (a key of
 models.GENERATORS, whose family picks the step module below), its widths, optimiser,
@@ -15,13 +15,14 @@ from jax.sharding import Mesh
 
 from fakejax import sharding
 from fakejax.models import GENERATORS, build_generator
-from fakejax.train import (checkpoints, diffusion_steps, gan_steps, generator_state, loop,
-                           optimizers, vae_steps)
+from fakejax.train import (checkpoints, diffusion_steps, flow_steps, gan_steps, generator_state,
+                           loop, optimizers, vae_steps)
 from fakejax.workdir import RunDir
 
 # A family -> the module of its steps: model_options, latent_dim, init_params, make_train_step,
 # make_generate and OPTIONS_SCHEMA.
-FAMILY_STEPS: dict[str, types.ModuleType] = {'vae': vae_steps, 'diffusion': diffusion_steps}
+FAMILY_STEPS: dict[str, types.ModuleType] = {'vae': vae_steps, 'diffusion': diffusion_steps,
+                                             'flow': flow_steps}
 NUM_SAMPLES_IN_GRID = 64
 
 
