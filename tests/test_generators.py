@@ -11,6 +11,7 @@ import pytest
 from configs import dcgan_fmnist
 from fakejax import sharding
 from fakejax.evaluation import scoring
+from fakejax.studies import common, dcgan
 from fakejax.models.flow import RealNvp
 from fakejax.train import diffusion_steps, generator_state, generator_trainer, loop
 from fakejax.workdir import Workdir
@@ -76,6 +77,17 @@ def test_killed_run_resumes_to_the_parameters_of_an_uninterrupted_run(name, tmp_
   for part in ('step', 'rng', 'params', 'opt_state', 'ema_params'):
     for a, b in zip(jax.tree.leaves(got[part]), jax.tree.leaves(want[part]), strict=True):
       np.testing.assert_array_equal(a, b)
+  # A detector study restores it from the workdir and draws its fakes for the pool.
+  config.gans = {}
+  config.generators = {name: gen_config}
+  (source,) = common.trained_sources(config, Workdir(tmp_path / 'killed'), 8,
+                                     sharding.build_mesh()).values()
+  assert source.description['checkpoint_step'] == 6
+  fakes = source.draw()
+  assert {split: fakes[split].shape for split in fakes} == {
+      'train': (8, *IMAGE_SHAPE), 'validation': (config.evaluation.num_fake_samples, *IMAGE_SHAPE),
+      'test': (config.evaluation.num_fake_samples, *IMAGE_SHAPE)}
+  assert fakes['train'].dtype == np.uint8 and np.any(fakes['validation'] != fakes['test'])
 
 
 @pytest.mark.parametrize('name', FAMILIES)
@@ -90,6 +102,21 @@ def test_sampler_is_deterministic_per_seed(name):
   assert first.shape == (1, 12, *IMAGE_SHAPE) and first.dtype == np.uint8
   np.testing.assert_array_equal(first, again)
   assert np.any(first != other)
+
+
+def test_the_dcgan_study_samples_a_generator_as_it_samples_a_gan():
+  _, gen_config = tiny_generator('vae')
+  mesh = sharding.build_mesh()
+  job, generator = generator_trainer.generator_job('vae', gen_config, IMAGE_SHAPE, 0, False, mesh)
+  state = job.init(jax.random.PRNGKey(0))
+  run = generator_trainer.GeneratorRun(
+      name='vae', generator=generator, sampling_variables=generator_state.sampling_variables(state),
+      num_steps=0, resumed_from_step=0, run=None)
+  samples = dcgan.generator_samples(run, 10, seed=7, mesh=mesh, batch_size=8)
+  sampler = scoring.Sampler(generator.generate(), jax.tree.map(
+      lambda leaf: leaf[None], run.sampling_variables), generator.latent_dim, mesh, 8)
+  np.testing.assert_array_equal(samples, sampler.generate(10, 7)[0])
+  assert run.family == 'vae' and samples.shape == (10, *IMAGE_SHAPE)
 
 
 class OracleNoise:
