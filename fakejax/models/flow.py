@@ -1,4 +1,5 @@
-"""A RealNVP-style normalising flow for 28x28x1 images (Dinh et al. 2017), pure Flax Linen.
+"""A RealNVP-style normalising flow for 28x28x1 images (Dinh et al. 2017), with Glow's
+per-channel ActNorm (Kingma & Dhariwal 2018), pure Flax Linen.
 
 No upsampling layer anywhere: the image is rearranged (squeezed: each 2x2 block of pixels
 becomes 4 channels) and transformed by invertible affine couplings, so its samples carry
@@ -30,6 +31,21 @@ def unsqueeze(x: jax.Array) -> jax.Array:
   return x.reshape(b, 2 * h, 2 * w, c // 4)
 
 
+class ActNorm(nn.Module):
+  """A learnt scale and shift per channel (Glow), starting as the identity: what lets the
+  flow stretch the near-constant logits of a dark background to unit variance, which
+  the couplings' bounded scales cannot."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array, reverse: bool) -> tuple[jax.Array, jax.Array]:
+    log_scale = self.param('log_scale', nn.initializers.zeros, (x.shape[-1],))
+    bias = self.param('bias', nn.initializers.zeros, (x.shape[-1],))
+    log_det = jnp.full(x.shape[0], x.shape[1] * x.shape[2] * jnp.sum(log_scale))
+    if reverse:
+      return (x - bias) * jnp.exp(-log_scale), -log_det
+    return x * jnp.exp(log_scale) + bias, log_det
+
+
 class AffineCoupling(nn.Module):
   """The first half of the channels sets a scale and shift of the second half."""
   hidden: int
@@ -56,20 +72,24 @@ class RealNvp(nn.Module):
   steps_per_level: int = 4
 
   def setup(self):
+    self.norms = [[ActNorm() for _ in range(self.steps_per_level)] for _ in range(NUM_LEVELS)]
     self.couplings = [[AffineCoupling(self.features[0]) for _ in range(self.steps_per_level)]
                       for _ in range(NUM_LEVELS)]
 
   def _level(self, level: int, x: jax.Array, reverse: bool) -> tuple[jax.Array, jax.Array]:
-    """One level's couplings, each followed by a reversal of the channel order."""
+    """One level's steps: ActNorm, a coupling, then a reversal of the channel order."""
     log_det = jnp.zeros(x.shape[0])
-    couplings = self.couplings[level]
-    for coupling in (reversed(couplings) if reverse else couplings):
+    steps = list(zip(self.norms[level], self.couplings[level]))
+    for norm, coupling in (reversed(steps) if reverse else steps):
       if reverse:
         x = x[..., ::-1]
-      x, step_log_det = coupling(x, reverse)
-      log_det = log_det + step_log_det
-      if not reverse:
+        x, coupling_log_det = coupling(x, reverse)
+        x, norm_log_det = norm(x, reverse)
+      else:
+        x, norm_log_det = norm(x, reverse)
+        x, coupling_log_det = coupling(x, reverse)
         x = x[..., ::-1]
+      log_det = log_det + norm_log_det + coupling_log_det
     return x, log_det
 
   def forward(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
