@@ -28,6 +28,7 @@ Output: a Markdown table, and JSON.
 import argparse
 import importlib
 import json
+import math
 import statistics
 import sys
 import time
@@ -50,6 +51,7 @@ from fakejax import sharding  # noqa: E402
 from fakejax.evaluation import scoring  # noqa: E402
 from fakejax.data import pipeline  # noqa: E402
 from fakejax.models import COMPUTE_DTYPES, build_gan, mobilenets  # noqa: E402
+from fakejax.models import flow as flow_model  # noqa: E402
 from fakejax.train import (autoencoder_gan, autoencoder_trainer, classifier_steps,  # noqa: E402
                            classifier_trainer, diffusion_steps, gan_state, gan_steps,
                            gan_trainer, generator_state, generator_trainer, optimizers,
@@ -182,6 +184,7 @@ WORKLOADS = {
     'wgan_gp': lambda dtype: gan_workload('wgan_gp', dtype),
     'vae': lambda _: generator_workload('vae'),
     'ddpm': lambda _: generator_workload('ddpm'),
+    'realnvp': lambda _: generator_workload('realnvp'),
     'autogan_depth1': lambda _: autogan_workload('depth1'),
     'autogan_depth4': lambda _: autogan_workload('depth4'),
     'alexnet': lambda _: classifier_workload('alexnet'),
@@ -612,6 +615,82 @@ def torch_unet(features):
   return UNet()
 
 
+def torch_realnvp(hidden: int, steps_per_level: int):
+  """models/flow.py's RealNvp in PyTorch (NHWC inside, as the squeeze there)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+
+  def squeeze(x):  # [B, H, W, C] -> [B, H/2, W/2, 4C]
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(
+        b, h // 2, w // 2, 4 * c)
+
+  def unsqueeze(x):
+    b, h, w, c = x.shape
+    return x.reshape(b, h, w, 2, 2, c // 4).permute(0, 1, 3, 2, 4, 5).reshape(
+        b, 2 * h, 2 * w, c // 4)
+
+  class Step(nn.Module):
+    """ActNorm, then an affine coupling (NCHW convolutions on NHWC tensors)."""
+
+    def __init__(self, channels):
+      super().__init__()
+      self.log_scale = nn.Parameter(torch.zeros(channels))
+      self.bias = nn.Parameter(torch.zeros(channels))
+      half = channels // 2
+      self.net = nn.Sequential(nn.Conv2d(half, hidden, 3, padding=1), nn.ReLU(),
+                               nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
+                               nn.Conv2d(hidden, 2 * half, 3, padding=1))
+
+    def coupling(self, kept):
+      h = self.net(kept.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+      shift, raw_scale = h.chunk(2, -1)
+      return shift, torch.sigmoid(raw_scale + 2)
+
+    def forward(self, x):
+      x = x * self.log_scale.exp() + self.bias
+      kept, changed = x.chunk(2, -1)
+      shift, scale = self.coupling(kept)
+      log_det = x.shape[1] * x.shape[2] * self.log_scale.sum() + scale.log().sum((1, 2, 3))
+      return torch.cat([kept, (changed + shift) * scale], -1), log_det
+
+    def inverse(self, x):
+      kept, changed = x.chunk(2, -1)
+      shift, scale = self.coupling(kept)
+      x = torch.cat([kept, changed / scale - shift], -1)
+      return (x - self.bias) * (-self.log_scale).exp()
+
+  class RealNvp(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.levels = nn.ModuleList(nn.ModuleList(Step(channels) for _ in range(steps_per_level))
+                                  for channels in (4, 8))
+
+    def run_level(self, level, x):
+      log_det = 0
+      for step in self.levels[level]:
+        x, step_log_det = step(x)
+        x, log_det = x.flip(-1), log_det + step_log_det
+      return x, log_det
+
+    def forward(self, logits):  # [B, 1, 28, 28]
+      x, log_det = self.run_level(0, squeeze(logits.permute(0, 2, 3, 1)))
+      leaving, x = x.chunk(2, -1)
+      x, more = self.run_level(1, squeeze(x))
+      return torch.cat([leaving.flatten(1), x.flatten(1)], 1), log_det + more
+
+    def inverse(self, latents):
+      b = len(latents)
+      leaving, x = latents[:, :392].reshape(b, 14, 14, 2), latents[:, 392:].reshape(b, 7, 7, 8)
+      for level in (1, 0):
+        for step in reversed(self.levels[level]):
+          x = step.inverse(x.flip(-1))
+        if level == 1:
+          x = torch.cat([leaving, unsqueeze(x)], -1)
+      return unsqueeze(x).permute(0, 3, 1, 2).sigmoid()
+  return RealNvp()
+
+
 TORCH_CLASSIFIERS = {'alexnet': torch_alexnet, 'sequential_cnn': torch_sequential_cnn,
                      'resnet18': torch_resnet18, 'mobilenet_v2': torch_mobilenet_v2,
                      'mobilenet_v3_large': torch_mobilenet_v3_large,
@@ -726,6 +805,10 @@ class TorchRunner:
       self.inference_model = torch_vae(gen_config.features,
                                        gen_config.options.latent_dim).to(self.device)
       loss, self.infer = self._vae_functions(gen_config.options.latent_dim)
+    elif model == 'realnvp':
+      self.inference_model = torch_realnvp(gen_config.features[0],
+                                           gen_config.options.steps_per_level).to(self.device)
+      loss, self.infer = self._flow_functions(gen_config.options.temperature)
     else:
       self.inference_model = torch_unet(gen_config.features).to(self.device)
       loss, self.infer = self._diffusion_functions(gen_config.options)
@@ -751,6 +834,23 @@ class TorchRunner:
       return (error + kl).mean()
     sample = lambda: vae.decode(torch.randn(len(self.score_images), latent_dim,
                                             device=self.device))
+    return loss, sample
+
+  def _flow_functions(self, temperature: float):
+    """flow_steps: bits per dimension of dequantised logits; sampling by the inverse map."""
+    torch, flow, margin = self.torch, self.inference_model, flow_model.LOGIT_MARGIN
+    images = ((self.real + 1) * 127.5).round()
+
+    def loss():
+      p = margin + (1 - 2 * margin) * (images + torch.rand_like(images)) / 256
+      logits = p.log() - (-p).log1p()
+      latents, log_det = flow(logits)
+      log_det = log_det + (math.log(1 - 2 * margin) - math.log(256) - p.log() -
+                           (-p).log1p()).sum((1, 2, 3))
+      log_prior = -0.5 * (latents ** 2 + math.log(2 * math.pi)).sum(1)
+      return -(log_prior + log_det).mean() / (latents.shape[1] * math.log(2))
+    sample = lambda: flow.inverse(temperature * torch.randn(
+        len(self.score_images), 784, device=self.device))
     return loss, sample
 
   def _diffusion_functions(self, options: ml_collections.ConfigDict):
