@@ -88,6 +88,9 @@ def test_killed_run_resumes_to_the_parameters_of_an_uninterrupted_run(name, tmp_
       'train': (8, *IMAGE_SHAPE), 'validation': (config.evaluation.num_fake_samples, *IMAGE_SHAPE),
       'test': (config.evaluation.num_fake_samples, *IMAGE_SHAPE)}
   assert fakes['train'].dtype == np.uint8 and np.any(fakes['validation'] != fakes['test'])
+  # The DCGAN study's discriminators meet the same test fakes among 'others'.
+  others = dcgan.other_family_fakes(config, Workdir(tmp_path / 'killed'), sharding.build_mesh())
+  np.testing.assert_array_equal(others[name], fakes['test'])
 
 
 @pytest.mark.parametrize('name', FAMILIES)

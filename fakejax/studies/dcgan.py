@@ -10,7 +10,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from fakejax.data import pipeline
+from fakejax.data import fake_pool, fashion_mnist, pipeline
 from fakejax.evaluation import discriminators, generator_quality, report, restore, scoring
 from fakejax.studies import common
 from fakejax.train import gan_trainer, generator_trainer, loop
@@ -59,9 +59,21 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   reals = pipeline.load_study_splits(config.data, config.seed) if reals is None else reals
   reports = discriminators.evaluate_discriminators(
       config.gans, workdir, which_steps, reals=reals, settings=common.eval_settings(config),
-      seed=config.seed, mesh=mesh)
+      seed=config.seed, mesh=mesh, other_fakes=other_family_fakes(config, workdir, mesh))
   write_reports(workdir, reports)
   return reports
+
+
+def other_family_fakes(config: ml_collections.ConfigDict, workdir: Workdir,
+                       mesh: Mesh) -> dict[str, np.ndarray]:
+  """Test fakes of each generator of another family (latest checkpoint): the discriminators'
+  'others' split holds them beside the other GANs' fakes."""
+  seed = config.seed + fake_pool.TEST_FAKES_SEED_OFFSET
+  return {name: generator_samples(
+      generator_trainer.restore_generator(name, gen_config, fashion_mnist.IMAGE_SHAPE,
+                                          workdir.generator(name), mesh),
+      config.evaluation.num_fake_samples, seed, mesh, config.evaluation.batch_size)
+          for name, gen_config in config.generators.items()}
 
 
 def generator_samples(run: TrainedGenerator, num_images: int, seed: int, mesh: Mesh,
