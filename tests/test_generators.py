@@ -10,6 +10,7 @@ import pytest
 
 from configs import dcgan_fmnist
 from fakejax import sharding
+from fakejax.data import fake_pool
 from fakejax.evaluation import scoring
 from fakejax.studies import common, dcgan
 from fakejax.models.flow import RealNvp
@@ -105,6 +106,18 @@ def test_sampler_is_deterministic_per_seed(name):
   assert first.shape == (1, 12, *IMAGE_SHAPE) and first.dtype == np.uint8
   np.testing.assert_array_equal(first, again)
   assert np.any(first != other)
+
+
+def test_a_pool_described_with_tuples_is_reused_not_drawn_again(tmp_path):
+  draws = []
+  def draw():
+    draws.append(1)
+    return {split: blobs(2, seed) for seed, split in enumerate(('train', 'validation', 'test'))}
+  sources = {'vae': fake_pool.FakeSource(description={'features': (8, 16)}, draw=draw)}
+  first, again = (fake_pool.load_pool(tmp_path / 'pool', sources, num_train=2, num_eval=2,
+                                      seed=0) for _ in range(2))
+  assert len(draws) == 1
+  np.testing.assert_array_equal(first['vae']['test'], again['vae']['test'])
 
 
 def test_the_dcgan_study_samples_a_generator_as_it_samples_a_gan():

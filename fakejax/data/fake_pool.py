@@ -7,6 +7,7 @@ learn a storage or quantisation shortcut.
 """
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -61,9 +62,10 @@ def load_pool(pool_dir, sources: Mapping[str, FakeSource], *, num_train: int, nu
   The pool is a TFDS dataset in `pool_dir` with the generator's name on each fake. It is
   reused only if made from the same generators, counts and seed.
   """
-  description = {
+  # As stored (JSON): a config's tuples compare equal to the lists they are read back as.
+  description = json.loads(json.dumps({
       'generators': {name: source.description for name, source in sources.items()},
-      'num_train': num_train, 'num_validation_and_test': num_eval, 'seed': seed}
+      'num_train': num_train, 'num_validation_and_test': num_eval, 'seed': seed}))
   if not image_sets.is_prepared(pool_dir):
     # Drawing is collective, so every process takes part; process 0 stores the pool.
     fakes = {}
