@@ -43,6 +43,7 @@ try:
 except ImportError:
   pass
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -123,7 +124,10 @@ def generator_workload(name: str):
   generate = generator.generate()
 
   def sample(state, images):
-    latents = jax.random.normal(jax.random.PRNGKey(0), (images.shape[0], generator.latent_dim))
+    # Latents from the (random) images, so that each chunk of a call is its own work: from
+    # one fixed key, XLA would compute one chunk's samples and reuse them.
+    pixels = images.reshape(images.shape[0], -1)[:, :generator.latent_dim]
+    latents = pixels.astype(jnp.float32) / 127.5 - 1.0
     return generate(generator_state.sampling_variables(state), latents)
 
   return (lambda key: generator_trainer.init_state(generator, tx, key),
