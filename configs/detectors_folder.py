@@ -35,6 +35,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   config.gans = ml_collections.ConfigDict()  # The fakes come from the folder.
   config.autoencoder_generators = ml_collections.ConfigDict()
   config.train_sets = ml_collections.ConfigDict({'folder': ('folder',)})
+  config.families = ml_collections.ConfigDict()  # One source of fakes: nothing to hold out.
   config.evals = ml_collections.ConfigDict(dict(
       fakes_folder=dict(reals='all', fakes='own'),  # The table's column.
       seen_class_reals=dict(reals='all', fakes=''),
