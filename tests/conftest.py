@@ -1,9 +1,9 @@
 """Shared fixtures: 2 forced CPU devices, a real Fashion-MNIST TFDS dataset, and one
 trained workdir of each kind of detector, built once per test run.
 
-The suite runs on 2 pytest-xdist workers (pyproject's addopts): the session's trained
-workdirs are built by whichever worker asks first while the other waits (`shared_folder`),
-so no worker trains what the other already has.
+The suite runs on 3 pytest-xdist workers (pyproject's addopts): the session's trained
+workdirs are built by whichever worker asks first while the others wait (`shared_folder`),
+so no worker trains what another already has.
 """
 
 import contextlib
