@@ -36,7 +36,7 @@ flags.DEFINE_string('detector', '', "Which detector of the workdir: 'D:<gan>' fo
 flags.DEFINE_integer('checkpoint_step', -1, 'Checkpoint step (default: the latest).')
 flags.DEFINE_string('operating_point', 'youden',
                     "A threshold of the evaluation report (e.g. 'youden', 'fake_recall_0.95', "
-                    "'default_0.5') or a number in [0, 1].")
+                    "'review_budget_0.02', 'default_0.5') or a number in [0, 1].")
 flags.DEFINE_string('output', '-', "Output file ('-': stdout); .jsonl writes JSON lines.")
 flags.DEFINE_enum('format', '', ['', 'csv', 'jsonl'], 'Output format (default: from --output).')
 flags.DEFINE_integer('batch_size', 256, 'Images scored per batch.')
