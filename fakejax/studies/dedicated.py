@@ -136,18 +136,23 @@ def write_held_out_table(config: ml_collections.ConfigDict, workdir: Workdir,
   (workdir.root / HELD_OUT_MD).write_text(markdown)
   (workdir.root / HELD_OUT_JSON).write_text(json.dumps(held_out, indent=1) + '\n')
   by_detector = {row['detector']: row for row in rows}
-  plot_heatmap([{**by_detector[sets[f]], 'detector': f'without {f}'} for f in config.families],
-               generators, workdir.root / HELD_OUT_PNG)
+  plot_heatmap([{**by_detector[sets[f]], 'detector': f'without {f}', 'outlined': members}
+                for f, members in config.families.items()], generators,
+               workdir.root / HELD_OUT_PNG)
   logging.info('Leave one family out:\n%s', markdown)
 
 
 def plot_heatmap(rows: list[dict], generators, path: pathlib.Path) -> None:
+  """AP per detector (row) and generator (column); a row's `outlined` generators boxed."""
   values = np.array([[row['average_precision'][g] for g in generators] for row in rows])
-  fig, ax = plt.subplots(figsize=(2 + 1.6 * len(generators), 1 + 0.5 * len(rows)))
-  ax.imshow(values, cmap='viridis', vmin=0.0, vmax=1.0)
+  fig, ax = plt.subplots(figsize=(2 + 1.2 * len(generators), 1 + 0.5 * len(rows)))
+  ax.imshow(values, cmap='viridis', vmin=0.0, vmax=1.0, aspect='auto')
   for (i, j), value in np.ndenumerate(values):
     ax.text(j, i, f'{value:.2f}', ha='center', va='center',
             color='black' if value > 0.6 else 'white')
+    if generators[j] in rows[i].get('outlined', ()):
+      ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor='red',
+                                 linewidth=2))
   ax.set_xticks(range(len(generators)), generators, rotation=30, ha='right')
   ax.set_yticks(range(len(rows)), [row['detector'] for row in rows])
   ax.set_xlabel('fakes of')
