@@ -4,7 +4,9 @@ Not a study itself: studies import this module, never each other.
 """
 
 import functools
+import json
 import pathlib
+import time
 from collections.abc import Callable, Sequence
 
 import jax
@@ -40,14 +42,41 @@ def eval_settings(config: ml_collections.ConfigDict) -> assemble.EvalSettings:
                                generators=config_lib.study_generators(config))
 
 
+# A trained GAN or generator of another family: both sample alike.
+TrainedGenerator = gan_trainer.GanRun | generator_trainer.GeneratorRun
+TRAINING_FILE = 'training.json'
+
+
+def record_training_time(run: TrainedGenerator, seconds: float) -> None:
+  """Adds this invocation's training wall time to the model's total (kept across resumes)."""
+  path = run.run.path / TRAINING_FILE
+  total = json.loads(path.read_text())['train_seconds'] if path.exists() else 0.0
+  path.write_text(json.dumps({'num_steps': run.num_steps, 'train_seconds': total + seconds}) + '\n')
+
+
+def training_seconds(runs: dict[str, RunDir]) -> dict[str, float]:
+  paths = {name: run.path / TRAINING_FILE for name, run in runs.items()}
+  return {name: json.loads(p.read_text())['train_seconds'] for name, p in paths.items() if p.exists()}
+
+
 def train_gans(config: ml_collections.ConfigDict, settings: loop.LoopSettings,
-               reals: pipeline.StudySplits, workdir: Workdir, mesh: Mesh) -> None:
-  """Trains (or resumes) every GAN and generator of a config in the workdir."""
-  for name, gan_config in config.gans.items():
-    gan_trainer.train_gan(name, gan_config, settings, reals.train, workdir.gan(name), mesh)
-  for name, gen_config in config.generators.items():
-    generator_trainer.train_generator(name, gen_config, settings, reals.train,
-                                      workdir.generator(name), mesh)
+               reals: pipeline.StudySplits, workdir: Workdir,
+               mesh: Mesh) -> dict[str, TrainedGenerator]:
+  """Trains (or resumes) every GAN, then every generator of another family, in the workdir,
+  adding each one's training time to its record."""
+  trainers = {name: lambda name=name, gan=gan: gan_trainer.train_gan(
+      name, gan, settings, reals.train, workdir.gan(name), mesh)
+              for name, gan in config.gans.items()}
+  trainers.update({name: lambda name=name, gen=gen: generator_trainer.train_generator(
+      name, gen, settings, reals.train, workdir.generator(name), mesh)
+                   for name, gen in config.generators.items()})
+  runs = {}
+  for name, train in trainers.items():
+    start = time.perf_counter()
+    runs[name] = train()
+    if runs[name].resumed_from_step < runs[name].num_steps and jax.process_index() == 0:
+      record_training_time(runs[name], time.perf_counter() - start)
+  return runs
 
 
 def _sampled_fakes(generate, variables: dict, latent_dim: int, *, num_train: int,

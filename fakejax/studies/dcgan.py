@@ -1,8 +1,7 @@
-"""The DCGAN study: train every configured GAN, then evaluate each discriminator as a detector."""
+"""The DCGAN study: train every configured GAN (and generator of another family), measure
+their quality, then evaluate each discriminator as a detector."""
 
-import json
 import pathlib
-import time
 
 import jax
 import ml_collections
@@ -13,26 +12,8 @@ from jax.sharding import Mesh
 from fakejax.data import fake_pool, fashion_mnist, pipeline
 from fakejax.evaluation import discriminators, generator_quality, report, restore, scoring
 from fakejax.studies import common
-from fakejax.train import gan_trainer, generator_trainer, loop
-from fakejax.workdir import RunDir, Workdir
-
-TRAINING_FILE = 'training.json'
-
-
-# A trained GAN or generator of another family: both sample alike.
-TrainedGenerator = gan_trainer.GanRun | generator_trainer.GeneratorRun
-
-
-def record_training_time(run: TrainedGenerator, seconds: float) -> None:
-  """Adds this invocation's training wall time to the GAN's total (kept across resumes)."""
-  path = run.run.path / TRAINING_FILE
-  total = json.loads(path.read_text())['train_seconds'] if path.exists() else 0.0
-  path.write_text(json.dumps({'num_steps': run.num_steps, 'train_seconds': total + seconds}) + '\n')
-
-
-def training_seconds(runs: dict[str, RunDir]) -> dict[str, float]:
-  paths = {name: run.path / TRAINING_FILE for name, run in runs.items()}
-  return {name: json.loads(p.read_text())['train_seconds'] for name, p in paths.items() if p.exists()}
+from fakejax.train import generator_trainer, loop
+from fakejax.workdir import Workdir
 
 
 def write_reports(workdir: Workdir, reports: dict[str, list[dict]]) -> None:
@@ -48,7 +29,7 @@ def write_reports(workdir: Workdir, reports: dict[str, list[dict]]) -> None:
       logging.info('Wrote the evaluation of %s step %d to %s.', name, gan_report['step'], out)
     latest[name] = gan_reports[-1]
   summary = report.summary_markdown(
-      latest, training_seconds({name: workdir.gan(name) for name in reports}))
+      latest, common.training_seconds({name: workdir.gan(name) for name in reports}))
   (workdir.root / report.REPORT_MD).write_text(summary)
   logging.info('Summary:\n%s', summary)
 
@@ -76,7 +57,7 @@ def other_family_fakes(config: ml_collections.ConfigDict, workdir: Workdir,
           for name, gen_config in config.generators.items()}
 
 
-def generator_samples(run: TrainedGenerator, num_images: int, seed: int, mesh: Mesh,
+def generator_samples(run: common.TrainedGenerator, num_images: int, seed: int, mesh: Mesh,
                       batch_size: int) -> np.ndarray:
   """uint8 samples of a trained generator."""
   sampler = scoring.Sampler(run.generate, restore.stack([run.sampling_variables]),
@@ -85,7 +66,7 @@ def generator_samples(run: TrainedGenerator, num_images: int, seed: int, mesh: M
 
 
 def measure_quality(config: ml_collections.ConfigDict, workdir: Workdir,
-                    runs: dict[str, TrainedGenerator], reals: pipeline.StudySplits,
+                    runs: dict[str, common.TrainedGenerator], reals: pipeline.StudySplits,
                     mesh: Mesh) -> dict[str, dict]:
   """Each generator's Fréchet distance, precision and recall (evaluation/generator_quality)."""
   quality_config, batch_size = config.quality, config.evaluation.batch_size
@@ -96,7 +77,7 @@ def measure_quality(config: ml_collections.ConfigDict, workdir: Workdir,
   samples = {name: generator_samples(run, quality_config.num_samples, seed, mesh, batch_size)
              for name, run in runs.items()}
   rows = generator_quality.measure(samples, reals, features, quality_config.neighbours)
-  seconds = training_seconds({name: run.run for name, run in runs.items()})
+  seconds = common.training_seconds({name: run.run for name, run in runs.items()})
   models = {**config.gans, **config.generators}
   details = {name: {'family': run.family, 'architecture': models[name].architecture,
                     'steps': run.num_steps, 'train_seconds': round(seconds.get(name, 0.0), 1)}
@@ -113,32 +94,12 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[
   logging.info('Real images: %d train, %d validation, %d seen-class test, %d anomaly test.',
                len(reals.train), len(reals.validation), len(reals.test_seen),
                len(reals.test_anomaly))
-  runs = train_generators(config, workdir, reals, mesh)
+  runs = common.train_gans(config, loop.LoopSettings.from_config(config), reals, workdir, mesh)
   quality = measure_quality(config, workdir, runs, reals, mesh)
   reports = evaluate(config, workdir, 'latest', mesh, reals)
-  results = {name: {'report': gan_reports[-1], 'resumed_from_step': runs[name].resumed_from_step,
-                    'num_steps': runs[name].num_steps, 'quality': quality[name]}
-             for name, gan_reports in reports.items()}
-  results.update({name: {'resumed_from_step': runs[name].resumed_from_step,
-                         'num_steps': runs[name].num_steps, 'quality': quality[name]}
-                  for name in config.generators})
+  results = {name: {'resumed_from_step': run.resumed_from_step, 'num_steps': run.num_steps,
+                    'quality': quality[name]} for name, run in runs.items()}
+  for name, gan_reports in reports.items():  # GANs only: the others have no discriminator.
+    results[name]['report'] = gan_reports[-1]
   return results
 
-
-def train_generators(config: ml_collections.ConfigDict, workdir: Workdir,
-                     reals: pipeline.StudySplits, mesh: Mesh) -> dict[str, TrainedGenerator]:
-  """Trains (or resumes) every GAN, then every generator of another family, timing each."""
-  settings = loop.LoopSettings.from_config(config)
-  trainers = {name: lambda name=name, gan=gan: gan_trainer.train_gan(
-      name, gan, settings, reals.train, workdir.gan(name), mesh)
-              for name, gan in config.gans.items()}
-  trainers.update({name: lambda name=name, gen=gen: generator_trainer.train_generator(
-      name, gen, settings, reals.train, workdir.generator(name), mesh)
-                   for name, gen in config.generators.items()})
-  runs = {}
-  for name, train in trainers.items():
-    start = time.perf_counter()
-    runs[name] = train()
-    if runs[name].resumed_from_step < runs[name].num_steps and jax.process_index() == 0:
-      record_training_time(runs[name], time.perf_counter() - start)
-  return runs
