@@ -3,7 +3,7 @@
   <workdir>/config.json                      the config the study ran with
   <workdir>/<gan>/                           one GAN (a discriminator detector)
   <workdir>/autoencoders/<name>/             one autoencoder-GAN
-  <workdir>/generators/<name>/               one generator of another family (VAE, diffusion)
+  <workdir>/generators/<name>/               one generator of another family (VAE, diffusion, flow)
   <workdir>/classifiers/<name>/              one classifier detector
   <workdir>/discriminators/<gan>/eval/       a study's own evaluation of a GAN's discriminator
                                              (whose checkpoints may be in gan_workdir)

@@ -83,7 +83,8 @@ def test_gans_option_keeps_only_the_named_architectures():
 def test_generators_option_adds_other_families_in_the_variant_asked():
   config = dcgan_fmnist.get_config('tiny,generators=vae+ddpm')
   assert sorted(config.generators.keys()) == ['ddpm', 'vae']
-  assert config.generators.ddpm.options.sampling_steps == dcgan_fmnist.ddpm('tiny').options.sampling_steps
+  tiny_ddpm = dcgan_fmnist.ddpm('tiny')
+  assert config.generators.ddpm.options.sampling_steps == tiny_ddpm.options.sampling_steps
   check(config)
   with pytest.raises(ValueError, match=r"Unknown generators \['gpt'\]"):
     dcgan_fmnist.get_config('tiny,generators=vae+gpt')
@@ -112,7 +113,8 @@ def test_bad_generator_quality_and_budget_values_name_their_key(key, value, mess
 def test_a_generator_family_option_misspelt_is_named_with_a_suggestion():
   config = dcgan_fmnist.get_config('tiny,generators=vae')
   config.generators.vae.options.latnt_dim = 4
-  with pytest.raises(ConfigError, match="'generators.vae.options.latnt_dim'.*'generators.vae.options.latent_dim'"):
+  with pytest.raises(ConfigError, match="'generators.vae.options.latnt_dim'.*"
+                                        "'generators.vae.options.latent_dim'"):
     check(config)
 
 

@@ -77,11 +77,9 @@ def make_train_step(model: NoiseUNet, tx: optax.GradientTransformation,
   def train_step(state: GeneratorState, real_uint8: jax.Array):
     images = to_model_range(real_uint8)
     key = generator_state.step_key(state)
-    loss, grads = jax.value_and_grad(
-        lambda p: noise_loss(model, p, images, key, signal))(state.params)
-    state, metrics = generator_state.apply_gradients(state, tx, grads, loss, ema_decay,
-                                                     skip_nonfinite)
-    return state, {'loss': loss, **metrics}
+    return generator_state.descend(
+        state, tx, lambda p: (noise_loss(model, p, images, key, signal), {}), ema_decay,
+        skip_nonfinite)
 
   return train_step
 

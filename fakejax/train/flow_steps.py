@@ -68,11 +68,9 @@ def make_train_step(model: RealNvp, tx: optax.GradientTransformation,
 
   def train_step(state: GeneratorState, real_uint8: jax.Array):
     noise = jax.random.uniform(generator_state.step_key(state), real_uint8.shape)
-    loss, grads = jax.value_and_grad(
-        lambda p: bits_per_dim(model, p, real_uint8, noise))(state.params)
-    state, metrics = generator_state.apply_gradients(state, tx, grads, loss, ema_decay,
-                                                     skip_nonfinite)
-    return state, {'loss': loss, **metrics}
+    return generator_state.descend(
+        state, tx, lambda p: (bits_per_dim(model, p, real_uint8, noise), {}), ema_decay,
+        skip_nonfinite)
 
   return train_step
 

@@ -1,4 +1,4 @@
-"""The state of a generator trained without an adversary (VAE, diffusion): one model's
+"""The state of a generator trained without an adversary (VAE, diffusion, flow): one model's
 parameters, its optimiser state, and an exponential moving average of the parameters,
 which is what samples are drawn from."""
 
@@ -39,10 +39,12 @@ def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
   return jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
 
 
-def apply_gradients(state: GeneratorState, tx: optax.GradientTransformation, grads: dict,
-                    loss: jax.Array, ema_decay: float, skip_nonfinite: bool
-                    ) -> tuple[GeneratorState, Metrics]:
-  """One optimiser step and the EMA's; with `skip_nonfinite`, a non-finite one is skipped."""
+def descend(state: GeneratorState, tx: optax.GradientTransformation,
+            loss_fn: Callable[[dict], tuple[jax.Array, Metrics]], ema_decay: float,
+            skip_nonfinite: bool) -> tuple[GeneratorState, Metrics]:
+  """One optimiser step on `loss_fn(params) -> (loss, metrics)`, and the EMA's; with
+  `skip_nonfinite`, a non-finite one is skipped. Returns the metrics with the loss."""
+  (loss, loss_metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   decay = ema_decay_at(state.step, ema_decay)
@@ -53,9 +55,9 @@ def apply_gradients(state: GeneratorState, tx: optax.GradientTransformation, gra
   finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(updates))
   if skip_nonfinite:
     updated = gan_steps.keep_if_finite(updated, state, finite)
-  metrics = {'grad_norm': optax.global_norm(grads),
-             'skipped_update': jnp.logical_and(skip_nonfinite, ~finite).astype(jnp.float32)}
-  return updated, metrics
+  return updated, {
+      'loss': loss, **loss_metrics, 'grad_norm': optax.global_norm(grads),
+      'skipped_update': jnp.logical_and(skip_nonfinite, ~finite).astype(jnp.float32)}
 
 
 def sampling_variables(state: GeneratorState) -> dict:

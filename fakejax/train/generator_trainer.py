@@ -50,7 +50,8 @@ def generator_of(gen_config: ml_collections.ConfigDict,
   steps = FAMILY_STEPS[family]
   model = build_generator(gen_config.architecture, features=gen_config.features,
                           **steps.model_options(gen_config.options))
-  return Generator(family=family, model=model, steps=steps, options=gen_config.options, image_shape=tuple(image_shape))
+  return Generator(family=family, model=model, steps=steps, options=gen_config.options,
+                   image_shape=tuple(image_shape))
 
 
 def init_state(generator: Generator, tx, key: jax.Array) -> generator_state.GeneratorState:

@@ -57,11 +57,9 @@ def make_train_step(model: Vae, tx: optax.GradientTransformation,
     images = to_model_range(real_uint8)
     noise = jax.random.normal(generator_state.step_key(state),
                               (images.shape[0], model.latent_dim))
-    (loss, parts), grads = jax.value_and_grad(
-        lambda p: negative_elbo(model, p, images, noise, kl_weight), has_aux=True)(state.params)
-    state, metrics = generator_state.apply_gradients(state, tx, grads, loss, ema_decay,
-                                                     skip_nonfinite)
-    return state, {'loss': loss, **parts, **metrics}
+    return generator_state.descend(
+        state, tx, lambda p: negative_elbo(model, p, images, noise, kl_weight), ema_decay,
+        skip_nonfinite)
 
   return train_step
 
