@@ -567,7 +567,6 @@ def torch_vae(features, latent_dim: int):
 
 def torch_unet(features):
   """models/unet.py's NoiseUNet in PyTorch; strided convolutions pad as 'SAME' does (0, 1)."""
-  import math  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
   silu, embed_dim = nn.functional.silu, 4 * features[0]
