@@ -123,6 +123,26 @@ def test_both_transposed_convolution_forms_match_lax(form, kernel, stride, in_fe
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+def test_phase_form_gradients_hold_inside_cond_and_to_second_order():
+  """The phase form's written gradients inside `lax.cond` (as WGAN-GP's generator update)
+  and differentiated again (as a gradient penalty): equal to lax.conv_transpose's."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 7, 6))
+  k = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 6, 8))
+  textbook = lambda x, k: jax.lax.conv_transpose(x, k, (2, 2), 'SAME',
+                                                 dimension_numbers=layers.DIMENSIONS)
+  fast = lambda x, k: layers.subpixel_conv_transpose(x, k, (2, 2))
+
+  def penalty_grads(form, x, k):
+    input_grad = lambda x, k: jax.grad(lambda x: jnp.sum(jnp.sin(form(x, k))))(x)
+    penalty = lambda x, k: jnp.sum(jnp.sqrt(jnp.sum(input_grad(x, k) ** 2, axis=(1, 2, 3))))
+    return jax.lax.cond(jnp.sum(x) > -1e9, lambda: jax.grad(penalty, (0, 1))(x, k),
+                        lambda: (jnp.zeros_like(x), jnp.zeros_like(k)))
+
+  for got, want in zip(jax.jit(penalty_grads, static_argnums=0)(fast, x, k),
+                       jax.jit(penalty_grads, static_argnums=0)(textbook, x, k)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize('kernel,stride,in_features,out_features,size', [
     (5, 2, 1, 64, 28),  # dcgan_tf's discriminator
     (5, 2, 64, 128, 14),
