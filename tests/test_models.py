@@ -123,6 +123,26 @@ def test_both_transposed_convolution_forms_match_lax(form, kernel, stride, in_fe
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('kernel,in_features,out_features,size', [
+    (3, 2, 64, 14),  # The flow's couplings, first layer: gather form.
+    (3, 1, 16, 28),  # The U-Net's first layer: gather form.
+    (1, 64, 64, 14),  # Pointwise: a matrix product.
+    (3, 64, 4, 14),  # The couplings' last layer: scatter form.
+    (4, 32, 2, 9),  # An even kernel, scatter form.
+    (3, 16, 16, 7),  # XLA's own convolution.
+])
+def test_same_conv_matches_flax_conv(kernel, in_features, out_features, size):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, in_features))
+  assert_same_layer(nn.Conv(out_features, (kernel, kernel)),
+                    layers.SameConv(out_features, (kernel, kernel)), x)
+
+
+@pytest.mark.parametrize('shape', [(2, 28, 28, 16), (3, 7, 7, 32)])
+def test_group_norm_matches_flax_group_norm(shape):
+  x = 3.0 * jax.random.normal(jax.random.PRNGKey(0), shape) + 1.0
+  assert_same_layer(nn.GroupNorm(8), layers.GroupNorm(8), x)
+
+
 def test_phase_form_gradients_hold_inside_cond_and_to_second_order():
   """The phase form's written gradients inside `lax.cond` (as WGAN-GP's generator update)
   and differentiated again (as a gradient penalty): equal to lax.conv_transpose's."""

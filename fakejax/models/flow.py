@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from fakejax.models.layers import SameConv
+
 # Pixels are mapped to logit space after dequantisation, kept this far from 0 and 1.
 LOGIT_MARGIN = 0.05
 NUM_LEVELS = 2
@@ -54,10 +56,10 @@ class AffineCoupling(nn.Module):
   def __call__(self, x: jax.Array, reverse: bool) -> tuple[jax.Array, jax.Array]:
     """(transformed x, log|det| per image); `reverse` undoes the forward map."""
     kept, changed = jnp.split(x, 2, axis=-1)
-    h = nn.relu(nn.Conv(self.hidden, (3, 3))(kept))
-    h = nn.relu(nn.Conv(self.hidden, (1, 1))(h))
+    h = nn.relu(SameConv(self.hidden, (3, 3))(kept))
+    h = nn.relu(SameConv(self.hidden, (1, 1))(h))
     # Zero-initialised: each coupling starts as (nearly) the identity.
-    h = nn.Conv(2 * changed.shape[-1], (3, 3), kernel_init=nn.initializers.zeros)(h)
+    h = SameConv(2 * changed.shape[-1], (3, 3), kernel_init=nn.initializers.zeros)(h)
     shift, raw_scale = jnp.split(h, 2, axis=-1)
     scale = jax.nn.sigmoid(raw_scale + 2.0)  # In (0, 1): stable, as in Glow.
     log_det = jnp.sum(jnp.log(scale), axis=(1, 2, 3))

@@ -299,6 +299,55 @@ def _strided_conv_backward(strides, residuals, dy):
 strided_conv.defvjp(_strided_conv_forward, _strided_conv_backward)
 
 
+# A stride-1 'SAME' convolution from at most this many input channels, to at least
+# GATHER_MIN_WIDENING times as many outputs, takes the gather form; one to fewer than
+# MIN_PHASE_FEATURES outputs from at least GATHER_MIN_WIDENING times as many inputs, the
+# scatter form. Forward and both gradients, batch 256, 3x3, on 2 cores (ms, convolution
+# vs gather): 2 -> 64 at 14x14 57 vs 21, 8 -> 64 at 14x14 100 vs 57, 1 -> 16 at 28x28 69
+# vs 27; but 4 -> 16 at 28x28 76 vs 86 and 8 -> 16 at 28x28 99 vs 145. The scatter form
+# made the flow's step 11% faster (its couplings' 64 -> 4 and 64 -> 8 layers).
+GATHER_MAX_IN_FEATURES = 8
+GATHER_MIN_WIDENING = 8
+
+
+def gather_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`lax.conv(x, kernel, (1, 1), 'SAME')` as one matrix product over gathered patches.
+
+  With few input channels XLA's CPU convolution is a thin product per tap; the kh * kw
+  shifted copies of the input, side by side, make it one product of depth kh * kw * in.
+  """
+  kh, kw, in_features, features = kernel.shape
+  batch, height, width, _ = x.shape
+  x = jnp.pad(x, ((0, 0), _same_conv_padding(height, kh, 1), _same_conv_padding(width, kw, 1),
+                  (0, 0)))
+  patches = jnp.concatenate([x[:, i:i + height, j:j + width] for i in range(kh)
+                             for j in range(kw)], axis=-1)
+  y = patches.reshape(-1, kh * kw * in_features) @ kernel.reshape(-1, features)
+  return y.reshape(batch, height, width, features)
+
+
+class SameConv(_ConvLayer):
+  """Drop-in for `nn.Conv(padding='SAME')` at stride 1: from few input channels to many
+  outputs (a model's first layer, a flow's coupling) it takes the gather form, from many
+  to few the scatter form (`scatter_transpose_taps` at stride 1: input `i` adds
+  `x[i] @ kernel[t]` to output `i + low - t`, which is what the convolution sums)."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x, kernel = self.inputs_and_kernel(x)
+    in_features, (kh, kw) = x.shape[-1], self.kernel_size
+    if (in_features <= GATHER_MAX_IN_FEATURES and
+        self.features >= GATHER_MIN_WIDENING * in_features):
+      y = gather_conv(x, kernel)
+    elif (self.features < MIN_PHASE_FEATURES and
+          in_features >= GATHER_MIN_WIDENING * self.features):
+      low = (_same_conv_padding(x.shape[1], kh, 1)[0], _same_conv_padding(x.shape[2], kw, 1)[0])
+      y = scatter_transpose_taps(x, kernel, (1, 1), low, x.shape[1:3])
+    else:
+      y = jax.lax.conv_general_dilated(x, kernel, (1, 1), 'SAME', dimension_numbers=DIMENSIONS)
+    return self.add_bias(y)
+
+
 class ValidConv(_ConvLayer):
   """Drop-in for `nn.Conv(padding='VALID')` at stride 1.
 
@@ -369,3 +418,29 @@ class StridedConv(_ConvLayer):
     y = jax.lax.platform_dependent(x, kernel, cpu=lambda x, k: strided_conv(x, k, strides),
                                    default=lambda x, k: _strided_conv(x, k, strides))
     return self.add_bias(y)
+
+
+class GroupNorm(nn.Module):
+  """Drop-in for `nn.GroupNorm(num_groups)` on [B, H, W, C]: the same 'scale' and 'bias',
+  the same statistics (E[x^2] - E[x]^2, as Flax's fast variance), 2-2.5x faster.
+
+  Each group's moments come from per-channel means over the image, a reduction that
+  keeps channels minor. Flax's reshape to [B, H, W, groups, C / groups] made XLA's CPU
+  backend reduce across the minor axes: forward and both gradients at 28x28x16, batch
+  256, took 126 ms against 54 ms.
+  """
+  num_groups: int
+  epsilon: float = 1e-6
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    batch, channels = x.shape[0], x.shape[-1]
+    per_group = lambda moment: jnp.mean(moment.reshape(batch, self.num_groups, -1), axis=-1)
+    mean = per_group(jnp.mean(x, axis=(1, 2)))
+    variance = jnp.maximum(per_group(jnp.mean(jnp.square(x), axis=(1, 2))) - mean**2, 0.0)
+    scale = self.param('scale', nn.initializers.ones, (channels,))
+    bias = self.param('bias', nn.initializers.zeros, (channels,))
+    to_channels = lambda v: jnp.repeat(v, channels // self.num_groups, axis=-1)
+    multiplier = to_channels(jax.lax.rsqrt(variance + self.epsilon)) * scale
+    offset = bias - to_channels(mean) * multiplier
+    return x * multiplier[:, None, None, :] + offset[:, None, None, :]

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fakejax.models.layers import StridedConv
+from fakejax.models.layers import GroupNorm, SameConv, StridedConv
 from fakejax.models.vae import upsample_nearest
 
 NORM_GROUPS = 8  # Every width must be a multiple.
@@ -30,10 +30,10 @@ class ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, embedding: jax.Array) -> jax.Array:
-    h = nn.Conv(self.features, (3, 3))(nn.silu(nn.GroupNorm(NORM_GROUPS)(x)))
+    h = SameConv(self.features, (3, 3))(nn.silu(GroupNorm(NORM_GROUPS)(x)))
     h = h + nn.Dense(self.features)(nn.silu(embedding))[:, None, None, :]
-    h = nn.Conv(self.features, (3, 3))(nn.silu(nn.GroupNorm(NORM_GROUPS)(h)))
-    skip = x if x.shape[-1] == self.features else nn.Conv(self.features, (1, 1))(x)
+    h = SameConv(self.features, (3, 3))(nn.silu(GroupNorm(NORM_GROUPS)(h)))
+    skip = x if x.shape[-1] == self.features else SameConv(self.features, (1, 1))(x)
     return skip + h
 
 
@@ -46,7 +46,7 @@ class NoiseUNet(nn.Module):
     widths = tuple(self.features)
     embedding = timestep_embedding(timesteps, widths[0])
     embedding = nn.Dense(4 * widths[0])(nn.silu(nn.Dense(4 * widths[0])(embedding)))
-    x = nn.Conv(widths[0], (3, 3))(images)
+    x = SameConv(widths[0], (3, 3))(images)
     skips = []
     for level, width in enumerate(widths):
       x = ResidualBlock(width)(x, embedding)
@@ -55,7 +55,7 @@ class NoiseUNet(nn.Module):
         x = StridedConv(widths[level + 1], (3, 3), strides=(2, 2))(x)
     x = ResidualBlock(widths[-1])(x, embedding)
     for width, skip in zip(reversed(widths[:-1]), reversed(skips)):
-      x = nn.Conv(width, (3, 3))(upsample_nearest(x))
+      x = SameConv(width, (3, 3))(upsample_nearest(x))
       x = ResidualBlock(width)(jnp.concatenate([x, skip], axis=-1), embedding)
-    x = nn.silu(nn.GroupNorm(NORM_GROUPS)(x))
-    return nn.Conv(images.shape[-1], (3, 3))(x)
+    x = nn.silu(GroupNorm(NORM_GROUPS)(x))
+    return SameConv(images.shape[-1], (3, 3))(x)
