@@ -2,6 +2,7 @@
 
 import functools
 import os
+import pathlib
 
 from absl import flags, logging
 
@@ -109,3 +110,25 @@ def define_runtime_flags() -> None:
                       'host:port of process 0, for multi-host runs outside TPU VMs/SLURM.')
   flags.DEFINE_integer('num_processes', 0, 'Processes of a multi-host run (with --coordinator_address).')
   flags.DEFINE_integer('process_id', -1, 'This process index (with --coordinator_address).')
+
+
+def cpu_description(cpuinfo: str = '/proc/cpuinfo') -> str:
+  """This CPU as /proc/cpuinfo names it: model, family and model numbers, vector units.
+
+  Speed figures depend on it: this project's machines have changed CPU kind.
+  """
+  try:
+    first_core = pathlib.Path(cpuinfo).read_text().split('\n\n')[0]
+  except OSError:
+    return 'cpu'
+  info = {key.strip(): value.strip() for key, value in
+          (line.split(':', 1) for line in first_core.splitlines() if ':' in line)}
+  flags = set(info.get('flags', '').split())
+  vectors = 'AVX-512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else 'no AVX2'
+  return (f"{info.get('model name', 'cpu')} (family {info.get('cpu family', '?')}, model "
+          f"{info.get('model', '?')}; {vectors}; {os.cpu_count()} cores)")
+
+
+def device_description(device) -> str:
+  """A JAX device for speed reports: the CPU's model, or the accelerator's kind."""
+  return cpu_description() if device.platform == 'cpu' else device.device_kind

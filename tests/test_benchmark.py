@@ -41,8 +41,7 @@ cpu = jax.devices('cpu')[0]
 print(json.dumps({
     'workloads': sorted(benchmark.WORKLOADS),
     'counts': counts,
-    'default_peak': benchmark.peak(cpu, 'float32', 0.0)[0],
-    'default_cpu_peak': benchmark.DEFAULT_CPU_PEAK_GFLOPS,
+    'default_peak': benchmark.peak(cpu, 'float32', 0.0),
     'given_peak': benchmark.peak(cpu, 'float32', 1234.0),
     'measured_gflops': benchmark.measured_matmul_gflops(cpu, 'float32', size=256)}))
 """
@@ -75,8 +74,9 @@ def test_each_pytorch_twin_has_as_many_parameters(tool_facts):
     assert count['pytorch'] == count['fakejax'] > 0, (model, count)
 
 
-def test_the_peak_is_this_cpus_given_or_a_measured_matrix_product(tool_facts):
-  assert tool_facts['default_peak'] == tool_facts['default_cpu_peak']
+def test_the_peak_is_given_or_a_measured_matrix_product(tool_facts):
+  gflops, source = tool_facts['default_peak']
+  assert 0 < gflops < 100_000 and source == 'measured: 2048^3 float32 matrix product'
   assert tool_facts['given_peak'] == [1234.0, 'as given']
   assert 0 < tool_facts['measured_gflops'] < 10_000
 

@@ -79,3 +79,13 @@ def test_models_steps_and_tools_import_without_tensorflow():
                           capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip().endswith('imported')
+
+
+def test_speed_reports_name_the_cpu(tmp_path):
+  """Model name, family and model numbers, and vector units from /proc/cpuinfo's first core."""
+  from fakejax import runtime  # pylint: disable=g-import-not-at-top
+  cpuinfo = tmp_path / 'cpuinfo'
+  cpuinfo.write_text('processor\t: 0\nmodel name\t: AMD EPYC\ncpu family\t: 25\nmodel\t\t: 1\n'
+                     'flags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: other\n')
+  assert runtime.cpu_description(str(cpuinfo)).startswith('AMD EPYC (family 25, model 1; AVX2; ')
+  assert runtime.cpu_description(str(tmp_path / 'absent')) == 'cpu'

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fakejax import runtime
 from fakejax.models import layers
 
 
@@ -80,6 +81,14 @@ CASES = (
     Case('MobileNetV2: 3x3/2 depthwise, 144', (14, 14, 144), *depthwise(144, 3, 2)),
     Case('EfficientNet-B0: 5x5/1 depthwise, 240', (4, 4, 240), *depthwise(240, 5, 1)),
     Case('MobileNetV3: 3x3/1 depthwise, 576', (2, 2, 576), *depthwise(576, 3, 1)),
+    Case('flow coupling: 3x3 conv, 2 -> 64', (14, 14, 2), nn.Conv(64, (3, 3)),
+         layers.SameConv(64, (3, 3))),
+    Case('flow coupling: 3x3 conv, 64 -> 4', (14, 14, 64), nn.Conv(4, (3, 3)),
+         layers.SameConv(4, (3, 3))),
+    Case('U-Net: 3x3 conv, 1 -> 16', (28, 28, 1), nn.Conv(16, (3, 3)),
+         layers.SameConv(16, (3, 3))),
+    Case('U-Net: GroupNorm, 8 groups, 16 channels', (28, 28, 16), nn.GroupNorm(8),
+         layers.GroupNorm(8)),
     Case('CNN: 2x2 max-pool, 32', (28, 28, 32),
          Function(lambda x: nn.max_pool(x, (2, 2), (2, 2))), Function(layers.max_pool_2x2)),
 )
@@ -123,7 +132,7 @@ def benchmark(case: Case, batch_size: int, device: jax.Device, rounds: int, call
       times[name].append(seconds_per_call(fn, (params, x, cotangent), calls))
   median_ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
   return {'layer': case.name, 'input': [batch_size, *case.input_hwc],
-          'device': device.device_kind, 'textbook_ms': median_ms['textbook'],
+          'device': runtime.device_description(device), 'textbook_ms': median_ms['textbook'],
           'rewritten_ms': median_ms['rewritten'],
           'speedup': median_ms['textbook'] / median_ms['rewritten'],
           'relative_difference': largest_relative_difference(results['textbook'],
@@ -155,7 +164,8 @@ def main() -> None:
   for case in CASES:
     results.append(benchmark(case, args.batch_size, device, args.rounds, args.calls))
     print(markdown(results[-1:]).splitlines()[-1], flush=True)
-  print(f'\n{device.device_kind}, batch {args.batch_size}, forward and both gradients:\n')
+  print(f'\n{runtime.device_description(device)}, batch {args.batch_size}, '
+        'forward and both gradients:\n')
   print(markdown(results))
   if args.json:
     pathlib.Path(args.json).write_text(json.dumps(results, indent=2) + '\n')
