@@ -953,11 +953,11 @@ def benchmark(architecture: str, device: jax.Device, peak_gflops: float, args) -
   }
 
 
-def markdown(results: list[dict], peak_label: str) -> str:
+def markdown(results: list[dict]) -> str:
   ratio = lambda a, b: f'{a / b:.2f}x' if a and b else '—'
   number = lambda v: f'{v:,.0f}' if v else '—'
   lines = ['| model | batch | train img/s | PyTorch eager | ratio | inference img/s | PyTorch eager | '
-           f'ratio | input share | compile s | step memory MB | GFLOP/img | {peak_label} |',
+           'ratio | input share | compile s | step memory MB | GFLOP/img | MFU |',
            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for r in results:
     model = r['model'] + ('' if r['compute_dtype'] == 'float32' else f" ({r['compute_dtype']})")
@@ -998,16 +998,15 @@ def main() -> None:
                  f'{sorted(float32_only)} compute in float32.')
   device = jax.devices(args.device)[0] if args.device else jax.devices()[0]
   peak_gflops, peak_source = peak(device, args.compute_dtype, args.peak_gflops)
-  peak_label = 'MFU'
   results = []
   for name in args.models.split(','):
     results.append(benchmark(name, device, peak_gflops, args))
-    print(markdown(results[-1:], peak_label).splitlines()[-1], flush=True)
+    print(markdown(results[-1:]).splitlines()[-1], flush=True)
     if args.json:  # After each model, so that a run cut short keeps what it measured.
       pathlib.Path(args.json).write_text(json.dumps(results, indent=2) + '\n')
   print()
-  print(markdown(results, peak_label))
-  print(f'\n{runtime.device_description(device)}; {peak_label}: of {peak_gflops:,.0f} GFLOP/s '
+  print(markdown(results))
+  print(f'\n{runtime.device_description(device)}; MFU: of {peak_gflops:,.0f} GFLOP/s '
         f'({peak_source}).')
 
 
