@@ -326,23 +326,30 @@ def gather_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return y.reshape(batch, height, width, features)
 
 
+def scatter_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`lax.conv(x, kernel, (1, 1), 'SAME')` in scatter form: `scatter_transpose_taps` at
+  stride 1, where input `i` adds `x[i] @ kernel[t]` to output `i + low - t`, which is
+  what the convolution sums."""
+  (kh, kw), (height, width) = kernel.shape[:2], x.shape[1:3]
+  low = (_same_conv_padding(height, kh, 1)[0], _same_conv_padding(width, kw, 1)[0])
+  return scatter_transpose_taps(x, kernel, (1, 1), low, (height, width))
+
+
 class SameConv(_ConvLayer):
   """Drop-in for `nn.Conv(padding='SAME')` at stride 1: from few input channels to many
   outputs (a model's first layer, a flow's coupling) it takes the gather form, from many
-  to few the scatter form (`scatter_transpose_taps` at stride 1: input `i` adds
-  `x[i] @ kernel[t]` to output `i + low - t`, which is what the convolution sums)."""
+  to few the scatter form."""
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x, kernel = self.inputs_and_kernel(x)
-    in_features, (kh, kw) = x.shape[-1], self.kernel_size
+    in_features = x.shape[-1]
     if (in_features <= GATHER_MAX_IN_FEATURES and
         self.features >= GATHER_MIN_WIDENING * in_features):
       y = gather_conv(x, kernel)
     elif (self.features < MIN_PHASE_FEATURES and
           in_features >= GATHER_MIN_WIDENING * self.features):
-      low = (_same_conv_padding(x.shape[1], kh, 1)[0], _same_conv_padding(x.shape[2], kw, 1)[0])
-      y = scatter_transpose_taps(x, kernel, (1, 1), low, x.shape[1:3])
+      y = scatter_conv(x, kernel)
     else:
       y = jax.lax.conv_general_dilated(x, kernel, (1, 1), 'SAME', dimension_numbers=DIMENSIONS)
     return self.add_bias(y)
