@@ -56,7 +56,8 @@ QUALITY_SCHEMA = {'num_samples': int, 'neighbours': int, 'feature_classifier': {
 # The DCGAN study: train every GAN, evaluate each discriminator as a detector.
 DCGAN_SCHEMA = {
     'experiment': str,
-    'seed': int,
+    'seed': int,  # Of the data splits and evaluation samples; and of training, for one seed.
+    'seeds': tuple,  # Replicas trained together, one per seed; empty: the one `seed`.
     'batch_size': int,
     'num_epochs': int,
     'log_every_steps': int,
@@ -118,7 +119,7 @@ CLASSIFIER_SCHEMA = {
 # The autoencoder-GAN study: autoencoders trained on reals, classifiers on their outputs.
 AUTOGAN_SCHEMA = {
     **{key: DCGAN_SCHEMA[key] for key in (
-        'experiment', 'seed', 'batch_size', 'num_epochs', 'log_every_steps',
+        'experiment', 'seed', 'seeds', 'batch_size', 'num_epochs', 'log_every_steps',
         'checkpoint_every_steps', 'sample_every_steps', 'preemption_check_every_steps',
         'skip_nonfinite_updates', 'max_checkpoints_to_keep')},
     # Empty folder: Fashion-MNIST; else `<folder>/{train,test}/{real,fake}/` image files.
@@ -373,11 +374,23 @@ def check_generators(config: ml_collections.ConfigDict, num_devices: int) -> Non
                         f"{generator.architecture}, got {widths}.")
 
 
+def check_seeds(config: ml_collections.ConfigDict, study: str) -> None:
+  """Distinct integer seeds; several only where the study trains them as replicas."""
+  seeds = tuple(config.seeds)
+  if not all(isinstance(seed, int) for seed in seeds) or len(set(seeds)) != len(seeds):
+    raise ConfigError(f"Config key 'seeds' must hold distinct integers, got {seeds}.")
+  if len(seeds) > 1 and (study != 'dcgan' or config.generators):
+    raise ConfigError(
+        f"Config key 'seeds' holds {len(seeds)} seeds: replicas train in the DCGAN study, "
+        "for its GANs ('generators' empty); run other studies once per seed.")
+
+
 def check_dcgan(config: ml_collections.ConfigDict, num_devices: int) -> None:
   if not config.gans:
     raise ConfigError("Config key 'gans' names no model to train.")
   check_rules(config, QUALITY_RULES, num_devices)
   check_generators(config, num_devices)
+  check_seeds(config, 'dcgan')
 
 
 def _check_evals(config: ml_collections.ConfigDict) -> None:
@@ -394,6 +407,7 @@ def _check_evals(config: ml_collections.ConfigDict) -> None:
 
 def check_autogan(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_data_shape(config)
+  check_seeds(config, 'autogan')
   check_generators(config, num_devices)
   check_rules(config, autoencoder_rules('autoencoders'), num_devices)
   _check_classifier(config, num_devices)
@@ -459,6 +473,7 @@ def _check_generators(config: ml_collections.ConfigDict, key: str, names) -> Non
 
 def check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_data_shape(config)
+  check_seeds(config, 'detectors')
   _check_classifier(config, num_devices)
   check_generators(config, num_devices)
   check_rules(config, autoencoder_rules('autoencoder_generators'), num_devices)

@@ -33,13 +33,15 @@ def abstract_replicated(init: Callable[[jax.Array], Any], mesh: Mesh) -> Any:
       shapes)
 
 
-def batch_sharded(mesh: Mesh) -> NamedSharding:
-  """The leading (batch) axis is split over the devices."""
-  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+def batch_sharded(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
+  """The batch axis (the leading one, or the one after the replicas') is split over the
+  devices."""
+  return NamedSharding(mesh, PartitionSpec(*[None] * batch_axis, DATA_AXIS))
 
 
-def global_batch(mesh: Mesh, local_batch):
+def global_batch(mesh: Mesh, local_batch, batch_axis: int = 0):
   """Assembles the global batch (an array or a pytree of them) from each process's slice."""
+  batch_sharding = batch_sharded(mesh, batch_axis)
   return jax.tree.map(
-      lambda local: jax.make_array_from_process_local_data(batch_sharded(mesh), local),
+      lambda local: jax.make_array_from_process_local_data(batch_sharding, local),
       local_batch)

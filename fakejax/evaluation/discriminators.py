@@ -19,8 +19,9 @@ from fakejax.workdir import Workdir
 
 
 def restore_gans(gans: ml_collections.ConfigDict, gan_dir: Workdir, which_steps: str,
-                 mesh: Mesh) -> dict[str, restore.StackedGan]:
-  """The chosen steps of every GAN, plus its latest (whose fakes serve the others)."""
+                 mesh: Mesh, replica: int | None = None) -> dict[str, restore.StackedGan]:
+  """The chosen steps of every GAN, plus its latest (whose fakes serve the others); of
+  several seeds' replicas, replica number `replica`."""
   out = {}
   for name, gan_config in gans.items():
     run = gan_dir.gan(name)
@@ -32,18 +33,19 @@ def restore_gans(gans: ml_collections.ConfigDict, gan_dir: Workdir, which_steps:
     steps = restore.select_steps(available, which_steps)
     if available[-1] not in steps:
       steps.append(available[-1])
-    out[name] = restore.restore_gan(gan_config, run, name, steps, mesh)
+    out[name] = restore.restore_gan(gan_config, run, name, steps, mesh, replica)
   return out
 
 
 def evaluate_discriminators(gans: ml_collections.ConfigDict, gan_dir: Workdir, which_steps: str,
                             *, reals: pipeline.StudySplits, settings: assemble.EvalSettings,
                             seed: int, mesh: Mesh,
-                            other_fakes: Mapping[str, np.ndarray] | None = None
-                            ) -> dict[str, list[dict]]:
-  """The reports of the chosen checkpoint steps of every GAN, by GAN name."""
+                            other_fakes: Mapping[str, np.ndarray] | None = None,
+                            replica: int | None = None) -> dict[str, list[dict]]:
+  """The reports of the chosen checkpoint steps of every GAN, by GAN name; of several seeds'
+  replicas, those of replica number `replica`, whose others are the same replica's GANs."""
   batch_size, num_fakes = settings.evaluation.batch_size, settings.evaluation.num_fake_samples
-  stacked = restore_gans(gans, gan_dir, which_steps, mesh)
+  stacked = restore_gans(gans, gan_dir, which_steps, mesh, replica)
   samplers = {name: restore.gan_sampler(gan, mesh, batch_size) for name, gan in stacked.items()}
   own_fakes = {name: sampler.generate(num_fakes, seed + fake_pool.TEST_FAKES_SEED_OFFSET)
                for name, sampler in samplers.items()}

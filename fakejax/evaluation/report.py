@@ -10,7 +10,7 @@ matplotlib.use('Agg')  # Files only; no display.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fakejax.evaluation import metrics, study  # noqa: E402
+from fakejax.evaluation import intervals, metrics, study  # noqa: E402
 from fakejax.train import loop  # noqa: E402
 from fakejax.workdir import RunDir  # noqa: E402
 
@@ -21,9 +21,7 @@ ROWS = ('generated', 'real', 'accuracy', 'macro avg', 'weighted avg')
 
 
 def _fmt(value, digits: int = 2) -> str:
-  if value is None or (isinstance(value, float) and math.isnan(value)):
-    return '—'
-  return f'{value:.{digits}f}' if isinstance(value, float) else str(value)
+  return intervals.format_value(value, digits)
 
 
 def classification_table(values: dict) -> list[str]:
@@ -89,12 +87,19 @@ SUMMARY_ROWS = (
 )
 
 
+def seeds_line(reports) -> list[str]:
+  """The line saying which seeds a table's intervals span, if its reports have several."""
+  seeds = next((r['seeds'] for r in reports if 'seeds' in r), None)
+  return [f"Seeds {seeds}: {intervals.INTERVAL}.", ''] if seeds else []
+
+
 def summary_markdown(reports_by_gan: dict[str, dict], training_seconds: dict[str, float] | None) -> str:
   """Our latest figures for every GAN beside the study's, at threshold 0.5, and review loads."""
   gans = sorted(reports_by_gan)
   lines = ['# Discriminators as fake detectors: ours beside the study', '',
            'Threshold 0.5 on the fake probability. The study used larger real splits from '
            'the train set; ours are the Fashion-MNIST test split.', '',
+           *seeds_line(reports_by_gan.values()),
            '| split | metric | study (better DCGAN) | study (weaker DCGAN) | '
            + ' | '.join(f"{g} (step {reports_by_gan[g]['step']})" for g in gans) + ' |',
            '|---|---|---|---|' + '---|' * len(gans)]
@@ -232,9 +237,11 @@ def plot_mistakes(mistakes: dict, path: pathlib.Path) -> None:
   plot_captioned_images(np.stack(padded), captions, path, title=title, columns=columns)
 
 
-def write_checkpoint_report(run: RunDir, report: dict, writer=None) -> pathlib.Path:
-  """Writes report.json, report.md and the plots of one checkpoint; returns their folder."""
-  out = run.eval_dir(report['step'])
+def write_checkpoint_report(run: RunDir, report: dict, writer=None,
+                            out: pathlib.Path | None = None) -> pathlib.Path:
+  """Writes report.json, report.md and the plots of one checkpoint (into `out`, default its
+  step's folder); returns their folder."""
+  out = run.eval_dir(report['step']) if out is None else out
   out.mkdir(parents=True, exist_ok=True)
   report = dict(report)
   mistakes = report.pop('mistakes', None)
@@ -245,6 +252,23 @@ def write_checkpoint_report(run: RunDir, report: dict, writer=None) -> pathlib.P
   plot_histograms(report, out / 'score_histograms.png')
   if mistakes:
     plot_mistakes(mistakes, out / 'most_confident_mistakes.png')
+  if writer is not None:
+    writer.write_scalars(report['step'], tensorboard_scalars(report))
+    writer.flush()
+  return out
+
+
+def write_seeds_report(run: RunDir, report: dict, writer, reports_by_seed: dict[int, dict]
+                       ) -> pathlib.Path:
+  """One checkpoint of several seeds: each seed's report and plots in `seed_<seed>/`, and
+  their combination (intervals) as report.json and report.md; returns the folder."""
+  out = run.eval_dir(report['step'])
+  for seed, seed_report in reports_by_seed.items():
+    write_checkpoint_report(run, seed_report, out=out / f'seed_{seed}')
+  out.mkdir(parents=True, exist_ok=True)
+  (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + '\n')
+  (out / REPORT_MD).write_text(f"Seeds {report['seeds']}: {report['interval']}.\n\n"
+                               + gan_markdown(report))
   if writer is not None:
     writer.write_scalars(report['step'], tensorboard_scalars(report))
     writer.flush()
@@ -263,4 +287,6 @@ def tensorboard_scalars(report: dict) -> dict[str, float]:
       scalars[f'eval/{name}/{metric}'] = split['threshold_free'][metric]
   for name, point in report['operating_points'].items():
     scalars[f'eval/review_load/{name}'] = point['review_load']
+  # Of several seeds, the means.
+  scalars = {k: intervals.mean_of(v) for k, v in scalars.items()}
   return {k: v for k, v in scalars.items() if not math.isnan(v)}

@@ -7,10 +7,8 @@ one could use instead.
 import dataclasses
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 from jax.sharding import Mesh
 
@@ -18,7 +16,7 @@ from fakejax import sharding
 from fakejax.errors import UserError
 from fakejax.evaluation import scoring
 from fakejax.models import GanModels, build_gan
-from fakejax.train import checkpoints, gan_state, gan_steps, optimizers
+from fakejax.train import checkpoints, gan_state, gan_steps, optimizers, replicas
 from fakejax.workdir import RunDir, Workdir
 
 
@@ -54,6 +52,8 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
   values.get('evaluation', {}).setdefault('review_budget', REVIEW_BUDGET_DEFAULT)
   # And those written before generators of other families had none.
   values.setdefault('generators', {})
+  # And those written before seeds were an axis trained one seed.
+  values.setdefault('seeds', ())
   # And detectors studies written before leave-one-family-out held no families.
   if values['experiment'] == 'detectors':
     values.setdefault('families', {})
@@ -79,9 +79,7 @@ def select_steps(available: list[int], which: str) -> list[int]:
   return wanted
 
 
-def stack(trees: Sequence[Any]) -> Any:
-  """Trees of the same structure -> one tree whose leaves gain a leading axis [K]."""
-  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+stack = replicas.stack  # Checkpoints stack on a leading axis as replicas do.
 
 
 @dataclasses.dataclass
@@ -95,14 +93,32 @@ class StackedGan:
   d_variables: dict
 
 
+def saved_seeds(run: RunDir, step: int) -> list[int] | None:
+  """The seeds of the replicas a checkpoint holds stacked; None for one unstacked state."""
+  with checkpoints.checkpoint_manager(run.checkpoints, max_to_keep=None,
+                                      save_interval_steps=1) as manager:
+    seeds = checkpoints.read_metadata(manager, step).get('seeds')
+  return seeds if seeds and len(seeds) > 1 else None
+
+
 def restore_gan(gan_config: ml_collections.ConfigDict, run: RunDir, name: str,
-                steps: Sequence[int], mesh: Mesh) -> StackedGan:
-  """Restores the given checkpoint steps of GAN `name` and stacks their variables."""
+                steps: Sequence[int], mesh: Mesh, replica: int | None = None) -> StackedGan:
+  """Restores the given checkpoint steps of GAN `name` and stacks their variables; of a
+  checkpoint of several seeds' replicas, replica number `replica`."""
   models = build_gan(gan_config.architecture, gan_config.compute_dtype)
   tx = optimizers.from_config(gan_config.optimizer)
   like = sharding.abstract_replicated(
       lambda key: gan_state.init_state(models, tx, gan_config.latent_dim, key), mesh)
+  seeds = saved_seeds(run, steps[-1])
+  if (seeds is None) != (replica is None):
+    raise UserError(f'The checkpoints of {name} in {run.checkpoints} hold '
+                    f'{f"the replicas of seeds {seeds}" if seeds else "one seed"}; '
+                    f'{"choose one replica" if seeds else "no replica can be chosen"}.')
+  if seeds is not None:
+    like = replicas.abstract_stacked(like, len(seeds))
   states = checkpoints.restore_states(run, steps, like)
+  if seeds is not None:
+    states = [replicas.replica(state, replica) for state in states]
   return StackedGan(
       name=name, models=models, latent_dim=gan_config.latent_dim, steps=list(steps),
       g_variables=stack([gan_state.generator_variables(s) for s in states]),

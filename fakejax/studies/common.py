@@ -3,6 +3,7 @@
 Not a study itself: studies import this module, never each other.
 """
 
+import dataclasses
 import functools
 import json
 import pathlib
@@ -20,7 +21,7 @@ from fakejax import detectors, sharding
 from fakejax.data import fake_pool, fashion_mnist, pipeline
 from fakejax.evaluation import assemble, report, restore, scoring
 from fakejax.train import (checkpoints, classifier_trainer, gan_steps, gan_trainer,
-                           generator_trainer, loop)
+                           generator_trainer, loop, replicas)
 from fakejax.workdir import RunDir, Workdir, gan_workdir
 
 
@@ -77,6 +78,21 @@ def train_gans(config: ml_collections.ConfigDict, settings: loop.LoopSettings,
     if runs[name].resumed_from_step < runs[name].num_steps and jax.process_index() == 0:
       record_training_time(runs[name], time.perf_counter() - start)
   return runs
+
+
+def replica_names(name: str, seeds: Sequence[int]) -> list[tuple[int, str]]:
+  """(seed, name) of each replica of model `name`: `<name>_seed_<seed>` for several seeds."""
+  return [(seeds[0], name)] if len(seeds) == 1 else [(s, f'{name}_seed_{s}') for s in seeds]
+
+
+def replica_runs(runs: dict[str, TrainedGenerator],
+                 seeds: Sequence[int]) -> dict[str, TrainedGenerator]:
+  """Each run of several seeds' stacked replicas as one run per seed (replica_names)."""
+  if len(seeds) == 1:
+    return runs
+  return {replica_name: dataclasses.replace(run, state=replicas.replica(run.state, k))
+          for name, run in runs.items()
+          for k, (_, replica_name) in enumerate(replica_names(name, seeds))}
 
 
 def _sampled_fakes(generate, variables: dict, latent_dim: int, *, num_train: int,

@@ -10,22 +10,29 @@ from absl import logging
 from jax.sharding import Mesh
 
 from fakejax.data import fake_pool, fashion_mnist, pipeline
-from fakejax.evaluation import discriminators, generator_quality, report, restore, scoring
+from fakejax.evaluation import (discriminators, generator_quality, intervals, report, restore,
+                                scoring)
 from fakejax.studies import common
-from fakejax.train import generator_trainer, loop
+from fakejax.train import generator_trainer, loop, replicas
 from fakejax.workdir import Workdir
 
 
-def write_reports(workdir: Workdir, reports: dict[str, list[dict]]) -> None:
-  """Per-checkpoint reports, TensorBoard scalars, and the workdir's summary (process 0)."""
+def write_reports(workdir: Workdir, reports: dict[str, list[dict]],
+                  per_seed: dict[int, dict[str, list[dict]]] | None = None) -> None:
+  """Per-checkpoint reports (and each seed's, for several), TensorBoard scalars, and the
+  workdir's summary (process 0)."""
   if jax.process_index() != 0:
     return
   latest = {}
   for name, gan_reports in reports.items():
     run = workdir.gan(name)
     writer = loop.make_writer(run.tensorboard)
-    for gan_report in gan_reports:
-      out = report.write_checkpoint_report(run, gan_report, writer)
+    for i, gan_report in enumerate(gan_reports):
+      if per_seed is None:
+        out = report.write_checkpoint_report(run, gan_report, writer)
+      else:
+        out = report.write_seeds_report(run, gan_report, writer, {
+            seed: seed_reports[name][i] for seed, seed_reports in per_seed.items()})
       logging.info('Wrote the evaluation of %s step %d to %s.', name, gan_report['step'], out)
     latest[name] = gan_reports[-1]
   summary = report.summary_markdown(
@@ -38,10 +45,22 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
              mesh: Mesh, reals: pipeline.StudySplits | None = None) -> dict[str, list[dict]]:
   """Evaluates the chosen checkpoints of every discriminator and writes their reports."""
   reals = pipeline.load_study_splits(config.data, config.seed) if reals is None else reals
-  reports = discriminators.evaluate_discriminators(
+  evaluate_replica = lambda replica: discriminators.evaluate_discriminators(
       config.gans, workdir, which_steps, reals=reals, settings=common.eval_settings(config),
-      seed=config.seed, mesh=mesh, other_fakes=other_family_fakes(config, workdir, mesh))
-  write_reports(workdir, reports)
+      seed=config.seed, mesh=mesh, other_fakes=other_family_fakes(config, workdir, mesh),
+      replica=replica)
+  seeds = replicas.seeds_of(config.seed, config.seeds)
+  if len(seeds) == 1:
+    reports = evaluate_replica(None)
+    write_reports(workdir, reports)
+    return reports
+  # Replica k is evaluated as the single-seed run of seed k would be (the same test sets,
+  # the other GANs' fakes from their replica k); the reports give each figure's interval.
+  per_seed = {seed: evaluate_replica(k) for k, seed in enumerate(seeds)}
+  reports = {name: [intervals.combine_seeds({seed: r[name][i] for seed, r in per_seed.items()})
+                    for i in range(len(gan_reports))]
+             for name, gan_reports in per_seed[seeds[0]].items()}
+  write_reports(workdir, reports, per_seed)
   return reports
 
 
@@ -71,16 +90,17 @@ def measure_quality(config: ml_collections.ConfigDict, workdir: Workdir,
   """Each generator's Fréchet distance, precision and recall (evaluation/generator_quality)."""
   quality_config, batch_size = config.quality, config.evaluation.batch_size
   features = generator_quality.feature_function(
-      quality_config, loop.LoopSettings.from_config(config), config.data, workdir, mesh,
+      # The measuring classifier is an instrument, trained once (config.seed) for all replicas.
+      quality_config, loop.LoopSettings.from_config(config, seeds=()), config.data, workdir, mesh,
       batch_size)
   seed = config.seed + generator_quality.QUALITY_SAMPLES_SEED_OFFSET
   samples = {name: generator_samples(run, quality_config.num_samples, seed, mesh, batch_size)
              for name, run in runs.items()}
   rows = generator_quality.measure(samples, reals, features, quality_config.neighbours)
-  seconds = common.training_seconds({name: run.run for name, run in runs.items()})
+  seconds = common.training_seconds({run.name: run.run for run in runs.values()})
   models = {**config.gans, **config.generators}
-  details = {name: {'family': run.family, 'architecture': models[name].architecture,
-                    'steps': run.num_steps, 'train_seconds': round(seconds.get(name, 0.0), 1)}
+  details = {name: {'family': run.family, 'architecture': models[run.name].architecture,
+                    'steps': run.num_steps, 'train_seconds': round(seconds.get(run.name, 0.0), 1)}
              for name, run in runs.items()}
   table = generator_quality.write(workdir.quality, rows, details, samples)
   logging.info('Generator quality (against seen-class test reals):\n%s', table)
@@ -95,10 +115,13 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[
                len(reals.train), len(reals.validation), len(reals.test_seen),
                len(reals.test_anomaly))
   runs = common.train_gans(config, loop.LoopSettings.from_config(config), reals, workdir, mesh)
-  quality = measure_quality(config, workdir, runs, reals, mesh)
+  seeds = replicas.seeds_of(config.seed, config.seeds)
+  quality = measure_quality(config, workdir, common.replica_runs(runs, seeds), reals, mesh)
   reports = evaluate(config, workdir, 'latest', mesh, reals)
   results = {name: {'resumed_from_step': run.resumed_from_step, 'num_steps': run.num_steps,
-                    'quality': quality[name]} for name, run in runs.items()}
+                    'quality': {seed: quality[replica_name]
+                                for seed, replica_name in common.replica_names(name, seeds)}}
+             for name, run in runs.items()}
   for name, gan_reports in reports.items():  # GANs only: the others have no discriminator.
     results[name]['report'] = gan_reports[-1]
   return results

@@ -82,6 +82,26 @@ def read_metadata(manager: ocp.CheckpointManager, step: int) -> dict:
   return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
 
+def check_seeds(manager: ocp.CheckpointManager, seeds: Sequence[int]) -> None:
+  """Fails, naming both, if the newest checkpoint holds replicas of other seeds than `seeds`.
+
+  A single-seed checkpoint holds one unstacked state (no 'seeds' in its metadata); one of
+  K > 1 seeds holds K stacked states. Neither restores as the other.
+  """
+  step = manager.latest_step()
+  if step is None:
+    return
+  try:
+    saved = read_metadata(manager, step).get('seeds')
+  except Exception:  # Unreadable metadata: the restore's own checks name the damage.
+    return
+  wanted = list(seeds) if len(seeds) > 1 else None
+  if (saved if saved and len(saved) > 1 else None) != wanted:
+    raise UserError(
+        f'The checkpoints in {manager.directory} hold the replicas of seeds {saved or "(one)"}; '
+        f'the config asks for seeds {list(seeds)}. Train them in another --workdir.')
+
+
 def _restore_step(manager: ocp.CheckpointManager, step: int, like_state: Any) -> tuple[Any, dict]:
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
   restored = manager.restore(step, args=ocp.args.Composite(

@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 
 from fakejax import runtime, sharding
 from fakejax.data import pipeline
-from fakejax.train import checkpoints
+from fakejax.train import checkpoints, replicas
 from fakejax.workdir import RunDir
 
 Batch = Any  # uint8 images [B, ...], or a dict of arrays with a leading batch axis.
@@ -32,6 +32,7 @@ Batch = Any  # uint8 images [B, ...], or a dict of arrays with a leading batch a
 class LoopSettings:
   """How long to train and how often to log, draw images, check for preemption and save."""
   seed: int
+  seeds: tuple[int, ...]  # Of the replicas trained together; empty: the one `seed`.
   batch_size: int
   num_epochs: int
   log_every_steps: int
@@ -202,24 +203,42 @@ def image_grid(images_uint8: np.ndarray, columns: int = 8, fill: int = 0) -> np.
       rows * h, columns * w, c)
 
 
+def data_batches(job: Job, settings: LoopSettings, train_data: Batch, seed: int):
+  """The grain iterator of this process's batches, in the order of `seed`."""
+  return pipeline.train_batches(
+      train_data, seed=seed, num_epochs=settings.num_epochs, batch_size=settings.batch_size,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      augment=job.augment)
+
+
+def with_replicas(job: Job, settings: LoopSettings, train_data: Batch, mesh: Mesh):
+  """(job, settings, data iterator) for the settings' seeds: one seed trains `job` as it is;
+  K > 1 seeds train K replicas over stacked states (train/replicas.py)."""
+  seeds = replicas.seeds_of(settings.seed, settings.seeds)
+  if len(seeds) == 1:
+    settings = dataclasses.replace(settings, seed=seeds[0])
+    return job, settings, data_batches(job, settings, train_data, seeds[0])
+  job = replicas.replicated_job(job, seeds, replicas.form_for(mesh))
+  data = replicas.ReplicaBatches([data_batches(job, settings, train_data, s) for s in seeds])
+  return job, settings, data
+
+
 def train(job: Job, settings: LoopSettings, train_data: Batch, run: RunDir,
           mesh: Mesh) -> TrainResult:
   """Trains (or resumes) `job` on `train_data` (arrays with a leading example axis)."""
   steps_per_epoch = pipeline.steps_per_epoch(pipeline.count_examples(train_data),
                                              settings.batch_size)
   num_steps = steps_per_epoch * settings.num_epochs
+  job, settings, data_iterator = with_replicas(job, settings, train_data, mesh)
   like_state = sharding.abstract_replicated(job.init, mesh)
   # Room for the kept checkpoints plus the one being written, before any compute.
   checkpoints.check_workdir_writable(
       run.path, checkpoints.state_bytes(like_state) * (settings.max_checkpoints_to_keep + 1))
-  data_iterator = pipeline.train_batches(
-      train_data, seed=settings.seed, num_epochs=settings.num_epochs,
-      batch_size=settings.batch_size, process_index=jax.process_index(),
-      process_count=jax.process_count(), augment=job.augment)
   # Closing the manager ends its background threads before the run (and its peers) exit.
   with checkpoints.checkpoint_manager(
       run.checkpoints, max_to_keep=settings.max_checkpoints_to_keep,
       save_interval_steps=settings.checkpoint_every_steps) as manager:
+    checkpoints.check_seeds(manager, replicas.seeds_of(settings.seed, settings.seeds))
     state, start_step = restore_or_init(manager, like_state, data_iterator,
                                         lambda: fresh_state(job, settings.seed, mesh))
     if job.stopped_early is not None and job.stopped_early(state):
@@ -267,14 +286,17 @@ class _Steps:
   def run(self, state, start_step: int) -> tuple[Any, int]:
     """Steps from `start_step` to the end (or an early stop); returns (state, last step)."""
     settings, mesh, num_steps = self.settings, self.mesh, self.num_steps
+    batch_axis = int(len(settings.seeds) > 1)  # Stacked replicas' batches: [K, B, ...].
     train_step = jax.jit(self.job.train_step,
-                         in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+                         in_shardings=(sharding.replicated(mesh),
+                                       sharding.batch_sharded(mesh, batch_axis)),
                          out_shardings=sharding.replicated(mesh), donate_argnums=0)
     progress = make_progress_report(num_steps, self.writer, settings.log_every_steps)
     pending_metrics = []
     with PreemptionGuard(settings.preemption_check_every_steps) as preemption:
       for step in range(start_step + 1, num_steps + 1):
-        state, metrics = train_step(state, sharding.global_batch(mesh, next(self.data_iterator)))
+        batch = sharding.global_batch(mesh, next(self.data_iterator), batch_axis)
+        state, metrics = train_step(state, batch)
         pending_metrics.append(metrics)
         progress(step)
         state, stop_early = self.end_epoch(step, state)
