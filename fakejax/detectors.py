@@ -2,6 +2,7 @@
 
 A detector is anything a study trains that scores images as real or generated:
 - `D:<gan>`: the discriminator of a GAN (in the workdir, or in its config's gan_workdir);
+  of a run of several seeds, `D:<gan>/seed_<seed>`, one per replica;
 - `<name>`: a classifier in `<workdir>/classifiers/<name>` (a dedicated classifier, or an
   autoencoder-study classifier with its input and frozen autoencoder).
 Each kind has a restorer in `DETECTOR_KINDS`; a checkpoint restores with its
@@ -10,6 +11,7 @@ preprocessing (input shape, input kind, frozen parameters), so `fakejax.predict`
 """
 
 import dataclasses
+import pathlib
 from collections.abc import Callable, Sequence
 
 import jax
@@ -19,9 +21,9 @@ from jax.sharding import Mesh
 
 from fakejax.errors import UserError
 from fakejax.evaluation import restore, scoring
-from fakejax.train import checkpoints, classifier_steps, classifier_trainer
+from fakejax.train import checkpoints, classifier_steps, classifier_trainer, replicas
 from fakejax.train.autoencoder_trainer import autoencoder_of
-from fakejax.workdir import RunDir, Workdir, gan_workdir
+from fakejax.workdir import REPORT_JSON, RunDir, Workdir, gan_workdir
 
 DISCRIMINATOR_PREFIX = 'D:'
 
@@ -37,6 +39,15 @@ class DetectorEntry:
   kind: str  # A key of DETECTOR_KINDS.
   run: RunDir  # Its checkpoints.
   reports: RunDir  # The evaluation reports of this workdir's study (thresholds).
+  # Of a run of several seeds' replicas (config.seeds): which replica, and its seed.
+  replica: int | None = None
+  seed: int | None = None
+
+  def report_json(self, step: int) -> pathlib.Path:
+    """The evaluation report of `step` holding this detector's thresholds."""
+    if self.replica is None:
+      return self.reports.report_json(step)
+    return self.reports.eval_dir(step) / f'seed_{self.seed}' / REPORT_JSON
 
 
 @dataclasses.dataclass
@@ -54,11 +65,18 @@ def list_detectors(config: ml_collections.ConfigDict, workdir: Workdir) -> dict[
   """Every detector of the workdir with a checkpoint, by name."""
   gan_dir = gan_workdir(workdir, config.get('gan_workdir', ''))
   out = {}
+  seeds = replicas.seeds_of(config.get('seed', 0), config.get('seeds', ()))
   for gan in config.get('gans', {}):
-    if gan_dir.gan(gan).steps():
-      name = DISCRIMINATOR_PREFIX + gan
-      out[name] = DetectorEntry(name, 'discriminator', gan_dir.gan(gan),
-                                _discriminator_reports(workdir, gan_dir, gan))
+    if not gan_dir.gan(gan).steps():
+      continue
+    reports = _discriminator_reports(workdir, gan_dir, gan)
+    if len(seeds) == 1:
+      out[DISCRIMINATOR_PREFIX + gan] = DetectorEntry(DISCRIMINATOR_PREFIX + gan, 'discriminator',
+                                                      gan_dir.gan(gan), reports)
+      continue
+    for k, seed in enumerate(seeds):  # Each replica is a detector of its own.
+      name = f'{DISCRIMINATOR_PREFIX}{gan}/seed_{seed}'
+      out[name] = DetectorEntry(name, 'discriminator', gan_dir.gan(gan), reports, k, seed)
   for name in workdir.classifier_names():
     run = workdir.classifier(name)
     out[name] = DetectorEntry(name, 'classifier', run, run)
@@ -90,8 +108,8 @@ def find_detector(config: ml_collections.ConfigDict, workdir: Workdir, name: str
 
 def _restore_discriminator(config, entry: DetectorEntry, steps: Sequence[int], mesh: Mesh,
                            batch_size: int) -> RestoredDetector:
-  gan = entry.name[len(DISCRIMINATOR_PREFIX):]
-  stacked = restore.restore_gan(config.gans[gan], entry.run, gan, steps, mesh)
+  gan = entry.name[len(DISCRIMINATOR_PREFIX):].split('/')[0]
+  stacked = restore.restore_gan(config.gans[gan], entry.run, gan, steps, mesh, entry.replica)
   return RestoredDetector(entry=entry, architecture=config.gans[gan].architecture,
                           steps=list(steps), image_shape=stacked.models.image_shape,
                           trained_on=(gan,), scorer=restore.gan_scorer(stacked, mesh, batch_size))

@@ -32,7 +32,8 @@ FLAGS = flags.FLAGS
 runtime.define_runtime_flags()
 flags.DEFINE_string('workdir', None, 'A workdir written by fakejax.main.', required=True)
 flags.DEFINE_string('detector', '', "Which detector of the workdir: 'D:<gan>' for a GAN's "
-                    'discriminator, or a classifier\'s name (needed when it holds several).')
+                    "discriminator ('D:<gan>/seed_<seed>' of a run of several seeds), or a "
+                    'classifier\'s name (needed when it holds several).')
 flags.DEFINE_integer('checkpoint_step', -1, 'Checkpoint step (default: the latest).')
 flags.DEFINE_string('operating_point', 'youden',
                     "A threshold of the evaluation report (e.g. 'youden', 'fake_recall_0.95', "
@@ -114,7 +115,7 @@ def load_detector(workdir: pathlib.Path, name: str, step: int, operating_point: 
   step = available[-1] if step < 0 else step
   if step not in available:
     raise DetectorError(f'No checkpoint of {entry.name} at step {step}; available: {available}.')
-  threshold = threshold_of(entry.reports.report_json(step), operating_point)
+  threshold = threshold_of(entry.report_json(step), operating_point)
   mesh = sharding.build_mesh()
   if batch_size % mesh.size:
     raise DetectorError(f'--batch_size={batch_size} must be divisible by the {mesh.size} devices.')

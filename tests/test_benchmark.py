@@ -90,15 +90,28 @@ def test_bfloat16_is_refused_for_models_that_compute_in_float32():
   assert "--compute_dtype=bfloat16 is for ['dcgan_tf', 'dcgan_radford', 'wgan_gp']; ['alexnet']" in run.stderr
 
 
-def test_a_tiny_run_prints_the_table_and_writes_json(tmp_path):
+def run_tiny_benchmark(tmp_path, *flags) -> tuple[str, list[dict]]:
+  """The tool on `dcgan_tf` at batch 8, one step a round: (its table, its JSON)."""
   out = tmp_path / 'bench.json'
   run = subprocess.run(
       [sys.executable, 'tools/benchmark.py', '--models=dcgan_tf', '--batch_size=8',
-       '--steps=1', '--score_calls=1', '--rounds=2', f'--json={out}'],
+       '--steps=1', *flags, f'--json={out}'],
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
   assert run.returncode == 0, run.stderr[-3000:]
-  assert '| dcgan_tf | 8 |' in run.stdout
-  (result,) = json.loads(out.read_text())
+  return run.stdout, json.loads(out.read_text())
+
+
+def test_a_tiny_run_prints_the_table_and_writes_json(tmp_path):
+  table, (result,) = run_tiny_benchmark(tmp_path, '--score_calls=1', '--rounds=2')
+  assert '| dcgan_tf | 8 |' in table
   assert len(result['rounds']['jax_train']) == len(result['rounds']['torch_train']) == 2
   assert result['train_img_per_s'] > 0 and result['torch_train_img_per_s'] > 0
   assert result['gflop_per_image'] > 0 and 0 < result['peak_fraction'] < 1
+
+
+def test_a_tiny_seeds_run_reports_replicas_in_total_and_each(tmp_path):
+  table, (one, two) = run_tiny_benchmark(tmp_path, '--rounds=1', '--seeds=1,2')
+  assert '| dcgan_tf | 2 | unrolled |' in table
+  assert (one['replicas'], two['replicas']) == (1, 2)
+  assert two['per_replica_img_per_s'] == pytest.approx(two['train_img_per_s'] / 2)
+  assert two['torch_train_img_per_s'] > 0 and 0 < two['peak_fraction'] < 1

@@ -11,7 +11,7 @@ import pytest
 
 from configs import dcgan_fmnist
 from fakejax import config as config_lib
-from fakejax import sharding
+from fakejax import predict, sharding
 from fakejax.data import pipeline
 from fakejax.errors import UserError
 from fakejax.evaluation import intervals, restore
@@ -123,6 +123,18 @@ def test_evaluation_gives_intervals_whose_values_are_each_seeds_run(root, tfds_d
   assert json.loads(run.report_json(12).read_text())['seeds'] == list(SEEDS)
   for seed in SEEDS:
     assert (run.eval_dir(12) / f'seed_{seed}' / 'roc_curves.png').is_file()
+  # Each replica is a detector of `predict`, with its own seed's thresholds.
+  (tmp_path / 'replicas' / 'config.json').write_text(config.to_json_best_effort())
+  detector = predict.load_detector(tmp_path / 'replicas', f'D:dcgan_tf/seed_{SINGLE}', -1,
+                                   'youden', batch_size=16)
+  seed_report = combined['thresholds']['youden']['values'][SEEDS.index(SINGLE)]
+  assert detector.threshold == pytest.approx(seed_report)
+  images = IMAGES[:16]
+  want = restore.gan_scorer(restore.restore_gan(config.gans.dcgan_tf, run, 'dcgan_tf', [12], MESH,
+                                                replica=SEEDS.index(SINGLE)), MESH, 16)
+  np.testing.assert_allclose(detector.scorer.score(images)[0], want.score(images)[0])
+  with pytest.raises(UserError, match='D:dcgan_tf/seed_0'):
+    predict.load_detector(tmp_path / 'replicas', 'D:dcgan_tf', -1, 'youden', batch_size=16)
 
 
 def test_t_interval_of_known_values():
@@ -151,3 +163,19 @@ def test_bad_seeds_are_named(seeds, study, match):
   config.seeds = seeds
   with pytest.raises(config_lib.ConfigError, match=match):
     config_lib.check_seeds(config, study)
+
+
+def seeds_report(accuracies):
+  interval = intervals.t_interval(accuracies)
+  split = {'at_threshold': {'default_0.5': {'accuracy': interval}}}
+  return {'step': 1, 'seeds': [0, 1, 2], 'splits': {'own_fakes_vs_reals': split}}
+
+
+def test_compare_runs_says_whether_two_configs_differ_beyond_their_seeds():
+  from tools import compare_runs
+  base = seeds_report([0.50, 0.52, 0.51])
+  far, near = seeds_report([0.90, 0.91, 0.93]), seeds_report([0.49, 0.53, 0.52])
+  rows = lambda other: [line for line in compare_runs.difference_markdown(
+      ('a', {'g': base}), ('b', {'g': other})).splitlines() if line.startswith('| g | accuracy')]
+  assert rows(far)[0].endswith('| yes |') and rows(near)[0].endswith('| no |')
+  assert "Welch's t-test" in compare_runs.difference_markdown(('a', {'g': base}), ('b', {'g': far}))

@@ -5,6 +5,7 @@ r"""Train-step and scoring speed of fakejax, beside PyTorch on the same machine.
   python tools/benchmark.py --models=resnet18 --batch_size=64 --score_calls=1
   python tools/benchmark.py --models=mobilenet_v2,mobilenet_v3_large,efficientnet_b0
   python tools/benchmark.py --models=dcgan_tf --batch_size=64 --rounds=7 --json=bench.json
+  python tools/benchmark.py --seeds=1,4,16        # K seeds' replicas trained as one step
   python tools/benchmark.py --device=gpu          # JAX and PyTorch on the first GPU
   python tools/benchmark.py --device=gpu --compute_dtype=bfloat16  # mixed precision, both sides
 
@@ -55,8 +56,8 @@ from fakejax.models import COMPUTE_DTYPES, build_gan, mobilenets  # noqa: E402
 from fakejax.models import flow as flow_model  # noqa: E402
 from fakejax.train import (autoencoder_gan, autoencoder_trainer, classifier_steps,  # noqa: E402
                            classifier_trainer, diffusion_steps, gan_state, gan_steps,
-                           gan_trainer, generator_state, generator_trainer, optimizers,
-                           vae_steps)
+                           gan_trainer, generator_state, generator_trainer, loop, optimizers,
+                           replicas, vae_steps)
 from fakejax.train.wasserstein_steps import CRITIC_STEPS, PENALTY_WEIGHT  # noqa: E402
 
 SCORE_BATCH = 1000
@@ -222,34 +223,47 @@ def traced_flops(fn, *args) -> float:
 class JaxRunner:
   """fakejax's jitted train step and inference for one model, on one device."""
 
-  def __init__(self, model: str, batch_size: int, device: jax.Device, compute_dtype: str):
+  def __init__(self, model: str, batch_size: int, device: jax.Device, compute_dtype: str,
+               num_replicas: int = 1):
     init, train_step, infer, examples = WORKLOADS[model](compute_dtype)
     self.mesh = sharding.build_mesh([device])
-    self.state = jax.jit(init, out_shardings=sharding.replicated(self.mesh))(
-        jax.random.PRNGKey(0))
+    self.num_replicas, self.batch_size = num_replicas, batch_size
     self.batches = pipeline.train_batches(examples, seed=0, num_epochs=1000,
                                           batch_size=batch_size, process_index=0,
                                           process_count=1)
-    self.batch = sharding.global_batch(self.mesh, next(self.batches))
-    self.batch_size = batch_size
+    batch_axis = int(num_replicas > 1)
+    if num_replicas > 1:  # As the loop trains several seeds: stacked states and batches.
+      seeds = range(num_replicas)
+      job = replicas.replicated_job(loop.Job('benchmark', init, train_step), seeds,
+                                    replicas.form_for(self.mesh))
+      init, train_step = job.init, job.train_step
+      batches = self.batches
+      self.batches = replicas.ReplicaBatches([batches] * num_replicas)
+    self.state = jax.jit(init, out_shardings=sharding.replicated(self.mesh))(
+        jax.random.PRNGKey(0))
+    self.batch = sharding.global_batch(self.mesh, next(self.batches), batch_axis)
+    self.global_batch = lambda: sharding.global_batch(self.mesh, next(self.batches), batch_axis)
     step = jax.jit(train_step,
-                   in_shardings=(sharding.replicated(self.mesh), sharding.batch_sharded(self.mesh)),
+                   in_shardings=(sharding.replicated(self.mesh),
+                                 sharding.batch_sharded(self.mesh, batch_axis)),
                    out_shardings=sharding.replicated(self.mesh), donate_argnums=0)
     start = time.perf_counter()
     self.compiled = step.lower(self.state, self.batch).compile()
     self.compile_seconds = time.perf_counter() - start
     self.flops = traced_flops(train_step, self.state, self.batch)
     self.step = step
+    self.train(1)
+    if num_replicas > 1:  # Training speed alone.
+      return
     infer = jax.jit(scoring.in_chunks(infer, num_shards=1))  # As the evaluation scores.
     self.score_images = jax.device_put(np.random.default_rng(1).integers(
         0, 255, (inference_batch(model), 28, 28, 1), dtype=np.uint8), device)
     self.score = lambda: infer(self.state, self.score_images)
     self.score().block_until_ready()
-    self.train(1)
     self.train_from_pipeline(1)
 
   def flops_per_image(self) -> float:
-    return self.flops / self.batch_size
+    return self.flops / (self.batch_size * self.num_replicas)
 
   def memory_bytes(self) -> int:
     memory = self.compiled.memory_analysis()
@@ -264,8 +278,7 @@ class JaxRunner:
   def train_from_pipeline(self, steps: int) -> None:
     """As in training: each step's batch comes from the grain pipeline."""
     for _ in range(steps):
-      batch = sharding.global_batch(self.mesh, next(self.batches))
-      self.state, metrics = self.step(self.state, batch)
+      self.state, metrics = self.step(self.state, self.global_batch())
     jax.block_until_ready(metrics)
 
   def run_score(self, calls: int) -> None:
@@ -953,9 +966,65 @@ def benchmark(architecture: str, device: jax.Device, peak_gflops: float, args) -
   }
 
 
+def benchmark_seeds(architecture: str, device: jax.Device, peak_gflops: float, args) -> list[dict]:
+  """Train img/s of K replicas trained as one step (as `config.seeds`), for each K of
+  `--seeds`, beside K PyTorch models stepped one after another, alternating round by round."""
+  counts = [int(k) for k in args.seeds.split(',')]
+  jax_runners = {k: JaxRunner(architecture, args.batch_size, device, args.compute_dtype, k)
+                 for k in counts}
+  torch_runners = {}
+  if not args.no_torch:
+    make = lambda: TorchRunner(architecture, args.batch_size, args.threads, device.platform,
+                               args.compute_dtype)
+    torch_runners = {k: [make() for _ in range(k)] for k in counts}
+  rates = {k: {'jax': [], 'torch': []} for k in counts}
+  images = lambda k: k * args.steps * args.batch_size
+  for _ in range(args.rounds):
+    for k in counts:
+      rates[k]['jax'].append(images(k) / timed(jax_runners[k].train, args.steps))
+      if torch_runners:
+        rates[k]['torch'].append(images(k) / timed(
+            lambda: [runner.train(args.steps) for runner in torch_runners[k]]))
+  results = []
+  for k in counts:
+    median = {side: statistics.median(v) if v else None for side, v in rates[k].items()}
+    results.append({
+        'model': architecture, 'replicas': k, 'batch_size': args.batch_size,
+        'device': runtime.device_description(device),
+        'form': replicas.form_for(jax_runners[k].mesh) if k > 1 else 'one state',
+        'train_img_per_s': median['jax'], 'per_replica_img_per_s': median['jax'] / k,
+        'torch_train_img_per_s': median['torch'],
+        'speedup_over_one': median['jax'] / statistics.median(rates[counts[0]]['jax'])
+                            * counts[0],
+        'compile_s': jax_runners[k].compile_seconds,
+        'peak_fraction': median['jax'] * jax_runners[k].flops_per_image() / 1e9 / peak_gflops,
+        'rounds': rates[k]})
+  return results
+
+
+def ratio(a: float | None, b: float | None) -> str:
+  return f'{a / b:.2f}x' if a and b else '—'
+
+
+def number(value: float | None) -> str:
+  return f'{value:,.0f}' if value else '—'
+
+
+def seeds_markdown(results: list[dict]) -> str:
+  lines = ['| model | replicas | form | train img/s (all) | per replica | vs one replica | '
+           'PyTorch eager (K models in turn) | ratio | compile s | MFU |',
+           '|---|---|---|---|---|---|---|---|---|---|']
+  for r in results:
+    lines.append(
+        f"| {r['model']} | {r['replicas']} | {r['form']} | {number(r['train_img_per_s'])} | "
+        f"{number(r['per_replica_img_per_s'])} | {r['speedup_over_one']:.2f}x | "
+        f"{number(r['torch_train_img_per_s'])} | "
+        f"{ratio(r['train_img_per_s'], r['torch_train_img_per_s'])} | "
+        f"{r['compile_s']:.1f} | {100 * r['peak_fraction']:.0f}% |")
+  return '\n'.join(lines)
+
+
 def markdown(results: list[dict]) -> str:
-  ratio = lambda a, b: f'{a / b:.2f}x' if a and b else '—'
-  number = lambda v: f'{v:,.0f}' if v else '—'
   lines = ['| model | batch | train img/s | PyTorch eager | ratio | inference img/s | PyTorch eager | '
            'ratio | input share | compile s | step memory MB | GFLOP/img | MFU |',
            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
@@ -990,6 +1059,9 @@ def main() -> None:
   parser.add_argument('--compute_dtype', default='float32', choices=sorted(COMPUTE_DTYPES),
                       help=f'bfloat16: mixed precision, for {list(MIXED_PRECISION_MODELS)}.')
   parser.add_argument('--no_torch', action='store_true')
+  parser.add_argument('--seeds', default='',
+                      help='Comma-separated replica counts, e.g. 1,4,16: train speed of K seeds '
+                      'trained as one step (config.seeds), instead of the usual table.')
   parser.add_argument('--json', default='', help='Also write the results here.')
   args = parser.parse_args()
   float32_only = set(args.models.split(',')) - set(MIXED_PRECISION_MODELS)
@@ -998,14 +1070,17 @@ def main() -> None:
                  f'{sorted(float32_only)} compute in float32.')
   device = jax.devices(args.device)[0] if args.device else jax.devices()[0]
   peak_gflops, peak_source = peak(device, args.compute_dtype, args.peak_gflops)
+  run, table = (benchmark_seeds, seeds_markdown) if args.seeds else (benchmark, markdown)
   results = []
   for name in args.models.split(','):
-    results.append(benchmark(name, device, peak_gflops, args))
-    print(markdown(results[-1:]).splitlines()[-1], flush=True)
+    measured = run(name, device, peak_gflops, args)
+    results.extend(measured if args.seeds else [measured])
+    new_rows = len(measured) if args.seeds else 1
+    print('\n'.join(table(results).splitlines()[-new_rows:]), flush=True)
     if args.json:  # After each model, so that a run cut short keeps what it measured.
       pathlib.Path(args.json).write_text(json.dumps(results, indent=2) + '\n')
   print()
-  print(markdown(results))
+  print(table(results))
   print(f'\n{runtime.device_description(device)}; MFU: of {peak_gflops:,.0f} GFLOP/s '
         f'({peak_source}).')
 

@@ -7,6 +7,9 @@ Reads the latest evaluation of every GAN in each workdir
 (`<workdir>/<gan>/eval/<step>/report.json`, as fakejax.main and fakejax.evaluate write
 it) and prints one Markdown row per GAN and workdir: test figures at threshold 0.5, the
 threshold-free ones, and the review loads at the operating points chosen on validation.
+Runs of several seeds (`config.seeds`) show each figure as mean ± 95% interval; for two
+such workdirs, a second table says, per figure, whether they differ beyond the spread of
+their seeds (Welch's t-test over the per-seed values).
 """
 
 import argparse
@@ -14,8 +17,14 @@ import json
 import pathlib
 import sys
 
+import numpy as np
+from scipy import stats
+
 from fakejax import errors
+from fakejax.evaluation import intervals
 from fakejax.workdir import RunDir
+
+SIGNIFICANCE = 0.05
 
 # (column, report -> value). Own-fakes figures are at the default threshold 0.5.
 COLUMNS = (
@@ -57,9 +66,45 @@ def latest_reports(workdir: pathlib.Path) -> dict[str, dict]:
 
 def cell(report: dict, value_of) -> str:
   try:
-    return f'{value_of(report):.3f}'
+    return intervals.format_value(value_of(report), 3)
   except KeyError:  # A split this run did not evaluate (e.g. one GAN: no other GAN's fakes).
     return '—'
+
+
+def per_seed(report: dict, value_of) -> list[float] | None:
+  """A figure's per-seed values, or None for a single-seed run or a missing split."""
+  try:
+    value = value_of(report)
+  except KeyError:
+    return None
+  return value['values'] if intervals.is_interval(value) else None
+
+
+def welch_p_value(a: list[float], b: list[float]) -> float:
+  """Two-sided p-value of Welch's t-test: do two configs' seeds share a mean?"""
+  if min(len(a), len(b)) < 2 or (np.std(a) == 0 and np.std(b) == 0):
+    return 0.0 if np.mean(a) != np.mean(b) else 1.0
+  return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def difference_markdown(first: tuple[str, dict], second: tuple[str, dict]) -> str:
+  """Where two runs of several seeds each differ beyond their seeds' spread, per figure."""
+  (label_a, reports_a), (label_b, reports_b) = first, second
+  lines = [f"Welch's t-test over seeds, two-sided, {label_b} against {label_a}; "
+           f'difference beyond the spread of seeds where p < {SIGNIFICANCE}.', '',
+           '| GAN | figure | difference (mean) | p | beyond the spread of seeds |',
+           '|---|---|---|---|---|']
+  for gan in sorted(set(reports_a) & set(reports_b)):
+    for name, value_of in COLUMNS:
+      a, b = per_seed(reports_a[gan], value_of), per_seed(reports_b[gan], value_of)
+      if a is None or b is None:
+        continue
+      p = welch_p_value(a, b)
+      lines.append(f'| {gan} | {name} | {np.mean(b) - np.mean(a):+.3f} | {p:.3f} | '
+                   f"{'yes' if p < SIGNIFICANCE else 'no'} |")
+  return '\n'.join(lines) if len(lines) > 4 else (
+      'No figure has per-seed values in both runs: train each with several seeds '
+      "(`--config.seeds='(0,1,2)'`) to test their difference.")
 
 
 def comparison_markdown(runs: dict[str, dict[str, dict]]) -> str:
@@ -88,6 +133,9 @@ def main(argv: list[str]) -> None:
     parser.error(f'{len(labels)} labels for {len(args.workdirs)} workdirs.')
   runs = {label: latest_reports(workdir) for label, workdir in zip(labels, args.workdirs)}
   print(comparison_markdown(runs))
+  if len(runs) == 2:
+    print()
+    print(difference_markdown(*runs.items()))
 
 
 if __name__ == '__main__':
