@@ -16,7 +16,7 @@ from fakejax.data import pipeline
 from fakejax.errors import UserError
 from fakejax.evaluation import intervals, restore
 from fakejax.studies import dcgan
-from fakejax.train import gan_trainer, loop, replicas
+from fakejax.train import gan_trainer, generator_trainer, loop, replicas
 from fakejax.workdir import Workdir
 from tests.conftest import final_state, shared_folder
 
@@ -179,3 +179,22 @@ def test_compare_runs_says_whether_two_configs_differ_beyond_their_seeds():
       ('a', {'g': base}), ('b', {'g': other})).splitlines() if line.startswith('| g | accuracy')]
   assert rows(far)[0].endswith('| yes |') and rows(near)[0].endswith('| no |')
   assert "Welch's t-test" in compare_runs.difference_markdown(('a', {'g': base}), ('b', {'g': far}))
+
+
+def test_a_generator_of_another_family_trains_as_replicas_too(tmp_path):
+  config = dcgan_fmnist.get_config('tiny')
+  vae = dcgan_fmnist.GENERATOR_CONFIGS['vae']('tiny')
+  vae.batch_size, vae.num_epochs = 8, 1
+  train_vae = lambda seeds, root: generator_trainer.train_generator(
+      'vae', vae, loop.LoopSettings.from_config(config, seeds=seeds), IMAGES,
+      Workdir(root).generator('vae'), MESH)
+  replicated = train_vae(SEEDS, tmp_path / 'replicas')
+  single = train_vae((SINGLE,), tmp_path / 'single')
+  k = SEEDS.index(SINGLE)
+  restored = generator_trainer.restore_generator('vae', vae, IMAGES.shape[1:],
+                                                 Workdir(tmp_path / 'replicas').generator('vae'),
+                                                 MESH, replica=k)
+  for got in (replicated.replica(k).sampling_variables, restored.sampling_variables):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(single.sampling_variables),
+                    strict=True):
+      np.testing.assert_allclose(a, b, rtol=0, atol=PARAMS_ATOL)

@@ -93,14 +93,6 @@ class StackedGan:
   d_variables: dict
 
 
-def saved_seeds(run: RunDir, step: int) -> list[int] | None:
-  """The seeds of the replicas a checkpoint holds stacked; None for one unstacked state."""
-  with checkpoints.checkpoint_manager(run.checkpoints, max_to_keep=None,
-                                      save_interval_steps=1) as manager:
-    seeds = checkpoints.read_metadata(manager, step).get('seeds')
-  return seeds if seeds and len(seeds) > 1 else None
-
-
 def restore_gan(gan_config: ml_collections.ConfigDict, run: RunDir, name: str,
                 steps: Sequence[int], mesh: Mesh, replica: int | None = None) -> StackedGan:
   """Restores the given checkpoint steps of GAN `name` and stacks their variables; of a
@@ -109,16 +101,7 @@ def restore_gan(gan_config: ml_collections.ConfigDict, run: RunDir, name: str,
   tx = optimizers.from_config(gan_config.optimizer)
   like = sharding.abstract_replicated(
       lambda key: gan_state.init_state(models, tx, gan_config.latent_dim, key), mesh)
-  seeds = saved_seeds(run, steps[-1])
-  if (seeds is None) != (replica is None):
-    raise UserError(f'The checkpoints of {name} in {run.checkpoints} hold '
-                    f'{f"the replicas of seeds {seeds}" if seeds else "one seed"}; '
-                    f'{"choose one replica" if seeds else "no replica can be chosen"}.')
-  if seeds is not None:
-    like = replicas.abstract_stacked(like, len(seeds))
-  states = checkpoints.restore_states(run, steps, like)
-  if seeds is not None:
-    states = [replicas.replica(state, replica) for state in states]
+  states = checkpoints.restore_replica_states(run, steps, like, replica, name)
   return StackedGan(
       name=name, models=models, latent_dim=gan_config.latent_dim, steps=list(steps),
       g_variables=stack([gan_state.generator_variables(s) for s in states]),

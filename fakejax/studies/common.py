@@ -3,7 +3,6 @@
 Not a study itself: studies import this module, never each other.
 """
 
-import dataclasses
 import functools
 import json
 import pathlib
@@ -21,7 +20,7 @@ from fakejax import detectors, sharding
 from fakejax.data import fake_pool, fashion_mnist, pipeline
 from fakejax.evaluation import assemble, report, restore, scoring
 from fakejax.train import (checkpoints, classifier_trainer, gan_steps, gan_trainer,
-                           generator_trainer, loop, replicas)
+                           generator_trainer, loop)
 from fakejax.workdir import RunDir, Workdir, gan_workdir
 
 
@@ -90,8 +89,7 @@ def replica_runs(runs: dict[str, TrainedGenerator],
   """Each run of several seeds' stacked replicas as one run per seed (replica_names)."""
   if len(seeds) == 1:
     return runs
-  return {replica_name: dataclasses.replace(run, state=replicas.replica(run.state, k))
-          for name, run in runs.items()
+  return {replica_name: run.replica(k) for name, run in runs.items()
           for k, (_, replica_name) in enumerate(replica_names(name, seeds))}
 
 

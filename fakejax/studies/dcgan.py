@@ -47,8 +47,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   reals = pipeline.load_study_splits(config.data, config.seed) if reals is None else reals
   evaluate_replica = lambda replica: discriminators.evaluate_discriminators(
       config.gans, workdir, which_steps, reals=reals, settings=common.eval_settings(config),
-      seed=config.seed, mesh=mesh, other_fakes=other_family_fakes(config, workdir, mesh),
-      replica=replica)
+      seed=config.seed, mesh=mesh,
+      other_fakes=other_family_fakes(config, workdir, mesh, replica), replica=replica)
   seeds = replicas.seeds_of(config.seed, config.seeds)
   if len(seeds) == 1:
     reports = evaluate_replica(None)
@@ -64,14 +64,15 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   return reports
 
 
-def other_family_fakes(config: ml_collections.ConfigDict, workdir: Workdir,
-                       mesh: Mesh) -> dict[str, np.ndarray]:
-  """Test fakes of each generator of another family (latest checkpoint): the discriminators'
-  'others' split holds them beside the other GANs' fakes."""
+def other_family_fakes(config: ml_collections.ConfigDict, workdir: Workdir, mesh: Mesh,
+                       replica: int | None = None) -> dict[str, np.ndarray]:
+  """Test fakes of each generator of another family (latest checkpoint; of several seeds,
+  replica number `replica`): the discriminators' 'others' split holds them beside the other
+  GANs' fakes."""
   seed = config.seed + fake_pool.TEST_FAKES_SEED_OFFSET
   return {name: generator_samples(
       generator_trainer.restore_generator(name, gen_config, fashion_mnist.IMAGE_SHAPE,
-                                          workdir.generator(name), mesh),
+                                          workdir.generator(name), mesh, replica=replica),
       config.evaluation.num_fake_samples, seed, mesh, config.evaluation.batch_size)
           for name, gen_config in config.generators.items()}
 

@@ -19,6 +19,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from fakejax.errors import UserError
+from fakejax.train import replicas
 from fakejax.workdir import RunDir
 
 ITEMS = ('state', 'data', 'meta')
@@ -187,6 +188,29 @@ def _restores(manager, step: int, like_state: Any) -> bool:
   except Exception:  # Any failure to read a step means it is not intact.
     return False
   return True
+
+
+def saved_seeds(run: RunDir, step: int) -> list[int] | None:
+  """The seeds of the replicas a checkpoint holds stacked; None for one unstacked state."""
+  with checkpoint_manager(run.checkpoints, max_to_keep=None, save_interval_steps=1) as manager:
+    seeds = read_metadata(manager, step).get('seeds')
+  return seeds if seeds and len(seeds) > 1 else None
+
+
+def restore_replica_states(run: RunDir, steps: Sequence[int], like_state: Any,
+                           replica: int | None, name: str) -> list[Any]:
+  """`restore_states`, and of checkpoints holding several seeds' replicas, replica number
+  `replica` of each; asking for a replica of a single-seed run, or none of a run of several,
+  is an error naming the seeds."""
+  seeds = saved_seeds(run, steps[-1])
+  if (seeds is None) != (replica is None):
+    raise UserError(f'The checkpoints of {name} in {run.checkpoints} hold '
+                    f'{f"the replicas of seeds {seeds}" if seeds else "one seed"}; '
+                    f'{"choose one replica" if seeds else "no replica can be chosen"}.')
+  if seeds is None:
+    return restore_states(run, steps, like_state)
+  stacked = restore_states(run, steps, replicas.abstract_stacked(like_state, len(seeds)))
+  return [replicas.replica(state, replica) for state in stacked]
 
 
 def restore_states(run: RunDir, steps: Sequence[int], like_state: Any) -> list[Any]:

@@ -9,7 +9,7 @@ from jax.sharding import Mesh
 
 from fakejax import sharding
 from fakejax.models import GanModels, build_gan
-from fakejax.train import gan_state, gan_steps, loop, optimizers, wasserstein_steps
+from fakejax.train import gan_state, gan_steps, loop, optimizers, replicas, wasserstein_steps
 from fakejax.workdir import RunDir
 
 NUM_SAMPLES_IN_GRID = 64
@@ -38,6 +38,10 @@ class GanRun:
   @property
   def family(self) -> str:
     return 'gan'
+
+  def replica(self, k: int) -> 'GanRun':
+    """Replica `k` of a run of several seeds."""
+    return dataclasses.replace(self, state=replicas.replica(self.state, k))
 
 
 def checkpoint_metadata(gan_config: ml_collections.ConfigDict, models: GanModels) -> dict:

@@ -16,7 +16,7 @@ from jax.sharding import Mesh
 from fakejax import sharding
 from fakejax.models import GENERATORS, build_generator
 from fakejax.train import (checkpoints, diffusion_steps, flow_steps, gan_steps, generator_state,
-                           loop, optimizers, vae_steps)
+                           loop, optimizers, replicas, vae_steps)
 from fakejax.workdir import RunDir
 
 # A family -> the module of its steps: model_options, latent_dim, init_params, make_train_step,
@@ -110,6 +110,11 @@ class GeneratorRun:
   def family(self) -> str:
     return self.generator.family
 
+  def replica(self, k: int) -> 'GeneratorRun':
+    """Replica `k` of a run of several seeds."""
+    return dataclasses.replace(self, sampling_variables=replicas.replica(
+        self.sampling_variables, k))
+
 
 def train_generator(name: str, gen_config: ml_collections.ConfigDict,
                     settings: loop.LoopSettings, train_images: np.ndarray, run: RunDir,
@@ -126,15 +131,17 @@ def train_generator(name: str, gen_config: ml_collections.ConfigDict,
 
 def restore_generator(name: str, gen_config: ml_collections.ConfigDict,
                       image_shape: tuple[int, int, int], run: RunDir, mesh: Mesh,
-                      step: int | None = None) -> GeneratorRun:
-  """Generator `name` at checkpoint `step` (default: the latest), without training."""
+                      step: int | None = None, replica: int | None = None) -> GeneratorRun:
+  """Generator `name` at checkpoint `step` (default: the latest), without training; of a
+  run of several seeds, replica number `replica`."""
   steps = run.steps()
   if not steps:
     raise checkpoints.CheckpointNotFoundError(
         f'No checkpoint of generator {name!r} in {run.checkpoints}: train it first.')
   step = steps[-1] if step is None else step
   job, generator = generator_job(name, gen_config, image_shape, 0, False, mesh)
-  (state,) = checkpoints.restore_states(run, [step], sharding.abstract_replicated(job.init, mesh))
+  (state,) = checkpoints.restore_replica_states(
+      run, [step], sharding.abstract_replicated(job.init, mesh), replica, name)
   return GeneratorRun(name=name, generator=generator,
                       sampling_variables=generator_state.sampling_variables(state),
                       num_steps=step, resumed_from_step=step, run=run)
