@@ -224,7 +224,7 @@ class JaxRunner:
   """fakejax's jitted train step and inference for one model, on one device."""
 
   def __init__(self, model: str, batch_size: int, device: jax.Device, compute_dtype: str,
-               num_replicas: int = 1):
+               num_replicas: int = 1, replica_form: str = ''):
     init, train_step, infer, examples = WORKLOADS[model](compute_dtype)
     self.mesh = sharding.build_mesh([device])
     self.num_replicas, self.batch_size = num_replicas, batch_size
@@ -234,8 +234,9 @@ class JaxRunner:
     batch_axis = int(num_replicas > 1)
     if num_replicas > 1:  # As the loop trains several seeds: stacked states and batches.
       seeds = range(num_replicas)
+      self.replica_form = replica_form or replicas.form_for(self.mesh)
       job = replicas.replicated_job(loop.Job('benchmark', init, train_step), seeds,
-                                    replicas.form_for(self.mesh))
+                                    self.replica_form)
       init, train_step = job.init, job.train_step
       batches = self.batches
       self.batches = replicas.ReplicaBatches([batches] * num_replicas)
@@ -970,8 +971,8 @@ def benchmark_seeds(architecture: str, device: jax.Device, peak_gflops: float, a
   """Train img/s of K replicas trained as one step (as `config.seeds`), for each K of
   `--seeds`, beside K PyTorch models stepped one after another, alternating round by round."""
   counts = [int(k) for k in args.seeds.split(',')]
-  jax_runners = {k: JaxRunner(architecture, args.batch_size, device, args.compute_dtype, k)
-                 for k in counts}
+  jax_runners = {k: JaxRunner(architecture, args.batch_size, device, args.compute_dtype, k,
+                             args.replica_form) for k in counts}
   torch_runners = {}
   if not args.no_torch:
     make = lambda: TorchRunner(architecture, args.batch_size, args.threads, device.platform,
@@ -991,7 +992,7 @@ def benchmark_seeds(architecture: str, device: jax.Device, peak_gflops: float, a
     results.append({
         'model': architecture, 'replicas': k, 'batch_size': args.batch_size,
         'device': runtime.device_description(device),
-        'form': replicas.form_for(jax_runners[k].mesh) if k > 1 else 'one state',
+        'form': jax_runners[k].replica_form if k > 1 else 'one state',
         'train_img_per_s': median['jax'], 'per_replica_img_per_s': median['jax'] / k,
         'torch_train_img_per_s': median['torch'],
         'speedup_over_one': median['jax'] / statistics.median(rates[counts[0]]['jax'])
@@ -1062,6 +1063,9 @@ def main() -> None:
   parser.add_argument('--seeds', default='',
                       help='Comma-separated replica counts, e.g. 1,4,16: train speed of K seeds '
                       'trained as one step (config.seeds), instead of the usual table.')
+  parser.add_argument('--replica_form', default='', choices=['', *replicas.FORMS],
+                      help="With --seeds: how the replicas' steps run (default: the "
+                      "platform's, as training chooses).")
   parser.add_argument('--json', default='', help='Also write the results here.')
   args = parser.parse_args()
   float32_only = set(args.models.split(',')) - set(MIXED_PRECISION_MODELS)

@@ -17,7 +17,7 @@ from jax.sharding import Mesh
 from PIL import Image
 
 from fakejax.data import pipeline
-from fakejax.evaluation import quality, restore, scoring
+from fakejax.evaluation import intervals, quality, restore, scoring
 from fakejax.train import feature_trainer, loop
 from fakejax.workdir import Workdir
 
@@ -66,8 +66,11 @@ def markdown(rows: Mapping[str, dict], details: Mapping[str, dict]) -> str:
     info = details.get(name, {})
     lines.append(f"| {name} | {info.get('family', '')} | {info.get('architecture', '')} | "
                  f"{info.get('steps', '')} | "
-                 f"{info.get('train_seconds', '')} | {row['frechet_distance']:.3f} | "
-                 f"{row['precision']:.3f} | {row['recall']:.3f} |")
+                 f"{info.get('train_seconds', '')} | "
+                 + ' | '.join(intervals.format_value(row[key], 3)
+                              for key in ('frechet_distance', 'precision', 'recall')) + ' |')
+  if any(intervals.is_interval(value) for row in rows.values() for value in row.values()):
+    lines += ['', f'Rows of several seeds: {intervals.INTERVAL}.']
   return '\n'.join(lines) + '\n'
 
 

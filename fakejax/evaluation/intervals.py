@@ -71,9 +71,10 @@ def format_value(value, digits: int = 2) -> str:
     if math.isnan(value['half_width']):
       return f"{value['mean']:.{digits}f}"
     return f"{value['mean']:.{digits}f} ± {value['half_width']:.{digits}f}"
-  if value is None or (isinstance(value, float) and math.isnan(value)):
+  is_float = isinstance(value, (float, np.floating))
+  if value is None or (is_float and math.isnan(value)):
     return '—'
-  return f'{value:.{digits}f}' if isinstance(value, float) else str(value)
+  return f'{value:.{digits}f}' if is_float else str(value)
 
 
 def combine_seeds(reports_by_seed: dict[int, dict]) -> dict:

@@ -85,6 +85,18 @@ def generator_samples(run: common.TrainedGenerator, num_images: int, seed: int, 
   return sampler.generate(num_images, seed)[0]
 
 
+def across_seeds(rows: dict[str, dict], runs: dict[str, common.TrainedGenerator]
+                 ) -> dict[str, tuple[str, dict]]:
+  """'<model> (K seeds)' -> (one of its replicas' names, its quality as intervals), for each
+  model trained as K > 1 replicas (common.replica_runs names them apart from the model)."""
+  by_model = {}
+  for replica_name, run in runs.items():
+    if replica_name != run.name:
+      by_model.setdefault(run.name, []).append(replica_name)
+  return {f'{model} ({len(names)} seeds)': (names[0], intervals.combine([rows[n] for n in names]))
+          for model, names in by_model.items()}
+
+
 def measure_quality(config: ml_collections.ConfigDict, workdir: Workdir,
                     runs: dict[str, common.TrainedGenerator], reals: pipeline.StudySplits,
                     mesh: Mesh) -> dict[str, dict]:
@@ -100,9 +112,13 @@ def measure_quality(config: ml_collections.ConfigDict, workdir: Workdir,
   rows = generator_quality.measure(samples, reals, features, quality_config.neighbours)
   seconds = common.training_seconds({run.name: run.run for run in runs.values()})
   models = {**config.gans, **config.generators}
+  # A run of several seeds trains its replicas together: the time is theirs in all.
   details = {name: {'family': run.family, 'architecture': models[run.name].architecture,
                     'steps': run.num_steps, 'train_seconds': round(seconds.get(run.name, 0.0), 1)}
              for name, run in runs.items()}
+  across = across_seeds(rows, runs)
+  details.update({name: details[replica] for name, (replica, _) in across.items()})
+  rows.update({name: row for name, (_, row) in across.items()})
   table = generator_quality.write(workdir.quality, rows, details, samples)
   logging.info('Generator quality (against seen-class test reals):\n%s', table)
   return rows

@@ -3,7 +3,8 @@
 Every trained model (GAN, autoencoder-GAN, classifier) is a `Job`: a pure init function,
 a pure train step, and optionally images for TensorBoard. The loop owns the rest:
 sharding, the grain data iterator, Orbax checkpoints (with the iterator's position),
-progress logs with steps/s and ETA, non-finite checks and preemption.
+progress logs with steps/s and ETA, non-finite checks and preemption, and several seeds'
+replicas trained as one step (train/replicas.py).
 """
 
 import dataclasses
