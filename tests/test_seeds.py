@@ -4,6 +4,7 @@ kill, and evaluate to intervals over seeds."""
 import json
 import math
 import shutil
+import types
 
 import jax
 import numpy as np
@@ -198,3 +199,16 @@ def test_a_generator_of_another_family_trains_as_replicas_too(tmp_path):
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(single.sampling_variables),
                     strict=True):
       np.testing.assert_allclose(a, b, rtol=0, atol=PARAMS_ATOL)
+
+
+def test_quality_rows_of_replicas_gain_a_row_across_their_seeds():
+  run = lambda model: types.SimpleNamespace(name=model)
+  rows = {f'g_seed_{s}': {'frechet_distance': fd, 'precision': 0.5, 'recall': 0.1 * s}
+          for s, fd in ((0, 10.0), (1, 12.0), (2, 14.0))}
+  rows['other'] = {'frechet_distance': 3.0, 'precision': 0.9, 'recall': 0.9}
+  runs = {name: run('g') for name in rows if name != 'other'}
+  runs['other'] = run('other')  # One seed: no row across seeds.
+  (name, (replica, row)), = dcgan.across_seeds(rows, runs).items()
+  assert name == 'g (3 seeds)' and replica == 'g_seed_0'
+  assert row['frechet_distance']['mean'] == 12.0 and row['precision'] == 0.5
+  assert row['recall']['values'] == pytest.approx([0.0, 0.1, 0.2])
