@@ -23,7 +23,7 @@ from fakejax.errors import UserError
 from fakejax.evaluation import restore, scoring
 from fakejax.train import checkpoints, classifier_steps, classifier_trainer, replicas
 from fakejax.train.autoencoder_trainer import autoencoder_of
-from fakejax.workdir import REPORT_JSON, RunDir, Workdir, gan_workdir
+from fakejax.workdir import RunDir, Workdir, gan_workdir
 
 DISCRIMINATOR_PREFIX = 'D:'
 
@@ -45,9 +45,7 @@ class DetectorEntry:
 
   def report_json(self, step: int) -> pathlib.Path:
     """The evaluation report of `step` holding this detector's thresholds."""
-    if self.replica is None:
-      return self.reports.report_json(step)
-    return self.reports.eval_dir(step) / f'seed_{self.seed}' / REPORT_JSON
+    return self.reports.report_json(step, self.seed)
 
 
 @dataclasses.dataclass

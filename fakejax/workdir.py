@@ -10,6 +10,7 @@
   <workdir>/fake_pool/                       every generator's fakes, stored once
   <run>/checkpoints/<step>/                  Orbax checkpoints of one trained model
   <run>/eval/<step>/report.json              its evaluation at that step (and .md, .png)
+  <run>/eval/<step>/seed_<seed>/             of a run of several seeds: each seed's evaluation
   <run>/tensorboard/                         its TensorBoard summaries
 """
 
@@ -33,11 +34,14 @@ class RunDir:
   def tensorboard(self) -> pathlib.Path:
     return self.path / 'tensorboard'
 
-  def eval_dir(self, step: int) -> pathlib.Path:
-    return self.path / 'eval' / str(step)
+  def eval_dir(self, step: int, seed: int | None = None) -> pathlib.Path:
+    """The evaluation of `step`; of a run of several seeds, `seed`'s own (None: theirs
+    combined)."""
+    folder = self.path / 'eval' / str(step)
+    return folder if seed is None else folder / f'seed_{seed}'
 
-  def report_json(self, step: int) -> pathlib.Path:
-    return self.eval_dir(step) / REPORT_JSON
+  def report_json(self, step: int, seed: int | None = None) -> pathlib.Path:
+    return self.eval_dir(step, seed) / REPORT_JSON
 
   def steps(self) -> list[int]:
     """The steps of the checkpoints written here, oldest first."""

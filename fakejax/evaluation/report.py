@@ -237,24 +237,29 @@ def plot_mistakes(mistakes: dict, path: pathlib.Path) -> None:
   plot_captioned_images(np.stack(padded), captions, path, title=title, columns=columns)
 
 
+def _write_report(out: pathlib.Path, report: dict, markdown: str, writer) -> None:
+  """report.json and report.md into `out`, and the report's scalars to `writer` if any."""
+  out.mkdir(parents=True, exist_ok=True)
+  (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + '\n')
+  (out / REPORT_MD).write_text(markdown)
+  if writer is not None:
+    writer.write_scalars(report['step'], tensorboard_scalars(report))
+    writer.flush()
+
+
 def write_checkpoint_report(run: RunDir, report: dict, writer=None,
                             out: pathlib.Path | None = None) -> pathlib.Path:
   """Writes report.json, report.md and the plots of one checkpoint (into `out`, default its
   step's folder); returns their folder."""
   out = run.eval_dir(report['step']) if out is None else out
-  out.mkdir(parents=True, exist_ok=True)
   report = dict(report)
   mistakes = report.pop('mistakes', None)
-  (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + '\n')
-  (out / REPORT_MD).write_text(gan_markdown(report))
+  _write_report(out, report, gan_markdown(report), writer)
   plot_confusion_matrices(report, out / 'confusion_matrices.png')
   plot_roc_curves(report, out / 'roc_curves.png')
   plot_histograms(report, out / 'score_histograms.png')
   if mistakes:
     plot_mistakes(mistakes, out / 'most_confident_mistakes.png')
-  if writer is not None:
-    writer.write_scalars(report['step'], tensorboard_scalars(report))
-    writer.flush()
   return out
 
 
@@ -264,14 +269,8 @@ def write_seeds_report(run: RunDir, report: dict, writer, reports_by_seed: dict[
   their combination (intervals) as report.json and report.md; returns the folder."""
   out = run.eval_dir(report['step'])
   for seed, seed_report in reports_by_seed.items():
-    write_checkpoint_report(run, seed_report, out=out / f'seed_{seed}')
-  out.mkdir(parents=True, exist_ok=True)
-  (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + '\n')
-  (out / REPORT_MD).write_text(f"Seeds {report['seeds']}: {report['interval']}.\n\n"
-                               + gan_markdown(report))
-  if writer is not None:
-    writer.write_scalars(report['step'], tensorboard_scalars(report))
-    writer.flush()
+    write_checkpoint_report(run, seed_report, out=run.eval_dir(report['step'], seed))
+  _write_report(out, report, '\n'.join([*seeds_line([report]), gan_markdown(report)]), writer)
   return out
 
 

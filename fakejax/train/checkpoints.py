@@ -83,6 +83,12 @@ def read_metadata(manager: ocp.CheckpointManager, step: int) -> dict:
   return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
 
+def stacked_seeds(manager: ocp.CheckpointManager, step: int) -> list[int] | None:
+  """The seeds of the replicas checkpoint `step` holds stacked; None for one unstacked state."""
+  seeds = read_metadata(manager, step).get('seeds')
+  return seeds if seeds and len(seeds) > 1 else None
+
+
 def check_seeds(manager: ocp.CheckpointManager, seeds: Sequence[int]) -> None:
   """Fails, naming both, if the newest checkpoint holds replicas of other seeds than `seeds`.
 
@@ -93,11 +99,10 @@ def check_seeds(manager: ocp.CheckpointManager, seeds: Sequence[int]) -> None:
   if step is None:
     return
   try:
-    saved = read_metadata(manager, step).get('seeds')
+    saved = stacked_seeds(manager, step)
   except Exception:  # Unreadable metadata: the restore's own checks name the damage.
     return
-  wanted = list(seeds) if len(seeds) > 1 else None
-  if (saved if saved and len(saved) > 1 else None) != wanted:
+  if saved != (list(seeds) if len(seeds) > 1 else None):
     raise UserError(
         f'The checkpoints in {manager.directory} hold the replicas of seeds {saved or "(one)"}; '
         f'the config asks for seeds {list(seeds)}. Train them in another --workdir.')
@@ -190,19 +195,13 @@ def _restores(manager, step: int, like_state: Any) -> bool:
   return True
 
 
-def saved_seeds(run: RunDir, step: int) -> list[int] | None:
-  """The seeds of the replicas a checkpoint holds stacked; None for one unstacked state."""
-  with checkpoint_manager(run.checkpoints, max_to_keep=None, save_interval_steps=1) as manager:
-    seeds = read_metadata(manager, step).get('seeds')
-  return seeds if seeds and len(seeds) > 1 else None
-
-
 def restore_replica_states(run: RunDir, steps: Sequence[int], like_state: Any,
                            replica: int | None, name: str) -> list[Any]:
   """`restore_states`, and of checkpoints holding several seeds' replicas, replica number
   `replica` of each; asking for a replica of a single-seed run, or none of a run of several,
   is an error naming the seeds."""
-  seeds = saved_seeds(run, steps[-1])
+  with checkpoint_manager(run.checkpoints, max_to_keep=None, save_interval_steps=1) as manager:
+    seeds = stacked_seeds(manager, steps[-1])
   if (seeds is None) != (replica is None):
     raise UserError(f'The checkpoints of {name} in {run.checkpoints} hold '
                     f'{f"the replicas of seeds {seeds}" if seeds else "one seed"}; '
