@@ -374,15 +374,11 @@ def check_generators(config: ml_collections.ConfigDict, num_devices: int) -> Non
                         f"{generator.architecture}, got {widths}.")
 
 
-def check_seeds(config: ml_collections.ConfigDict, study: str) -> None:
-  """Distinct integer seeds; several only where the study trains them as replicas."""
+def check_seeds(config: ml_collections.ConfigDict) -> None:
+  """Distinct integer seeds."""
   seeds = tuple(config.seeds)
   if not all(isinstance(seed, int) for seed in seeds) or len(set(seeds)) != len(seeds):
     raise ConfigError(f"Config key 'seeds' must hold distinct integers, got {seeds}.")
-  if len(seeds) > 1 and study != 'dcgan':
-    raise ConfigError(
-        f"Config key 'seeds' holds {len(seeds)} seeds: replicas train in the DCGAN study; "
-        'run the other studies once per seed.')
 
 
 def check_dcgan(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -390,7 +386,7 @@ def check_dcgan(config: ml_collections.ConfigDict, num_devices: int) -> None:
     raise ConfigError("Config key 'gans' names no model to train.")
   check_rules(config, QUALITY_RULES, num_devices)
   check_generators(config, num_devices)
-  check_seeds(config, 'dcgan')
+  check_seeds(config)
 
 
 def _check_evals(config: ml_collections.ConfigDict) -> None:
@@ -407,7 +403,7 @@ def _check_evals(config: ml_collections.ConfigDict) -> None:
 
 def check_autogan(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_data_shape(config)
-  check_seeds(config, 'autogan')
+  check_seeds(config)
   check_generators(config, num_devices)
   check_rules(config, autoencoder_rules('autoencoders'), num_devices)
   _check_classifier(config, num_devices)
@@ -473,7 +469,7 @@ def _check_generators(config: ml_collections.ConfigDict, key: str, names) -> Non
 
 def check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_data_shape(config)
-  check_seeds(config, 'detectors')
+  check_seeds(config)
   _check_classifier(config, num_devices)
   check_generators(config, num_devices)
   check_rules(config, autoencoder_rules('autoencoder_generators'), num_devices)

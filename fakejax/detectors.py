@@ -4,7 +4,8 @@ A detector is anything a study trains that scores images as real or generated:
 - `D:<gan>`: the discriminator of a GAN (in the workdir, or in its config's gan_workdir);
   of a run of several seeds, `D:<gan>/seed_<seed>`, one per replica;
 - `<name>`: a classifier in `<workdir>/classifiers/<name>` (a dedicated classifier, or an
-  autoencoder-study classifier with its input and frozen autoencoder).
+  autoencoder-study classifier with its input and frozen autoencoder); of a run of several
+  seeds, `<name>/seed_<seed>`, one per replica.
 Each kind has a restorer in `DETECTOR_KINDS`; a checkpoint restores with its
 preprocessing (input shape, input kind, frozen parameters), so `fakejax.predict` and
 `fakejax.evaluate` serve every kind alike.
@@ -62,23 +63,33 @@ class RestoredDetector:
 def list_detectors(config: ml_collections.ConfigDict, workdir: Workdir) -> dict[str, DetectorEntry]:
   """Every detector of the workdir with a checkpoint, by name."""
   gan_dir = gan_workdir(workdir, config.get('gan_workdir', ''))
-  out = {}
   seeds = replicas.seeds_of(config.get('seed', 0), config.get('seeds', ()))
+  out = {}
+  # A classifier study's seeds are its classifiers'; the GANs it reads are one seed's.
+  gan_seeds = seeds[:1] if 'classifier' in config else seeds
   for gan in config.get('gans', {}):
-    if not gan_dir.gan(gan).steps():
-      continue
-    reports = _discriminator_reports(workdir, gan_dir, gan)
-    if len(seeds) == 1:
-      out[DISCRIMINATOR_PREFIX + gan] = DetectorEntry(DISCRIMINATOR_PREFIX + gan, 'discriminator',
-                                                      gan_dir.gan(gan), reports)
-      continue
-    for k, seed in enumerate(seeds):  # Each replica is a detector of its own.
-      name = f'{DISCRIMINATOR_PREFIX}{gan}/seed_{seed}'
-      out[name] = DetectorEntry(name, 'discriminator', gan_dir.gan(gan), reports, k, seed)
+    if gan_dir.gan(gan).steps():
+      out.update(_entries(DISCRIMINATOR_PREFIX + gan, 'discriminator', gan_dir.gan(gan),
+                          _discriminator_reports(workdir, gan_dir, gan), gan_seeds))
   for name in workdir.classifier_names():
     run = workdir.classifier(name)
-    out[name] = DetectorEntry(name, 'classifier', run, run)
+    out.update(_entries(name, 'classifier', run, run, seeds))
   return out
+
+
+def replica_name(name: str, seed: int) -> str:
+  """The detector name of model `name`'s replica of `seed`, in a run of several seeds."""
+  return f'{name}/seed_{seed}'
+
+
+def _entries(name: str, kind: str, run: RunDir, reports: RunDir,
+             seeds: Sequence[int]) -> dict[str, DetectorEntry]:
+  """The detector `name`; of a run of several seeds, each replica as a detector of its own."""
+  if len(seeds) == 1:
+    return {name: DetectorEntry(name, kind, run, reports)}
+  return {replica_name(name, seed): DetectorEntry(replica_name(name, seed), kind, run, reports,
+                                                  k, seed)
+          for k, seed in enumerate(seeds)}
 
 
 def _discriminator_reports(workdir: Workdir, gan_dir: Workdir, gan: str) -> RunDir:
@@ -144,7 +155,7 @@ def _restore_classifier(config, entry: DetectorEntry, steps: Sequence[int], mesh
   classifier, frozen = classifier_input(config, metadata, image_shape)
   like = classifier_trainer.restore_like_state(config.classifier, classifier, image_shape, frozen,
                                                mesh)
-  states = checkpoints.restore_states(entry.run, steps, like)
+  states = checkpoints.restore_replica_states(entry.run, steps, like, entry.replica, entry.name)
   stacked = restore.stack([classifier_steps.variables(state) for state in states])
   return RestoredDetector(entry=entry, architecture=classifier_architecture(config, metadata),
                           steps=list(steps), image_shape=image_shape,

@@ -17,7 +17,7 @@ from fakejax.config import ConfigError
 from fakejax.data import folders, transforms
 from fakejax.evaluation import restore
 from fakejax.models.autoencoder import AutoEncoder
-from fakejax.studies import autogan
+from fakejax.studies import autogan, common
 from fakejax.models.classifiers import AlexNetClassifier
 from fakejax.train import classifier_steps, classifier_trainer
 from fakejax.workdir import Workdir
@@ -210,3 +210,19 @@ def test_every_input_kind_has_the_image_shape():
   identity = lambda x: x * 0.5
   for kind in transforms.INPUT_KINDS:
     assert transforms.classifier_input(kind, images, identity).shape == images.shape
+
+
+def test_the_comparison_of_several_seeds_gives_intervals_and_ranks_by_their_means():
+  config = autogan_fmnist.get_config('tiny')
+  row = lambda input_kind, ap: {'input': input_kind, 'autoencoder_depth': None, 'split': 'own',
+                                'average_precision': ap, 'accuracy': 0.5, 'fake_recall': None,
+                                'real_recall': 0.5, 'threshold': 0.5}
+  rows = common.across_seeds({0: [row('image', 0.90), row('spectrum', 0.70)],
+                              1: [row('image', 0.70), row('spectrum', 0.86)],
+                              2: [row('image', 0.62), row('spectrum', 0.84)]})
+  assert rows[0]['seeds'] == [0, 1, 2] and rows[0]['average_precision']['values'] == [
+      0.90, 0.70, 0.62]
+  assert rows[0]['accuracy'] == 0.5  # All seeds agree: a number.
+  markdown = autogan.comparison_markdown(rows, {}, config)
+  assert 'Seeds [0, 1, 2]' in markdown and '| image | — | own | 0.740 ± 0.358 |' in markdown
+  assert '- own: spectrum, AP 0.800 ± 0.217' in markdown  # Mean 0.80 beats 0.74.

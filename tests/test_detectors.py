@@ -1,5 +1,6 @@
 """Dedicated classifiers on each generator's fakes and pooled, tested on every generator."""
 
+import dataclasses
 import json
 
 import jax
@@ -15,7 +16,7 @@ from fakejax.config import ConfigError
 from fakejax.data import image_sets
 from fakejax.models import CLASSIFIERS
 from fakejax.studies import dedicated as detectors
-from fakejax.train import classifier_steps, classifier_trainer, loop
+from fakejax.train import classifier_steps, classifier_trainer, loop, replicas
 from fakejax.workdir import RunDir
 from tests.conftest import GANS, rerun_evaluation
 
@@ -56,7 +57,8 @@ def test_generalisation_table_has_every_detector_and_generator(study):
 def test_leave_one_family_out_holds_each_family_out_of_its_detector(study):
   """The tiny study's families: the GANs, and the autoencoder; 'pooled_dcgans' and the
   autoencoder's own classifier are the classifiers of every other family."""
-  rows = json.loads((study / detectors.HELD_OUT_JSON).read_text())
+  table_json = json.loads((study / detectors.HELD_OUT_JSON).read_text())
+  rows = table_json['families']
   want = {'gan': ('autogan_d1', sorted(GANS)), 'autoencoder': ('pooled_dcgans', [AUTOENCODER])}
   assert {row['family']: (row['detector'], sorted(row['generators'])) for row in rows} == want
   for row in rows:
@@ -77,6 +79,8 @@ def test_leave_one_family_out_holds_each_family_out_of_its_detector(study):
   assert [row[0] for row in cells] == ['autoencoder', 'gan', '**mean**', '**worst**']
   worst_ap = min(row['average_precision'] for row in rows)
   assert cells[-1][2] == f'{worst_ap:.3f}'
+  assert [r['family'] for r in table_json['summary']] == ['mean', 'worst']
+  assert table_json['summary'][1]['average_precision'] == worst_ap
   with Image.open(study / detectors.HELD_OUT_PNG) as heatmap:
     assert heatmap.format == 'PNG'
 
@@ -355,3 +359,24 @@ def test_standalone_evaluation_reproduces_every_report_and_the_table(study, tmp_
     (step_dir,) = list((study / 'classifiers' / name / 'eval').iterdir())
     relative = step_dir.relative_to(study) / 'report.json'
     assert (copy / relative).read_text() == (study / relative).read_text()
+
+
+def test_classifier_replicas_equal_single_seed_runs_through_decay_and_early_stops(tmp_path):
+  """Replica k of a K-seed classifier run, whose validation decays its learning rate and
+  stops it early on its own, equals the single-seed run of seed k; a replica that stopped
+  stays frozen while another trains on."""
+  job, settings, train, mesh = tiny_classifier(lr_decay_factor=0.5, lr_decay_patience_epochs=1,
+                                               early_stopping_patience_epochs=2)
+  seeds = (0, 1, 2)
+  settings = dataclasses.replace(settings, num_epochs=8, seeds=seeds)
+  stacked = loop.train(job, settings, train, RunDir(tmp_path / 'replicas'), mesh).state
+  ends = []
+  for k, seed in enumerate(seeds):
+    single = loop.train(job, dataclasses.replace(settings, seed=seed, seeds=()), train,
+                        RunDir(tmp_path / f'seed_{seed}'), mesh)
+    ends.append(single.num_steps)
+    for got, want in zip(jax.tree.leaves(replicas.replica(jax.device_get(stacked), k)),
+                         jax.tree.leaves(jax.device_get(single.state)), strict=True):
+      np.testing.assert_allclose(got, want, atol=1e-5)
+  # The case this test is for: replicas stopped at different steps, one before the end.
+  assert len(set(ends)) > 1 and min(ends) < 32, ends

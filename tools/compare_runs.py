@@ -1,11 +1,12 @@
-r"""Key detector figures of several DCGAN-study workdirs side by side (seeds, dtypes, configs).
+r"""Key detector figures of several study workdirs side by side (seeds, dtypes, configs).
 
   python tools/compare_runs.py runs/seed1 runs/seed2 runs/seed1_bf16 \
       --labels='seed 1,seed 2,seed 1 bfloat16'
 
-Reads the latest evaluation of every GAN in each workdir
-(`<workdir>/<gan>/eval/<step>/report.json`, as fakejax.main and fakejax.evaluate write
-it) and prints one Markdown row per GAN and workdir: test figures at threshold 0.5, the
+Reads the latest evaluation of every detector in each workdir (a DCGAN study's
+discriminators, `<workdir>/<gan>/eval/<step>/report.json`, and a classifier study's
+classifiers, `<workdir>/classifiers/<name>/eval/...`, as fakejax.main and fakejax.evaluate
+write them) and prints one Markdown row per detector and workdir: test figures at threshold 0.5, the
 threshold-free ones, and the review loads at the operating points chosen on validation.
 Runs of several seeds (`config.seeds`) show each figure as mean ± 95% interval; for two
 such workdirs, a second table says, per figure, whether they differ beyond the spread of
@@ -46,21 +47,22 @@ COLUMNS = (
 
 
 class NoReportsError(errors.UserError, FileNotFoundError):
-  """A folder that holds no evaluated GAN: not an evaluated DCGAN-study workdir."""
+  """A folder that holds no evaluated detector: not an evaluated study workdir."""
 
 
 def latest_reports(workdir: pathlib.Path) -> dict[str, dict]:
-  """GAN name -> its latest report.json in `workdir`."""
+  """Detector name (a GAN's, or a classifier's) -> its latest report.json in `workdir`."""
   reports = {}
-  for eval_dir in sorted(workdir.glob('*/eval')):
+  for eval_dir in sorted([*workdir.glob('*/eval'), *workdir.glob('classifiers/*/eval')]):
     run = RunDir(eval_dir.parent)
     steps = [int(p.name) for p in eval_dir.iterdir()
              if p.name.isdigit() and run.report_json(int(p.name)).is_file()]
     if steps:
       reports[eval_dir.parent.name] = json.loads(run.report_json(max(steps)).read_text())
   if not reports:
-    raise NoReportsError(f'{workdir} holds no <gan>/eval/<step>/report.json: is it a '
-                         'workdir of the DCGAN study, evaluated?')
+    raise NoReportsError(f'{workdir} holds no <gan>/eval/<step>/report.json nor '
+                         'classifiers/<name>/eval/<step>/report.json: is it a study workdir, '
+                         'evaluated?')
   return reports
 
 
@@ -92,7 +94,7 @@ def difference_markdown(first: tuple[str, dict], second: tuple[str, dict]) -> st
   (label_a, reports_a), (label_b, reports_b) = first, second
   lines = [f"Welch's t-test over seeds, two-sided, {label_b} against {label_a}; "
            f'difference beyond the spread of seeds where p < {SIGNIFICANCE}.', '',
-           '| GAN | figure | difference (mean) | p | beyond the spread of seeds |',
+           '| detector | figure | difference (mean) | p | beyond the spread of seeds |',
            '|---|---|---|---|---|']
   for gan in sorted(set(reports_a) & set(reports_b)):
     for name, value_of in COLUMNS:
@@ -108,8 +110,8 @@ def difference_markdown(first: tuple[str, dict], second: tuple[str, dict]) -> st
 
 
 def comparison_markdown(runs: dict[str, dict[str, dict]]) -> str:
-  """Label -> GAN -> report, as one table: a row per GAN and run."""
-  lines = ['| GAN | run | step | ' + ' | '.join(name for name, _ in COLUMNS) + ' |',
+  """Label -> detector -> report, as one table: a row per detector and run."""
+  lines = ['| detector | run | step | ' + ' | '.join(name for name, _ in COLUMNS) + ' |',
            '|---|---|---|' + '---|' * len(COLUMNS)]
   gans = sorted({gan for reports in runs.values() for gan in reports})
   for gan in gans:

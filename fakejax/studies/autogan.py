@@ -21,6 +21,7 @@ from absl import logging
 from jax.sharding import Mesh
 
 from fakejax.data import fake_pool, pipeline
+from fakejax.evaluation import intervals, report
 from fakejax.studies import common
 from fakejax.train import autoencoder_trainer, classifier_trainer, loop
 from fakejax.workdir import Workdir
@@ -103,7 +104,8 @@ def reconstruction_errors(config: ml_collections.ConfigDict, autoencoder_params:
 
 
 def comparison_rows(config: ml_collections.ConfigDict, reports: dict[str, dict]) -> list[dict]:
-  """One row per classifier and split: AP, and accuracy and recalls at the Youden threshold."""
+  """One row per classifier and split: AP, and accuracy and recalls at the Youden threshold
+  (of one seed's reports)."""
   rows = []
   for variant in variants(config):
     result = reports[variant.name]
@@ -123,13 +125,13 @@ def comparison_rows(config: ml_collections.ConfigDict, reports: dict[str, dict])
 
 def comparison_markdown(rows: list[dict], errors: dict[str, dict[str, float]],
                         config: ml_collections.ConfigDict) -> str:
-  fmt = lambda value: '—' if value is None else f'{value:.3f}'
+  fmt = lambda value: intervals.format_value(value, 3)
   trained_on = ', '.join(config.classifier.train_generators)
   lines = ['# Autoencoder-GAN study: classifier input x autoencoder depth x split', '',
            f'AlexNet-style classifiers trained on reals against fakes of: {trained_on}. '
            'AP is threshold-free (a one-class split is paired with its counterpart, as in '
            'the per-classifier reports); accuracy and recalls are at the Youden threshold '
-           'chosen on validation.', '',
+           'chosen on validation.', '', *report.seeds_line(rows),
            '| input | AE depth | split | AP | accuracy | fake recall | real recall |',
            '|---|---|---|---|---|---|---|']
   for row in rows:
@@ -139,9 +141,9 @@ def comparison_markdown(rows: list[dict], errors: dict[str, dict[str, float]],
   lines += ['', '## Best input per split (by AP)', '']
   for split in dict.fromkeys(row['split'] for row in rows):
     best = max((row for row in rows if row['split'] == split),
-               key=lambda row: row['average_precision'])
+               key=lambda row: intervals.mean_of(row['average_precision']))
     depth = f" (AE depth {best['autoencoder_depth']})" if best['autoencoder_depth'] else ''
-    lines.append(f"- {split}: {best['input']}{depth}, AP {best['average_precision']:.3f}")
+    lines.append(f"- {split}: {best['input']}{depth}, AP {fmt(best['average_precision'])}")
   if errors:
     set_names = list(dict.fromkeys(name for by_set in errors.values() for name in by_set))
     lines += ['', '## Mean absolute reconstruction error (pixel range [-1, 1])', '',
@@ -170,13 +172,17 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   data = common.study_data(config, workdir, mesh, train=None) if data is None else data
   if autoencoder_params is None:
     autoencoder_params = restore_autoencoders(config, workdir, data.reals.train.shape[1:], mesh)
-  reports = {}
+  reports, latest = {}, {seed: {} for seed in common.classifier_seeds(config)}
   for variant in variants(config):
-    variant_reports = common.evaluate_classifier(config, workdir, variant.name, which_steps,
-                                                 data, mesh)
+    variant_reports = common.evaluate_classifier_seeds(config, workdir, variant.name,
+                                                       which_steps, data, mesh)
     common.write_reports(workdir.classifier(variant.name), variant.name, variant_reports)
-    reports[variant.name] = variant_reports[-1]
-  rows = comparison_rows(config, reports)
+    reports[variant.name] = variant_reports.combined[-1]
+    for seed, report_of_seed in variant_reports.latest().items():
+      latest[seed][variant.name] = report_of_seed
+  # Of several seeds, each figure as its interval over the classifiers' replicas.
+  rows = common.across_seeds({seed: comparison_rows(config, seed_reports)
+                              for seed, seed_reports in latest.items()})
   write_comparison(config, workdir, rows, reconstruction_errors(config, autoencoder_params, data))
   return {'rows': rows, 'reports': reports}
 
@@ -186,7 +192,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   workdir, mesh = common.start(config, workdir)
   settings = loop.LoopSettings.from_config(config)
   data = common.study_data(config, workdir, mesh, train=settings)
-  autoencoder_params = train_autoencoders(config.autoencoders, settings, workdir, data.reals, mesh)
+  # Of several seeds, the classifiers train as replicas; the autoencoders once.
+  autoencoder_params = train_autoencoders(config.autoencoders, settings.one_seed(), workdir,
+                                          data.reals, mesh)
   for variant in variants(config):
     train_classifier(config, settings, workdir, variant, autoencoder_params, data, mesh)
   return evaluate(config, workdir, 'latest', mesh, data, autoencoder_params)

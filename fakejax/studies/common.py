@@ -3,6 +3,7 @@
 Not a study itself: studies import this module, never each other.
 """
 
+import dataclasses
 import functools
 import json
 import pathlib
@@ -17,10 +18,11 @@ from jax.sharding import Mesh
 
 from fakejax import config as config_lib
 from fakejax import detectors, sharding
+from fakejax.errors import UserError
 from fakejax.data import fake_pool, fashion_mnist, pipeline
-from fakejax.evaluation import assemble, report, restore, scoring
+from fakejax.evaluation import assemble, intervals, report, restore, scoring
 from fakejax.train import (checkpoints, classifier_trainer, gan_steps, gan_trainer,
-                           generator_trainer, loop)
+                           generator_trainer, loop, replicas)
 from fakejax.workdir import RunDir, Workdir, gan_workdir
 
 
@@ -116,11 +118,21 @@ def _generator_fakes(gen_config, run: RunDir, name: str, step: int, *, mesh: Mes
 
 
 def latest_step(run: RunDir, kind: str, name: str) -> int:
+  """The latest checkpoint of a GAN or generator a classifier study draws fakes from; it
+  must hold one seed's state."""
   if not run.steps():
     raise checkpoints.CheckpointNotFoundError(
         f"No checkpoint of {kind} '{name}' in {run.checkpoints}: train it with "
         'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
-  return run.steps()[-1]
+  step = run.steps()[-1]
+  with checkpoints.checkpoint_manager(run.checkpoints, max_to_keep=None,
+                                      save_interval_steps=1) as manager:
+    seeds = checkpoints.stacked_seeds(manager, step)
+  if seeds:
+    raise UserError(f"The {kind} '{name}' in {run.checkpoints} was trained as the replicas of "
+                    f'seeds {seeds}; a classifier study draws its fakes from one seed\'s models: '
+                    'set gan_workdir to a DCGAN workdir of one seed (its config.seeds empty).')
+  return step
 
 
 def trained_sources(config: ml_collections.ConfigDict, gan_dir: Workdir, num_train: int,
@@ -164,7 +176,8 @@ def study_data(config: ml_collections.ConfigDict, workdir: Workdir, mesh: Mesh, 
                                        config.seed)
   reals = pipeline.load_study_splits(config.data, config.seed)
   if train is not None and not config.gan_workdir:
-    train_gans(config, train, reals, workdir, mesh)
+    # Of several seeds, the classifiers' training varies; the fakes are one draw.
+    train_gans(config, train.one_seed(), reals, workdir, mesh)
   num_train = num_train_fakes(config, reals)
   sources = trained_sources(config, gan_workdir(workdir, config.gan_workdir), num_train, mesh)
   if more_sources is not None:
@@ -183,14 +196,22 @@ def log_data(data: fake_pool.StudyData) -> None:
                len(reals.test_anomaly), sorted(data.fakes))
 
 
+def classifier_seeds(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """The seeds of a classifier study's replicas (config.seeds, or the one config.seed)."""
+  return replicas.seeds_of(config.seed, config.seeds)
+
+
 def evaluate_classifier(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
-                        which_steps: str, data: fake_pool.StudyData, mesh: Mesh) -> list[dict]:
-  """Reports of classifier `name`'s chosen checkpoints on every split of config.evals.
+                        which_steps: str, data: fake_pool.StudyData, mesh: Mesh,
+                        seed: int | None = None) -> list[dict]:
+  """Reports of classifier `name`'s chosen checkpoints on every split of config.evals (of
+  a run of several seeds, those of the replica of `seed`).
 
   Its 'own' fakes pool the generators it trained on; every generator's test fakes are
   also a set of their own, so that splits may name any generator.
   """
-  entry = detectors.find_detector(config, workdir, name)
+  detector_name = name if seed is None else detectors.replica_name(name, seed)
+  entry = detectors.find_detector(config, workdir, detector_name)
   steps = restore.select_steps(entry.run.steps(), which_steps)
   detector = detectors.restore_detector(config, entry, steps, mesh, config.evaluation.batch_size)
   def own(split: str) -> np.ndarray:  # The same fakes for every checkpoint: [K, N, ...].
@@ -204,13 +225,54 @@ def evaluate_classifier(config: ml_collections.ConfigDict, workdir: Workdir, nam
   return assemble.evaluate_detector(eval_settings(config), info, sets)
 
 
-def write_reports(run: RunDir, name: str, reports: list[dict]) -> None:
-  """Each checkpoint's report files and TensorBoard scalars of detector `name` (process 0)."""
+@dataclasses.dataclass(frozen=True)
+class SeedReports:
+  """A classifier's reports per checkpoint: one per seed, and their combination."""
+  combined: list[dict]  # Of several seeds, figures as intervals (evaluation/intervals.py).
+  by_seed: dict[int, list[dict]]
+
+  def latest(self) -> dict[int, dict]:
+    return {seed: reports[-1] for seed, reports in self.by_seed.items()}
+
+
+def evaluate_classifier_seeds(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
+                              which_steps: str, data: fake_pool.StudyData,
+                              mesh: Mesh) -> SeedReports:
+  """`evaluate_classifier` of each replica, each as its single-seed run would be."""
+  seeds = classifier_seeds(config)
+  if len(seeds) == 1:
+    reports = evaluate_classifier(config, workdir, name, which_steps, data, mesh)
+    return SeedReports(combined=reports, by_seed={seeds[0]: reports})
+  by_seed = {seed: evaluate_classifier(config, workdir, name, which_steps, data, mesh, seed)
+             for seed in seeds}
+  combined = [intervals.combine_seeds({seed: reports[i] for seed, reports in by_seed.items()})
+              for i in range(len(by_seed[seeds[0]]))]
+  return SeedReports(combined=combined, by_seed=by_seed)
+
+
+def across_seeds(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
+  """Table rows computed per seed (the same rows for each) -> one row each, its figures as
+  intervals over the seeds where there are several (and the seeds named in the row)."""
+  tables = list(rows_by_seed.values())
+  if len(tables) == 1:
+    return tables[0]
+  return [{**intervals.combine(list(rows)), 'seeds': list(rows_by_seed)} for rows in zip(*tables)]
+
+
+def write_reports(run: RunDir, name: str, reports: list[dict] | SeedReports) -> None:
+  """Each checkpoint's report files and TensorBoard scalars of detector `name` (process 0);
+  of several seeds, each seed's in its own folder beside their combination."""
   if jax.process_index() != 0:
     return
+  seed_reports = reports if isinstance(reports, SeedReports) else None
+  combined = reports.combined if seed_reports else reports
   writer = loop.make_writer(run.tensorboard)
-  for checkpoint_report in reports:
-    out = report.write_checkpoint_report(run, checkpoint_report, writer)
+  for i, checkpoint_report in enumerate(combined):
+    if seed_reports is None or len(seed_reports.by_seed) == 1:
+      out = report.write_checkpoint_report(run, checkpoint_report, writer)
+    else:
+      out = report.write_seeds_report(run, checkpoint_report, writer, {
+          seed: by_step[i] for seed, by_step in seed_reports.by_seed.items()})
     logging.info('Wrote the evaluation of %s at step %d to %s.', name,
                  checkpoint_report['step'], out)
 

@@ -23,7 +23,7 @@ from jax.sharding import Mesh  # noqa: E402
 
 from fakejax import config as config_lib  # noqa: E402
 from fakejax.data import fake_pool, pipeline  # noqa: E402
-from fakejax.evaluation import assemble, discriminators  # noqa: E402
+from fakejax.evaluation import assemble, discriminators, intervals, report  # noqa: E402
 from fakejax.studies import common  # noqa: E402
 from fakejax.train import autoencoder_trainer, classifier_trainer, loop  # noqa: E402
 from fakejax.workdir import Workdir, gan_workdir  # noqa: E402
@@ -61,19 +61,23 @@ def table_row(detector: str, kind: str, result: dict, generators) -> dict:
   }
 
 
+def cell(value) -> str:
+  """A table's figure: '0.912', or '0.912 ± 0.031' across seeds, or '-' where absent."""
+  return '-' if value is None else intervals.format_value(value, 3)
+
+
 def table_markdown(rows: list[dict], generators) -> str:
   lines = ['# Generalisation: detectors x generators', '',
            'Each cell: AP of the generator\'s test fakes against all test reals, then fake '
            f'recall at the {TABLE_THRESHOLD} threshold chosen on validation. * marks the '
-           'generators a detector trained against.', '',
+           'generators a detector trained against.', '', *report.seeds_line(rows),
            '| detector | kind | ' + ' | '.join(generators) +
            ' | seen-class real recall | anomaly-class real recall |',
            '|---|---|' + '---|' * (len(generators) + 2)]
   for row in rows:
-    cells = [f"{row['average_precision'][g]:.3f} / {row['fake_recall'][g]:.3f}"
+    cells = [f"{cell(row['average_precision'][g])} / {cell(row['fake_recall'][g])}"
              + ('*' if g in row['trained_on'] else '') for g in generators]
-    recalls = ['-' if row[key] is None else f'{row[key]:.3f}'
-               for key in ('seen_real_recall', 'anomaly_real_recall')]
+    recalls = [cell(row[key]) for key in ('seen_real_recall', 'anomaly_real_recall')]
     lines.append(f"| {row['detector']} | {row['kind']} | " + ' | '.join(cells + recalls) + ' |')
   return '\n'.join(lines) + '\n'
 
@@ -102,39 +106,54 @@ HELD_OUT_COLUMNS = ('average_precision', 'fake_recall_validation', 'seen_real_re
                     'seen_real_recall_budget', 'anomaly_real_recall_budget')
 
 
-def held_out_markdown(rows: list[dict], budget: str) -> str:
-  """The leave-one-family-out table, with the mean and the worst family."""
+def held_out_summary(rows: list[dict]) -> list[dict]:
+  """The mean and the worst held-out family of each column (None where none has a value)."""
+  out = []
+  for label, reduce in (('mean', np.mean), ('worst', np.min)):
+    values = {c: [row[c] for row in rows if row[c] is not None] for c in HELD_OUT_COLUMNS}
+    out.append({'family': label, **{c: float(reduce(v)) if v else None
+                                    for c, v in values.items()}})
+  return out
+
+
+def held_out_markdown(rows: list[dict], summary: list[dict], budget: str) -> str:
+  """The leave-one-family-out table, with the mean and the worst family (`summary`)."""
   lines = ['# Leave one family out', '',
            'Each row: a classifier trained on the fakes of every other family, tested on this '
            f"family's fakes (means over its generators) against all test reals. Thresholds "
            f'chosen on validation: {TABLE_THRESHOLD}, and {budget} (at most that share of '
-           'validation reals flagged).', '',
+           'validation reals flagged). Mean and worst are over the families (of each seed, '
+           'then across seeds).', '', *report.seeds_line(rows),
            f'| held-out family | detector | AP | fake recall ({TABLE_THRESHOLD}) | seen real '
            f'recall | anomaly real recall | fake recall ({budget}) | seen real recall | '
            'anomaly real recall |', '|---|---|' + '---|' * len(HELD_OUT_COLUMNS)]
-  cell = lambda value: '-' if value is None else f'{value:.3f}'
   for row in rows:
     lines.append(f"| {row['family']} | {row['detector']} | "
                  + ' | '.join(cell(row[c]) for c in HELD_OUT_COLUMNS) + ' |')
-  for label, reduce in (('mean', np.mean), ('worst', np.min)):
-    values = [[row[c] for row in rows if row[c] is not None] for c in HELD_OUT_COLUMNS]
-    lines.append(f'| **{label}** | | ' + ' | '.join(
-        cell(float(reduce(v)) if v else None) for v in values) + ' |')
+  for row in summary:
+    lines.append(f"| **{row['family']}** | | " + ' | '.join(cell(row[c])
+                                                          for c in HELD_OUT_COLUMNS) + ' |')
   return '\n'.join(lines) + '\n'
 
 
 def write_held_out_table(config: ml_collections.ConfigDict, workdir: Workdir,
-                         reports: dict[str, dict], rows: list[dict], generators) -> None:
-  """The leave-one-family-out table (JSON, Markdown) and its AP heatmap (process 0)."""
+                         latest: dict[int, dict[str, dict]], rows: list[dict],
+                         generators) -> None:
+  """The leave-one-family-out table (JSON, Markdown) and its AP heatmap (process 0), from
+  each seed's latest classifier reports (`latest[seed][classifier]`)."""
   if not config.families or jax.process_index() != 0:
     return
   budget = assemble.budget_threshold(config.evaluation)
   sets = config_lib.held_out_sets(config)
-  held_out = [held_out_row(family, members, sets[family], reports[sets[family]], budget)
-              for family, members in config.families.items()]
-  markdown = held_out_markdown(held_out, budget)
+  by_seed = {seed: [held_out_row(family, members, sets[family], reports[sets[family]], budget)
+                    for family, members in config.families.items()]
+             for seed, reports in latest.items()}
+  held_out = common.across_seeds(by_seed)
+  summary = common.across_seeds({seed: held_out_summary(r) for seed, r in by_seed.items()})
+  markdown = held_out_markdown(held_out, summary, budget)
   (workdir.root / HELD_OUT_MD).write_text(markdown)
-  (workdir.root / HELD_OUT_JSON).write_text(json.dumps(held_out, indent=1) + '\n')
+  (workdir.root / HELD_OUT_JSON).write_text(
+      json.dumps({'families': held_out, 'summary': summary}, indent=1) + '\n')
   by_detector = {row['detector']: row for row in rows}
   plot_heatmap([{**by_detector[sets[f]], 'detector': f'without {f}', 'outlined': members}
                 for f, members in config.families.items()], generators,
@@ -144,7 +163,8 @@ def write_held_out_table(config: ml_collections.ConfigDict, workdir: Workdir,
 
 def plot_heatmap(rows: list[dict], generators, path: pathlib.Path) -> None:
   """AP per detector (row) and generator (column); a row's `outlined` generators boxed."""
-  values = np.array([[row['average_precision'][g] for g in generators] for row in rows])
+  values = np.array([[intervals.mean_of(row['average_precision'][g]) for g in generators]
+                     for row in rows])
   fig, ax = plt.subplots(figsize=(2 + 1.2 * len(generators), 1 + 0.5 * len(rows)))
   ax.imshow(values, cmap='viridis', vmin=0.0, vmax=1.0, aspect='auto')
   for (i, j), value in np.ndenumerate(values):
@@ -211,17 +231,21 @@ def write_table(workdir: Workdir, rows: list[dict], generators) -> None:
 
 def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: str, mesh: Mesh,
              data: fake_pool.StudyData | None = None) -> dict:
-  """Every classifier and discriminator on every generator: reports and the table."""
+  """Every classifier and discriminator on every generator: reports and the table (of
+  several seeds, each figure as its interval over the classifiers' replicas)."""
   if data is None:
     data = common.study_data(config, workdir, mesh, train=None,
                              more_sources=autoencoder_sources(config, workdir, mesh, None))
   generators = list(data.fakes)  # Each GAN, generator and autoencoder, or the folder's fakes.
-  rows, latest = [], {}
+  latest = {seed: {} for seed in common.classifier_seeds(config)}
   for name in config.train_sets:
-    reports = common.evaluate_classifier(config, workdir, name, which_steps, data, mesh)
+    reports = common.evaluate_classifier_seeds(config, workdir, name, which_steps, data, mesh)
     common.write_reports(workdir.classifier(name), name, reports)
-    latest[name] = reports[-1]
-    rows.append(table_row(name, config.classifier.architecture, reports[-1], generators))
+    for seed, report_of_seed in reports.latest().items():
+      latest[seed][name] = report_of_seed
+  rows = common.across_seeds({
+      seed: [table_row(name, config.classifier.architecture, reports[name], generators)
+             for name in config.train_sets] for seed, reports in latest.items()})
   # The discriminators of the same GANs, on the same splits.
   not_gans = {name: fakes['test'] for name, fakes in data.fakes.items() if name not in config.gans}
   gan_reports = discriminators.evaluate_discriminators(
@@ -241,8 +265,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   workdir, mesh = common.start(config, workdir)
   settings = loop.LoopSettings.from_config(config)
   data = common.study_data(config, workdir, mesh, train=settings,
-                           more_sources=autoencoder_sources(config, workdir, mesh, settings))
-  for name, trained_on in config.train_sets.items():
+                           more_sources=autoencoder_sources(config, workdir, mesh,
+                                                            settings.one_seed()))
+  for name, trained_on in config.train_sets.items():  # Of several seeds, as replicas.
     classifier = classifier_trainer.classifier_of(config.classifier)
     common.train_classifier(config, settings, workdir, name, classifier, frozen={},
                             metadata={}, trained_on=trained_on, data=data, mesh=mesh)

@@ -161,8 +161,9 @@ def start_from_pretrained(path: str, architecture: str, mesh: Mesh):
   return start_from
 
 
-def stopped_early(state: classifier_steps.ClassifierState) -> bool:
-  return bool(jax.device_get(state.schedule['stopped']))
+def stopped_early(state: classifier_steps.ClassifierState) -> jax.Array:
+  """Whether the schedule ended training (traceable, for replicas frozen in the step)."""
+  return state.schedule['stopped']
 
 
 def classifier_job(name: str, classifier_config: ml_collections.ConfigDict,

@@ -55,6 +55,10 @@ class LoopSettings:
     return dataclasses.replace(self, batch_size=model_config.batch_size,
                                num_epochs=model_config.num_epochs)
 
+  def one_seed(self) -> 'LoopSettings':
+    """These settings for the one `seed`, whatever `seeds` holds."""
+    return dataclasses.replace(self, seeds=())
+
 
 @dataclasses.dataclass
 class Job:
@@ -70,8 +74,9 @@ class Job:
   # (state, epoch) -> (state, metrics, stop early), on the host after each epoch's last
   # step: validation, learning-rate decay, early stopping. Every process must decide alike.
   on_epoch_end: Callable[[Any, int], tuple[Any, dict, bool]] | None = None
-  # state -> whether training already ended early (a resumed run then stops at once).
-  stopped_early: Callable[[Any], bool] | None = None
+  # state -> whether training already ended early, a boolean array (traceable: replicas
+  # that stopped are frozen in the step); a resumed run that stopped ends at once.
+  stopped_early: Callable[[Any], Any] | None = None
   # Fresh state -> the state to start from, on the host (pretrained weights); a restored
   # checkpoint replaces its result.
   start_from: Callable[[Any], Any] | None = None
@@ -242,7 +247,7 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run: RunDir,
     checkpoints.check_seeds(manager, replicas.seeds_of(settings.seed, settings.seeds))
     state, start_step = restore_or_init(manager, like_state, data_iterator,
                                         lambda: fresh_state(job, settings.seed, mesh))
-    if job.stopped_early is not None and job.stopped_early(state):
+    if job.stopped_early is not None and bool(jax.device_get(job.stopped_early(state))):
       logging.info('%s stopped early at step %d; not trained further.', job.name, start_step)
       return TrainResult(state=state, resumed_from_step=start_step, num_steps=start_step,
                          run=run)

@@ -62,19 +62,63 @@ def over_replicas(fn: Callable, num_replicas: int, form: str) -> Callable:
   return unrolled
 
 
+def restack_like(trees: Sequence[Any], like: Any) -> Any:
+  """`stack(trees)`, placed as the stacked tree `like` is (hooks run on the host)."""
+  return jax.tree.map(lambda leaf, old: jax.device_put(leaf, old.sharding), stack(trees), like)
+
+
+def _replica_start(start_from: Callable, num_replicas: int) -> Callable:
+  """The pretrained start of each replica (its head keeps its seed's initialisation)."""
+  return lambda state: restack_like(
+      [start_from(replica(state, k)) for k in range(num_replicas)], state)
+
+
+def _frozen_once_stopped(train_step: Callable, stopped: Callable) -> Callable:
+  """`train_step` that leaves a state whose training stopped early as it is, exactly: a
+  replica that stopped keeps the state its single-seed run ended with."""
+  def step(state, batch):
+    new_state, metrics = train_step(state, batch)
+    halt = stopped(state)  # [K]
+    keep = lambda new, old: jnp.where(halt.reshape(halt.shape + (1,) * (new.ndim - 1)), old, new)
+    return jax.tree.map(keep, new_state, state), metrics
+  return step
+
+
+def _replica_epoch_end(on_epoch_end: Callable, stopped: Callable | None,
+                       seeds: Sequence[int]) -> Callable:
+  """Each running replica's epoch-end hook, in turn; the run stops once all have stopped.
+
+  A replica that stopped is left alone, as its single-seed run would have ended; metrics
+  are named per seed (`<metric>/seed_<seed>`).
+  """
+  def end_epoch(state, epoch: int):
+    states, all_metrics, all_stop = [], {}, True
+    for k, seed in enumerate(seeds):
+      one = replica(state, k)
+      if stopped is not None and bool(jax.device_get(stopped(one))):
+        states.append(one)
+        continue
+      one, metrics, stop = on_epoch_end(one, epoch)
+      states.append(one)
+      all_metrics.update({f'{name}/seed_{seed}': value for name, value in metrics.items()})
+      all_stop = all_stop and stop
+    return restack_like(states, state), all_metrics, all_stop
+  return end_epoch
+
+
 def replicated_job(job, seeds: Sequence[int], form: str):
-  """The loop's `Job` for `job` over `seeds`: init, step and images on stacked states.
+  """The loop's `Job` for `job` over `seeds`: init, step, hooks and images on stacked states.
 
   Epoch-end hooks (validation, learning-rate decay, early stopping) and pretrained starts
-  decide per replica, which one compiled step cannot yet do: such jobs train one seed.
+  run per replica on the host; a replica that stopped early is frozen inside the compiled
+  step while the others train on.
   """
-  hooks = [name for name in ('on_epoch_end', 'stopped_early', 'start_from')
-           if getattr(job, name) is not None]
-  if hooks:
-    raise ValueError(f'{job.name} has {", ".join(hooks)}: it trains one seed at a time, '
-                     f'not {len(seeds)} replicas.')
   keys = stack([jax.random.PRNGKey(seed) for seed in seeds])
   init_one = over_replicas(job.init, len(seeds), 'unrolled')
+  train_step = over_replicas(job.train_step, len(seeds), form)
+  stopped_each = None if job.stopped_early is None else jax.vmap(job.stopped_early)
+  if stopped_each is not None:
+    train_step = _frozen_once_stopped(train_step, stopped_each)
 
   def images(state) -> dict[str, np.ndarray]:
     return {f'{name}_seed_{seed}': grid for k, seed in enumerate(seeds)
@@ -84,8 +128,12 @@ def replicated_job(job, seeds: Sequence[int], form: str):
       job,
       # The loop's key is unused: replica k's key is seed k's, as in a single-seed run.
       init=lambda key: init_one(keys),
-      train_step=over_replicas(job.train_step, len(seeds), form),
+      train_step=train_step,
       images=None if job.images is None else images,
+      on_epoch_end=None if job.on_epoch_end is None else _replica_epoch_end(
+          job.on_epoch_end, job.stopped_early, seeds),
+      stopped_early=None if stopped_each is None else lambda state: jnp.all(stopped_each(state)),
+      start_from=None if job.start_from is None else _replica_start(job.start_from, len(seeds)),
       metadata={**job.metadata, 'seeds': list(seeds)})
 
 
