@@ -149,18 +149,41 @@ def classifier_architecture(config: ml_collections.ConfigDict, metadata: dict) -
 
 
 def _restore_classifier(config, entry: DetectorEntry, steps: Sequence[int], mesh: Mesh,
-                        batch_size: int) -> RestoredDetector:
+                        batch_size: int, all_replicas: bool = False) -> RestoredDetector:
+  """A classifier at `steps`; with `all_replicas`, every replica of a run of several seeds
+  in one Scorer, replica-major: checkpoint k * len(steps) + i is replica k at steps[i]."""
   metadata = read_metadata(entry.run, steps[-1])
   image_shape = tuple(metadata['image_shape'])
   classifier, frozen = classifier_input(config, metadata, image_shape)
   like = classifier_trainer.restore_like_state(config.classifier, classifier, image_shape, frozen,
                                                mesh)
-  states = checkpoints.restore_replica_states(entry.run, steps, like, entry.replica, entry.name)
+  if all_replicas:
+    seeds = replicas.seeds_of(config.seed, config.seeds)
+    if metadata.get('seeds') != list(seeds):
+      raise UserError(f"The checkpoints of {entry.run.path.name} in {entry.run.checkpoints} hold "
+                      f"the replicas of seeds {metadata.get('seeds')}, not of config.seeds "
+                      f'{list(seeds)}.')
+    num_replicas = len(seeds)
+    stacked_states = checkpoints.restore_states(
+        entry.run, steps, replicas.abstract_stacked(like, num_replicas))
+    states = [replicas.replica(state, k) for k in range(num_replicas) for state in stacked_states]
+  else:
+    states = checkpoints.restore_replica_states(entry.run, steps, like, entry.replica, entry.name)
   stacked = restore.stack([classifier_steps.variables(state) for state in states])
   return RestoredDetector(entry=entry, architecture=classifier_architecture(config, metadata),
-                          steps=list(steps), image_shape=image_shape,
+                          steps=list(steps) * (len(states) // len(steps)),
+                          image_shape=image_shape,
                           trained_on=tuple(metadata.get('trained_on', ())),
                           scorer=classifier.scorer(stacked, mesh, batch_size))
+
+
+def restore_classifier_replicas(config: ml_collections.ConfigDict, entry: DetectorEntry,
+                                steps: Sequence[int], mesh: Mesh,
+                                batch_size: int) -> RestoredDetector:
+  """Every replica of a classifier trained with several seeds (`entry`: any one of them) at
+  `steps`, as one Scorer: the evaluation scores them all in one call. Its `steps` repeat
+  per replica (replica-major)."""
+  return _restore_classifier(config, entry, steps, mesh, batch_size, all_replicas=True)
 
 
 # Kind -> (config, entry, steps, mesh, batch size) -> RestoredDetector.

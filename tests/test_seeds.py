@@ -12,7 +12,7 @@ import pytest
 
 from configs import dcgan_fmnist, detectors_fmnist
 from fakejax import config as config_lib
-from fakejax import predict, sharding
+from fakejax import detectors, predict, sharding
 from fakejax.data import pipeline
 from fakejax.errors import UserError
 from fakejax.evaluation import intervals, restore
@@ -263,3 +263,9 @@ def test_each_classifier_replica_is_a_detector_with_its_own_thresholds(classifie
   assert not np.allclose(detector.scorer.score(IMAGES[:16])[0], other.scorer.score(IMAGES[:16])[0])
   with pytest.raises(UserError, match=f'pooled_dcgans/seed_{SEEDS[0]}'):
     predict.load_detector(study, 'pooled_dcgans', -1, 'youden', batch_size=16)
+  # The evaluation scores all replicas in one call, replica-major: row k is replica k's.
+  config = restore.workdir_config(Workdir(study))
+  entry = detectors.find_detector(config, Workdir(study), f'pooled_dcgans/seed_{SEEDS[0]}')
+  together = detectors.restore_classifier_replicas(config, entry, entry.run.steps()[-1:], MESH, 16)
+  np.testing.assert_allclose(together.scorer.score(IMAGES[:16])[SEEDS.index(SINGLE)],
+                             detector.scorer.score(IMAGES[:16])[0], atol=1e-6)

@@ -202,26 +202,30 @@ def classifier_seeds(config: ml_collections.ConfigDict) -> tuple[int, ...]:
 
 
 def evaluate_classifier(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
-                        which_steps: str, data: fake_pool.StudyData, mesh: Mesh,
-                        seed: int | None = None) -> list[dict]:
-  """Reports of classifier `name`'s chosen checkpoints on every split of config.evals (of
-  a run of several seeds, those of the replica of `seed`).
+                        which_steps: str, data: fake_pool.StudyData, mesh: Mesh) -> list[dict]:
+  """Reports of classifier `name`'s chosen checkpoints on every split of config.evals; of a
+  run of several seeds, of every replica's, replica-major, scored in one call.
 
   Its 'own' fakes pool the generators it trained on; every generator's test fakes are
   also a set of their own, so that splits may name any generator.
   """
-  detector_name = name if seed is None else detectors.replica_name(name, seed)
-  entry = detectors.find_detector(config, workdir, detector_name)
+  seeds = classifier_seeds(config)
+  if len(seeds) == 1:
+    entry = detectors.find_detector(config, workdir, name)
+    restore_fn = detectors.restore_detector
+  else:  # Any replica's entry names the run; all replicas are restored.
+    entry = detectors.find_detector(config, workdir, detectors.replica_name(name, seeds[0]))
+    restore_fn = detectors.restore_classifier_replicas
   steps = restore.select_steps(entry.run.steps(), which_steps)
-  detector = detectors.restore_detector(config, entry, steps, mesh, config.evaluation.batch_size)
+  detector = restore_fn(config, entry, steps, mesh, config.evaluation.batch_size)
   def own(split: str) -> np.ndarray:  # The same fakes for every checkpoint: [K, N, ...].
     fakes = fake_pool.fakes_of(data, detector.trained_on, split)
-    return np.broadcast_to(fakes, (len(steps), *fakes.shape))
+    return np.broadcast_to(fakes, (len(detector.steps), *fakes.shape))
   shared = {f'gan:{generator}': fakes['test'] for generator, fakes in data.fakes.items()}
   shared.update(assemble.folder_fakes(config.evals, tuple(config.data.image_shape)))
   sets = assemble.score_sets(detector.scorer, data.reals, own('test'), own('validation'), shared)
-  info = assemble.DetectorInfo(name=name, architecture=detector.architecture, steps=steps,
-                               trained_on=detector.trained_on)
+  info = assemble.DetectorInfo(name=name, architecture=detector.architecture,
+                               steps=detector.steps, trained_on=detector.trained_on)
   return assemble.evaluate_detector(eval_settings(config), info, sets)
 
 
@@ -238,15 +242,17 @@ class SeedReports:
 def evaluate_classifier_seeds(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
                               which_steps: str, data: fake_pool.StudyData,
                               mesh: Mesh) -> SeedReports:
-  """`evaluate_classifier` of each replica, each as its single-seed run would be."""
+  """`evaluate_classifier`, each replica's reports as its single-seed run's would be, and
+  their combination."""
   seeds = classifier_seeds(config)
+  reports = evaluate_classifier(config, workdir, name, which_steps, data, mesh)
   if len(seeds) == 1:
-    reports = evaluate_classifier(config, workdir, name, which_steps, data, mesh)
     return SeedReports(combined=reports, by_seed={seeds[0]: reports})
-  by_seed = {seed: evaluate_classifier(config, workdir, name, which_steps, data, mesh, seed)
-             for seed in seeds}
-  combined = [intervals.combine_seeds({seed: reports[i] for seed, reports in by_seed.items()})
-              for i in range(len(by_seed[seeds[0]]))]
+  per_replica = len(reports) // len(seeds)
+  by_seed = {seed: reports[k * per_replica:(k + 1) * per_replica]
+             for k, seed in enumerate(seeds)}
+  combined = [intervals.combine_seeds({seed: by_step[i] for seed, by_step in by_seed.items()})
+              for i in range(per_replica)]
   return SeedReports(combined=combined, by_seed=by_seed)
 
 
