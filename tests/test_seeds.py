@@ -249,6 +249,12 @@ def test_classifier_study_tables_give_intervals_over_each_replicas_report(
                                            for k in range(len(SEEDS))])
   assert '±' in (study / dedicated.HELD_OUT_MD).read_text()
   assert f'Seeds {list(SEEDS)}' in (study / dedicated.GENERALISATION_MD).read_text()
+  # compare_runs reads a classifier study's replicas too: a run against itself differs not.
+  from tools import compare_runs
+  reports = compare_runs.latest_reports(study)
+  assert reports['pooled_dcgans']['seeds'] == list(SEEDS)
+  difference = compare_runs.difference_markdown(('a', reports), ('b', reports))
+  assert '| pooled_dcgans | accuracy | +0.000 | 1.000 | no |' in difference
 
 
 def test_each_classifier_replica_is_a_detector_with_its_own_thresholds(classifier_seeds_study):
