@@ -207,6 +207,16 @@ def test_a_classifier_starts_from_pretrained_weights_and_grayscale_sums_the_colo
   np.testing.assert_array_equal(state.batch_stats['stage1_block1']['BatchNorm_0']['var'],
                                 weights['batch_stats']['stage1_block1']['BatchNorm_0']['var'])
   assert state.params['head']['kernel'].shape == (8, 1)
+  # Replicas of two seeds: each starts from the same backbone, with its own seed's head.
+  from fakejax.train import replicas  # pylint: disable=g-import-not-at-top
+  stacked_job = replicas.replicated_job(job, (0, 5), 'unrolled')
+  init = jax.jit(stacked_job.init, out_shardings=sharding.replicated(mesh))
+  stacked = stacked_job.start_from(init(jax.random.PRNGKey(0)))
+  for k in range(2):
+    np.testing.assert_allclose(stacked.params['stem_conv']['kernel'][k],
+                               state.params['stem_conv']['kernel'])
+  np.testing.assert_array_equal(stacked.params['head']['kernel'][0], state.params['head']['kernel'])
+  assert not np.allclose(stacked.params['head']['kernel'][1], state.params['head']['kernel'])
 
 
 def test_weights_for_another_model_or_a_corrupt_file_are_refused(tmp_path):

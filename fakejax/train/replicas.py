@@ -9,6 +9,10 @@ step is vmapped (one batched program fills a device that one small model leaves 
 XLA's CPU backend vmap over weights turns each convolution into a grouped one that runs
 4-5x slower (measured), so the replicas' steps are unrolled one after another inside the
 same compiled program.
+
+Jobs with epoch-end hooks (a classifier's validation, learning-rate decay and early stop)
+run them per replica on the host; a replica that stopped is frozen inside the step, so it
+keeps the state its single-seed run ended with while the others train on.
 """
 
 import dataclasses
