@@ -125,9 +125,7 @@ def latest_step(run: RunDir, kind: str, name: str) -> int:
         f"No checkpoint of {kind} '{name}' in {run.checkpoints}: train it with "
         'configs/dcgan_fmnist.py, or leave gan_workdir empty to train it here.')
   step = run.steps()[-1]
-  with checkpoints.checkpoint_manager(run.checkpoints, max_to_keep=None,
-                                      save_interval_steps=1) as manager:
-    seeds = checkpoints.stacked_seeds(manager, step)
+  seeds = checkpoints.saved_seeds(run, step)
   if seeds:
     raise UserError(f"The {kind} '{name}' in {run.checkpoints} was trained as the replicas of "
                     f'seeds {seeds}; a classifier study draws its fakes from one seed\'s models: '
@@ -246,13 +244,18 @@ def evaluate_classifier_seeds(config: ml_collections.ConfigDict, workdir: Workdi
   their combination."""
   seeds = classifier_seeds(config)
   reports = evaluate_classifier(config, workdir, name, which_steps, data, mesh)
-  if len(seeds) == 1:
-    return SeedReports(combined=reports, by_seed={seeds[0]: reports})
   per_replica = len(reports) // len(seeds)
-  by_seed = {seed: reports[k * per_replica:(k + 1) * per_replica]
-             for k, seed in enumerate(seeds)}
-  combined = [intervals.combine_seeds({seed: by_step[i] for seed, by_step in by_seed.items()})
-              for i in range(per_replica)]
+  return seed_reports({seed: reports[k * per_replica:(k + 1) * per_replica]
+                       for k, seed in enumerate(seeds)})
+
+
+def seed_reports(by_seed: dict[int, list[dict]]) -> SeedReports:
+  """Each seed's reports of the same checkpoints, and their combination per checkpoint
+  (one seed's reports as they are)."""
+  if len(by_seed) == 1:
+    return SeedReports(combined=next(iter(by_seed.values())), by_seed=by_seed)
+  combined = [intervals.combine_seeds(dict(zip(by_seed, same_step)))
+              for same_step in zip(*by_seed.values())]
   return SeedReports(combined=combined, by_seed=by_seed)
 
 
@@ -270,15 +273,15 @@ def write_reports(run: RunDir, name: str, reports: list[dict] | SeedReports) -> 
   of several seeds, each seed's in its own folder beside their combination."""
   if jax.process_index() != 0:
     return
-  seed_reports = reports if isinstance(reports, SeedReports) else None
-  combined = reports.combined if seed_reports else reports
+  by_seed = reports.by_seed if isinstance(reports, SeedReports) else {None: reports}
+  combined = reports.combined if isinstance(reports, SeedReports) else reports
   writer = loop.make_writer(run.tensorboard)
   for i, checkpoint_report in enumerate(combined):
-    if seed_reports is None or len(seed_reports.by_seed) == 1:
+    if len(by_seed) == 1:
       out = report.write_checkpoint_report(run, checkpoint_report, writer)
     else:
       out = report.write_seeds_report(run, checkpoint_report, writer, {
-          seed: by_step[i] for seed, by_step in seed_reports.by_seed.items()})
+          seed: by_step[i] for seed, by_step in by_seed.items()})
     logging.info('Wrote the evaluation of %s at step %d to %s.', name,
                  checkpoint_report['step'], out)
 

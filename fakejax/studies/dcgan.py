@@ -17,26 +17,16 @@ from fakejax.train import generator_trainer, loop, replicas
 from fakejax.workdir import Workdir
 
 
-def write_reports(workdir: Workdir, reports: dict[str, list[dict]],
-                  per_seed: dict[int, dict[str, list[dict]]] | None = None) -> None:
-  """Per-checkpoint reports (and each seed's, for several), TensorBoard scalars, and the
-  workdir's summary (process 0)."""
+def write_reports(workdir: Workdir, reports: dict[str, common.SeedReports]) -> None:
+  """Each GAN's per-checkpoint reports (and each seed's, for several), TensorBoard scalars,
+  and the workdir's summary (process 0)."""
   if jax.process_index() != 0:
     return
-  latest = {}
   for name, gan_reports in reports.items():
-    run = workdir.gan(name)
-    writer = loop.make_writer(run.tensorboard)
-    for i, gan_report in enumerate(gan_reports):
-      if per_seed is None:
-        out = report.write_checkpoint_report(run, gan_report, writer)
-      else:
-        out = report.write_seeds_report(run, gan_report, writer, {
-            seed: seed_reports[name][i] for seed, seed_reports in per_seed.items()})
-      logging.info('Wrote the evaluation of %s step %d to %s.', name, gan_report['step'], out)
-    latest[name] = gan_reports[-1]
+    common.write_reports(workdir.gan(name), name, gan_reports)
   summary = report.summary_markdown(
-      latest, common.training_seconds({name: workdir.gan(name) for name in reports}))
+      {name: gan_reports.combined[-1] for name, gan_reports in reports.items()},
+      common.training_seconds({name: workdir.gan(name) for name in reports}))
   (workdir.root / report.REPORT_MD).write_text(summary)
   logging.info('Summary:\n%s', summary)
 
@@ -50,18 +40,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
       seed=config.seed, mesh=mesh,
       other_fakes=other_family_fakes(config, workdir, mesh, replica), replica=replica)
   seeds = replicas.seeds_of(config.seed, config.seeds)
-  if len(seeds) == 1:
-    reports = evaluate_replica(None)
-    write_reports(workdir, reports)
-    return reports
   # Replica k is evaluated as the single-seed run of seed k would be (the same test sets,
   # the other GANs' fakes from their replica k); the reports give each figure's interval.
-  per_seed = {seed: evaluate_replica(k) for k, seed in enumerate(seeds)}
-  reports = {name: [intervals.combine_seeds({seed: r[name][i] for seed, r in per_seed.items()})
-                    for i in range(len(gan_reports))]
-             for name, gan_reports in per_seed[seeds[0]].items()}
-  write_reports(workdir, reports, per_seed)
-  return reports
+  per_seed = ({seeds[0]: evaluate_replica(None)} if len(seeds) == 1 else
+              {seed: evaluate_replica(k) for k, seed in enumerate(seeds)})
+  reports = {name: common.seed_reports({seed: r[name] for seed, r in per_seed.items()})
+             for name in per_seed[seeds[0]]}
+  write_reports(workdir, reports)
+  return {name: gan_reports.combined for name, gan_reports in reports.items()}
 
 
 def other_family_fakes(config: ml_collections.ConfigDict, workdir: Workdir, mesh: Mesh,
