@@ -195,13 +195,18 @@ def _restores(manager, step: int, like_state: Any) -> bool:
   return True
 
 
+def saved_seeds(run: RunDir, step: int) -> list[int] | None:
+  """`stacked_seeds` of the checkpoint of `step` in `run`."""
+  with checkpoint_manager(run.checkpoints, max_to_keep=None, save_interval_steps=1) as manager:
+    return stacked_seeds(manager, step)
+
+
 def restore_replica_states(run: RunDir, steps: Sequence[int], like_state: Any,
                            replica: int | None, name: str) -> list[Any]:
   """`restore_states`, and of checkpoints holding several seeds' replicas, replica number
   `replica` of each; asking for a replica of a single-seed run, or none of a run of several,
   is an error naming the seeds."""
-  with checkpoint_manager(run.checkpoints, max_to_keep=None, save_interval_steps=1) as manager:
-    seeds = stacked_seeds(manager, steps[-1])
+  seeds = saved_seeds(run, steps[-1])
   if (seeds is None) != (replica is None):
     raise UserError(f'The checkpoints of {name} in {run.checkpoints} hold '
                     f'{f"the replicas of seeds {seeds}" if seeds else "one seed"}; '
