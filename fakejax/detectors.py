@@ -158,15 +158,8 @@ def _restore_classifier(config, entry: DetectorEntry, steps: Sequence[int], mesh
   like = classifier_trainer.restore_like_state(config.classifier, classifier, image_shape, frozen,
                                                mesh)
   if all_replicas:
-    seeds = replicas.seeds_of(config.seed, config.seeds)
-    if metadata.get('seeds') != list(seeds):
-      raise UserError(f"The checkpoints of {entry.run.path.name} in {entry.run.checkpoints} hold "
-                      f"the replicas of seeds {metadata.get('seeds')}, not of config.seeds "
-                      f'{list(seeds)}.')
-    num_replicas = len(seeds)
-    stacked_states = checkpoints.restore_states(
-        entry.run, steps, replicas.abstract_stacked(like, num_replicas))
-    states = [replicas.replica(state, k) for k in range(num_replicas) for state in stacked_states]
+    states = checkpoints.restore_every_replica(
+        entry.run, steps, like, replicas.seeds_of(config.seed, config.seeds), entry.run.path.name)
   else:
     states = checkpoints.restore_replica_states(entry.run, steps, like, entry.replica, entry.name)
   stacked = restore.stack([classifier_steps.variables(state) for state in states])

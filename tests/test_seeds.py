@@ -1,6 +1,7 @@
 """Seeds as an axis: K replicas trained as one step equal K single-seed runs, resume after a
 kill, and evaluate to intervals over seeds."""
 
+import dataclasses
 import json
 import math
 import shutil
@@ -15,9 +16,9 @@ from fakejax import config as config_lib
 from fakejax import detectors, predict, sharding
 from fakejax.data import pipeline
 from fakejax.errors import UserError
-from fakejax.evaluation import intervals, restore
-from fakejax.studies import dcgan, dedicated
-from fakejax.train import gan_trainer, generator_trainer, loop, replicas
+from fakejax.evaluation import discriminators, intervals, restore
+from fakejax.studies import common, dcgan, dedicated
+from fakejax.train import gan_trainer, generator_trainer, loop
 from fakejax.workdir import Workdir
 from tests.conftest import final_state, shared_folder
 
@@ -136,6 +137,34 @@ def test_evaluation_gives_intervals_whose_values_are_each_seeds_run(root, tfds_d
   np.testing.assert_allclose(detector.scorer.score(images)[0], want.score(images)[0])
   with pytest.raises(UserError, match='D:dcgan_tf/seed_0'):
     predict.load_detector(tmp_path / 'replicas', 'D:dcgan_tf', -1, 'youden', batch_size=16)
+
+
+def test_each_replica_is_scored_on_its_own_replicas_other_fakes(root, tfds_data_dir, tmp_path):
+  for run in ('replicas', 'single'):
+    shutil.copytree(root / run, tmp_path / run)
+  config = tiny_config(tfds_data_dir, SEEDS)
+  config.evals.other_gan_fakes = dict(reals='', fakes='others')
+  reals = pipeline.load_study_splits(config.data, config.seed)
+  settings = common.eval_settings(config)
+  settings = dataclasses.replace(settings, generators=(*settings.generators, 'other'))
+  num_fakes = config.evaluation.num_fake_samples
+  # Replica 0's other generator makes noise, replica 1's flat grey: their recalls differ.
+  others = np.stack([np.random.default_rng(1).integers(0, 255, (num_fakes, 28, 28, 1), np.uint8),
+                     np.full((num_fakes, 28, 28, 1), 128, np.uint8)])
+  evaluate = lambda workdir, seeds, fakes: discriminators.evaluate_discriminators(
+      config.gans, Workdir(tmp_path / workdir), 'latest', reals=reals,
+      settings=settings, seed=config.seed, mesh=MESH, other_fakes={'other': fakes},
+      seeds=seeds)['dcgan_tf']
+  replicated = evaluate('replicas', SEEDS, others)
+  assert [r['step'] for r in replicated] == [12, 12]
+  k = SEEDS.index(SINGLE)
+  (single,) = evaluate('single', (), others[k])
+  recall = lambda report: (
+      report['splits']['other_gan_fakes']['at_threshold']['youden']['generated']['recall'])
+  assert recall(replicated[k]) == pytest.approx(recall(single), abs=1e-6)
+  assert recall(replicated[0]) != pytest.approx(recall(replicated[1]), abs=1e-6)
+  with pytest.raises(UserError, match=r'hold one seed, not the replicas of config.seeds \[0, 3\]'):
+    evaluate('single', SEEDS, others)
 
 
 def test_t_interval_of_known_values():
@@ -275,3 +304,13 @@ def test_each_classifier_replica_is_a_detector_with_its_own_thresholds(classifie
   together = detectors.restore_classifier_replicas(config, entry, entry.run.steps()[-1:], MESH, 16)
   np.testing.assert_allclose(together.scorer.score(IMAGES[:16])[SEEDS.index(SINGLE)],
                              detector.scorer.score(IMAGES[:16])[0], atol=1e-6)
+  config.seeds = (*SEEDS, 7)
+  with pytest.raises(UserError, match=r'seeds \[0, 3\], not the replicas of config.seeds \[0, 3, 7\]'):
+    detectors.restore_classifier_replicas(config, entry, entry.run.steps()[-1:], MESH, 16)
+
+
+def test_a_classifier_study_refuses_a_gan_workdir_of_several_seeds(root):
+  run = Workdir(root / 'replicas').gan('dcgan_tf')
+  with pytest.raises(UserError, match=r"GAN 'dcgan_tf' .* replicas of seeds \[0, 3\].*one seed"):
+    common.latest_step(run, 'GAN', 'dcgan_tf')
+  assert common.latest_step(Workdir(root / 'single').gan('dcgan_tf'), 'GAN', 'dcgan_tf') == 12

@@ -109,7 +109,8 @@ def score_sets(scorer: scoring.Scorer, splits: pipeline.StudySplits, own_test_fa
   """Scores every image set once, under every checkpoint of the scorer's detector.
 
   Own fakes are [K, N, ...] (a GAN's checkpoints each have their own generator); shared
-  fakes are [N, ...], scored by every checkpoint.
+  fakes are [N, ...], scored by every checkpoint, or [K, N, ...], a row per checkpoint
+  (replicas of several seeds each meet their own replica's other generators).
   """
   p_real = {
       'seen': scorer.score(splits.test_seen),
@@ -118,7 +119,8 @@ def score_sets(scorer: scoring.Scorer, splits: pipeline.StudySplits, own_test_fa
       'own': scorer.score_own(own_test_fakes),
       'own_validation': scorer.score_own(own_validation_fakes),
   }
-  p_real.update({key: scorer.score(images) for key, images in shared_fakes.items()})
+  p_real.update({key: scorer.score_own(images) if images.ndim == own_test_fakes.ndim
+                 else scorer.score(images) for key, images in shared_fakes.items()})
   images = {'seen': splits.test_seen, 'anomaly': splits.test_anomaly, 'own': own_test_fakes}
   return ScoreSets(p_real=p_real, images=images)
 

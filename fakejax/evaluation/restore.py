@@ -8,7 +8,6 @@ import dataclasses
 import json
 from collections.abc import Sequence
 
-import jax
 import ml_collections
 from jax.sharding import Mesh
 
@@ -94,16 +93,22 @@ class StackedGan:
 
 
 def restore_gan(gan_config: ml_collections.ConfigDict, run: RunDir, name: str,
-                steps: Sequence[int], mesh: Mesh, replica: int | None = None) -> StackedGan:
+                steps: Sequence[int], mesh: Mesh, replica: int | None = None,
+                seeds: Sequence[int] = ()) -> StackedGan:
   """Restores the given checkpoint steps of GAN `name` and stacks their variables; of a
-  checkpoint of several seeds' replicas, replica number `replica`."""
+  checkpoint of several seeds' replicas, replica number `replica`, or with `seeds` every
+  replica, replica-major (its `steps` repeat per replica)."""
   models = build_gan(gan_config.architecture, gan_config.compute_dtype)
   tx = optimizers.from_config(gan_config.optimizer)
   like = sharding.abstract_replicated(
       lambda key: gan_state.init_state(models, tx, gan_config.latent_dim, key), mesh)
-  states = checkpoints.restore_replica_states(run, steps, like, replica, name)
+  if seeds:
+    states = checkpoints.restore_every_replica(run, steps, like, seeds, name)
+  else:
+    states = checkpoints.restore_replica_states(run, steps, like, replica, name)
   return StackedGan(
-      name=name, models=models, latent_dim=gan_config.latent_dim, steps=list(steps),
+      name=name, models=models, latent_dim=gan_config.latent_dim,
+      steps=list(steps) * (len(states) // len(steps)),
       g_variables=stack([gan_state.generator_variables(s) for s in states]),
       d_variables=stack([gan_state.discriminator_variables(s) for s in states]))
 

@@ -242,11 +242,14 @@ def evaluate_classifier_seeds(config: ml_collections.ConfigDict, workdir: Workdi
                               mesh: Mesh) -> SeedReports:
   """`evaluate_classifier`, each replica's reports as its single-seed run's would be, and
   their combination."""
-  seeds = classifier_seeds(config)
   reports = evaluate_classifier(config, workdir, name, which_steps, data, mesh)
+  return seed_reports(by_replica(reports, classifier_seeds(config)))
+
+
+def by_replica(reports: list[dict], seeds: Sequence[int]) -> dict[int, list[dict]]:
+  """The reports of every replica's checkpoints, replica-major, -> each seed's."""
   per_replica = len(reports) // len(seeds)
-  return seed_reports({seed: reports[k * per_replica:(k + 1) * per_replica]
-                       for k, seed in enumerate(seeds)})
+  return {seed: reports[k * per_replica:(k + 1) * per_replica] for k, seed in enumerate(seeds)}
 
 
 def seed_reports(by_seed: dict[int, list[dict]]) -> SeedReports:

@@ -33,33 +33,38 @@ def write_reports(workdir: Workdir, reports: dict[str, common.SeedReports]) -> N
 
 def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: str,
              mesh: Mesh, reals: pipeline.StudySplits | None = None) -> dict[str, list[dict]]:
-  """Evaluates the chosen checkpoints of every discriminator and writes their reports."""
+  """Evaluates the chosen checkpoints of every discriminator and writes their reports; of
+  several seeds, every replica's in one scoring call per GAN, each replica as the
+  single-seed run of its seed would be (the same test sets, the other models' fakes from
+  their same replica), and each figure's interval."""
   reals = pipeline.load_study_splits(config.data, config.seed) if reals is None else reals
-  evaluate_replica = lambda replica: discriminators.evaluate_discriminators(
-      config.gans, workdir, which_steps, reals=reals, settings=common.eval_settings(config),
-      seed=config.seed, mesh=mesh,
-      other_fakes=other_family_fakes(config, workdir, mesh, replica), replica=replica)
   seeds = replicas.seeds_of(config.seed, config.seeds)
-  # Replica k is evaluated as the single-seed run of seed k would be (the same test sets,
-  # the other GANs' fakes from their replica k); the reports give each figure's interval.
-  per_seed = ({seeds[0]: evaluate_replica(None)} if len(seeds) == 1 else
-              {seed: evaluate_replica(k) for k, seed in enumerate(seeds)})
-  reports = {name: common.seed_reports({seed: r[name] for seed, r in per_seed.items()})
-             for name in per_seed[seeds[0]]}
+  several = seeds if len(seeds) > 1 else ()
+  replica_reports = discriminators.evaluate_discriminators(
+      config.gans, workdir, which_steps, reals=reals, settings=common.eval_settings(config),
+      seed=config.seed, mesh=mesh, other_fakes=other_family_fakes(config, workdir, mesh),
+      seeds=several)
+  reports = {name: common.seed_reports(common.by_replica(gan_reports, seeds))
+             for name, gan_reports in replica_reports.items()}
   write_reports(workdir, reports)
   return {name: gan_reports.combined for name, gan_reports in reports.items()}
 
 
-def other_family_fakes(config: ml_collections.ConfigDict, workdir: Workdir, mesh: Mesh,
-                       replica: int | None = None) -> dict[str, np.ndarray]:
-  """Test fakes of each generator of another family (latest checkpoint; of several seeds,
-  replica number `replica`): the discriminators' 'others' split holds them beside the other
-  GANs' fakes."""
+def other_family_fakes(config: ml_collections.ConfigDict, workdir: Workdir,
+                       mesh: Mesh) -> dict[str, np.ndarray]:
+  """Test fakes [N, ...] of each generator of another family (latest checkpoint), or of
+  several seeds each replica's [K, N, ...]: the discriminators' 'others' split holds them
+  beside the other GANs' fakes."""
   seed = config.seed + fake_pool.TEST_FAKES_SEED_OFFSET
-  return {name: generator_samples(
-      generator_trainer.restore_generator(name, gen_config, fashion_mnist.IMAGE_SHAPE,
-                                          workdir.generator(name), mesh, replica=replica),
-      config.evaluation.num_fake_samples, seed, mesh, config.evaluation.batch_size)
+  num_replicas = len(replicas.seeds_of(config.seed, config.seeds))
+  def samples(name: str, gen_config, replica: int | None) -> np.ndarray:
+    run = generator_trainer.restore_generator(name, gen_config, fashion_mnist.IMAGE_SHAPE,
+                                              workdir.generator(name), mesh, replica=replica)
+    return generator_samples(run, config.evaluation.num_fake_samples, seed, mesh,
+                             config.evaluation.batch_size)
+  if num_replicas == 1:
+    return {name: samples(name, gen_config, None) for name, gen_config in config.generators.items()}
+  return {name: np.stack([samples(name, gen_config, k) for k in range(num_replicas)])
           for name, gen_config in config.generators.items()}
 
 

@@ -217,6 +217,19 @@ def restore_replica_states(run: RunDir, steps: Sequence[int], like_state: Any,
   return [replicas.replica(state, replica) for state in stacked]
 
 
+def restore_every_replica(run: RunDir, steps: Sequence[int], like_state: Any,
+                          seeds: Sequence[int], name: str) -> list[Any]:
+  """Every replica of the checkpoints `steps` of a run of several seeds, replica-major (state
+  k * len(steps) + i is replica k at steps[i]); checkpoints of other seeds are an error."""
+  saved = saved_seeds(run, steps[-1])
+  if saved != list(seeds):
+    held = f'the replicas of seeds {saved}' if saved else 'one seed'
+    raise UserError(f'The checkpoints of {name} in {run.checkpoints} hold {held}, not the '
+                    f'replicas of config.seeds {list(seeds)}.')
+  stacked = restore_states(run, steps, replicas.abstract_stacked(like_state, len(seeds)))
+  return [replicas.replica(state, k) for k in range(len(seeds)) for state in stacked]
+
+
 def restore_states(run: RunDir, steps: Sequence[int], like_state: Any) -> list[Any]:
   """The states of `steps` in `run`; a damaged one is an error naming it and the intact."""
   with checkpoint_manager(run.checkpoints, max_to_keep=None, save_interval_steps=1) as manager:
