@@ -16,7 +16,6 @@ anomaly-class reals and on the fakes of `dcgan_radford`, a generator it never sa
 import ml_collections
 
 from configs import dcgan_fmnist
-from fakejax.data.transforms import INPUT_KINDS
 
 
 def autoencoder(depth: int, batch_size: int, num_epochs: int) -> ml_collections.ConfigDict:
@@ -77,7 +76,9 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       lr_decay_factor=0.5,
       lr_decay_patience_epochs=1,
       early_stopping_patience_epochs=3,
-      inputs=INPUT_KINDS,
+      # The AutoGAN study's: the image and its spectrum, and what each autoencoder makes
+      # of it (fakejax.data.transforms has more: 'npr', 'highpass', 'image_dct').
+      inputs=('image', 'reconstruction', 'residual', 'image_spectrum', 'residual_spectrum'),
       # Fakes of the other generators are never seen in training.
       train_generators=('dcgan_tf',),
   ))

@@ -35,11 +35,12 @@ ZOO_MODELS = 'gans=dcgan_tf+dcgan_radford+wgan_gp,generators=vae+ddpm+realnvp'
 
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   """The `full` (default), `quick` or `tiny` study; `,augment` adds blur, JPEG and more;
-  `,zoo` every generator family with leave-one-family-out classifiers."""
+  `,zoo` every generator family with leave-one-family-out classifiers; `,patch` patch
+  classifiers (each patch seen through a 7x7 window) instead of the Sequential CNN."""
   variant, *options = arg.split(',')
-  if variant not in ('full', 'quick', 'tiny') or not set(options) <= {'augment', 'zoo'}:
+  if variant not in ('full', 'quick', 'tiny') or not set(options) <= {'augment', 'zoo', 'patch'}:
     raise ValueError(f"Unknown variant {arg!r}: use 'full', 'quick' or 'tiny', optionally "
-                     "with ',augment' and ',zoo'.")
+                     "with ',augment', ',zoo' and ',patch'.")
   config = dcgan_fmnist.get_config(f'{variant},{ZOO_MODELS}' if 'zoo' in options else variant)
   config.experiment = 'detectors'
   del config.quality  # The DCGAN study's: generator quality is measured there.
@@ -49,6 +50,9 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   config.classifier = ml_collections.ConfigDict(dict(
       # The faces study's Sequential CNN (widths 64/128/256 at 128x128), halved for 28x28.
       architecture='sequential_cnn',
+      # What it sees (fakejax.data.transforms.IMAGE_INPUTS): the 'image', its 'npr'
+      # residual, 'highpass' residuals, or its spectrum ('image_spectrum', 'image_dct').
+      input='image',
       features=(32, 64, 128),
       hidden=128,
       dropout_rate=0.25,
@@ -96,6 +100,8 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
         name for name in names if name not in members) for family, members in ZOO_FAMILIES.items()})
   for name in names:  # Every generator's test fakes against all test reals.
     config.evals[f'fakes_{name}'] = dict(reals='all', fakes=name)
+  if 'patch' in options:  # After Chai et al. (2020): local texture, not content.
+    config.classifier.update(architecture='patch_cnn', features=(32, 64, 64), hidden=64)
   if 'augment' in options:
     # Wang et al. (2020): blur and JPEG half the time each; flips and small shifts.
     config.classifier.augmentation.update(flip_prob=0.5, crop_padding=2, blur_prob=0.5,
@@ -111,7 +117,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   elif variant == 'tiny':
     config.autoencoder_generators.autogan_d1.update(batch_size=32, num_epochs=1,
                                                     base_features=8, latent_features=8)
-    config.classifier.features = (8, 16, 16)
+    config.classifier.features = (8, 16, 16)  # Three widths, as either classifier has.
     config.classifier.hidden = 16
     config.classifier.batch_size = 32
     config.classifier.num_epochs = 1

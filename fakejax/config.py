@@ -136,8 +136,9 @@ AUTOGAN_SCHEMA = {
 # Dedicated classifiers, one per set of training generators, tested on every generator.
 DETECTORS_SCHEMA = {
     **{key: value for key, value in AUTOGAN_SCHEMA.items() if key != 'autoencoders'},
-    'classifier': {key: value for key, value in CLASSIFIER_SCHEMA.items()
-                   if key not in ('inputs', 'train_generators')},
+    'classifier': {**{key: value for key, value in CLASSIFIER_SCHEMA.items()
+                      if key not in ('inputs', 'train_generators')},
+                   'input': str},  # Of transforms.IMAGE_INPUTS: what every classifier sees.
     # Autoencoder-GANs whose reconstructions of reals are fakes of one more generator
     # family; each is a generator of the study by its name here.
     'autoencoder_generators': {'*': AUTOENCODER_SCHEMA},
@@ -412,7 +413,7 @@ def check_autogan(config: ml_collections.ConfigDict, num_devices: int) -> None:
   if unknown or not classifier.inputs:
     raise ConfigError(f"Config key 'classifier.inputs' must list some of "
                       f"{list(transforms.INPUT_KINDS)}; unknown: {unknown}.")
-  needs_autoencoder = [kind for kind in classifier.inputs if kind not in ('image', 'image_spectrum')]
+  needs_autoencoder = [kind for kind in classifier.inputs if kind in transforms.AUTOENCODER_INPUTS]
   if needs_autoencoder and not config.autoencoders:
     raise ConfigError(f"Config key 'classifier.inputs' has {needs_autoencoder}, which need an "
                       "autoencoder, but 'autoencoders' is empty.")
@@ -471,6 +472,7 @@ def check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> None
   _check_data_shape(config)
   check_seeds(config)
   _check_classifier(config, num_devices)
+  check_rules(config, {'classifier.input': Choice(transforms.IMAGE_INPUTS)}, num_devices)
   check_generators(config, num_devices)
   check_rules(config, autoencoder_rules('autoencoder_generators'), num_devices)
   clashes = (set(config.gans) | set(config.generators)) & set(config.autoencoder_generators)

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from configs import autogan_fmnist, autogan_folder
 from fakejax import studies
 from fakejax.config import ConfigError
-from fakejax.data import folders, transforms
+from fakejax.data import folders
 from fakejax.evaluation import restore
 from fakejax.models.autoencoder import AutoEncoder
 from fakejax.studies import autogan, common
@@ -203,13 +203,6 @@ def test_autogan_config_mistakes_are_named(change, message):
 def test_folder_config_without_a_folder_says_how_to_set_it():
   with pytest.raises(ConfigError, match=r"'data.folder' is empty.*--config.data.folder"):
     check(autogan_folder.get_config('tiny'))
-
-
-def test_every_input_kind_has_the_image_shape():
-  images = jnp.zeros((2, 28, 28, 1))
-  identity = lambda x: x * 0.5
-  for kind in transforms.INPUT_KINDS:
-    assert transforms.classifier_input(kind, images, identity).shape == images.shape
 
 
 def test_the_comparison_of_several_seeds_gives_intervals_and_ranks_by_their_means():

@@ -118,7 +118,7 @@ def test_each_generator_split_holds_only_that_generators_fakes(study):
 @pytest.mark.parametrize('shape', [(2, 28, 28, 1), (2, 64, 64, 3)])
 @pytest.mark.parametrize('outputs', [1, 2])
 def test_classifiers_give_one_or_two_logits_per_image_at_any_size(architecture, shape, outputs):
-  widths = {'alexnet': 5, 'sequential_cnn': 3, 'resnet18': 4, 'resnet50': 4}
+  widths = {'alexnet': 5, 'sequential_cnn': 3, 'patch_cnn': 3, 'resnet18': 4, 'resnet50': 4}
   options = ({} if CLASSIFIERS[architecture].fixed_widths
              else {'features': (4,) * widths[architecture]})
   model = CLASSIFIERS[architecture].builder(hidden=8, dropout_rate=0.5, outputs=outputs,
@@ -202,7 +202,8 @@ def check(config):
   studies.validate(config, num_devices=8)
 
 
-@pytest.mark.parametrize('variant', ['full', 'quick', 'tiny', 'full,augment', 'tiny,augment'])
+@pytest.mark.parametrize('variant', ['full', 'quick', 'tiny', 'full,augment', 'tiny,augment',
+                                     'quick,zoo,patch', 'tiny,patch'])
 def test_shipped_detector_configs_are_valid(variant):
   check(detectors_fmnist.get_config(variant))
 

@@ -147,11 +147,12 @@ def backbone_config(architecture: str, features: tuple[int, ...] = ()) -> ml_col
 
 
 # The config whose classifier each model is: AlexNet-style (autoencoder-GAN study), the
-# Sequential CNN and the backbones (dedicated-detector study; ResNet-18 with its small
-# stem at full width).
+# Sequential CNN, the patch classifier and the backbones (dedicated-detector study;
+# ResNet-18 with its small stem at full width).
 CLASSIFIER_CONFIGS = {
     'alexnet': autogan_fmnist.get_config,
     'sequential_cnn': detectors_fmnist.get_config,
+    'patch_cnn': lambda: detectors_fmnist.get_config('full,patch'),
     'resnet18': lambda: backbone_config('resnet18', (64, 128, 256, 512)),
     'mobilenet_v2': lambda: backbone_config('mobilenet_v2'),
     'mobilenet_v3_large': lambda: backbone_config('mobilenet_v3_large'),
@@ -194,6 +195,7 @@ WORKLOADS = {
     'autogan_depth4': lambda _: autogan_workload('depth4'),
     'alexnet': lambda _: classifier_workload('alexnet'),
     'sequential_cnn': lambda _: classifier_workload('sequential_cnn'),
+    'patch_cnn': lambda _: classifier_workload('patch_cnn'),
     **{model: lambda _, model=model: classifier_workload(model)
        for model in ('resnet18', 'mobilenet_v2', 'mobilenet_v3_large', 'efficientnet_b0')},
 }
@@ -403,6 +405,18 @@ def torch_sequential_cnn(features, hidden: int, dropout_rate: float):
       layers.append(nn.Dropout(dropout_rate))
   layers += [nn.Flatten(), nn.Linear(channels * size * size, hidden), nn.ReLU(),
              nn.BatchNorm1d(hidden), nn.Dropout(dropout_rate), nn.Linear(hidden, 1)]
+  return nn.Sequential(*layers)
+
+
+def torch_patch_cnn(features, hidden: int, dropout_rate: float):
+  """fakejax's PatchCNN in PyTorch: 1x1 convolutions score every patch; the mean."""
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  layers, channels = [], 1
+  for width in features:
+    layers += [nn.Conv2d(channels, width, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    channels = width
+  layers += [nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Dropout(dropout_rate),
+             nn.Conv2d(hidden, 1, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
   return nn.Sequential(*layers)
 
 
@@ -709,6 +723,7 @@ def torch_realnvp(hidden: int, steps_per_level: int):
 
 
 TORCH_CLASSIFIERS = {'alexnet': torch_alexnet, 'sequential_cnn': torch_sequential_cnn,
+                     'patch_cnn': torch_patch_cnn,
                      'resnet18': torch_resnet18, 'mobilenet_v2': torch_mobilenet_v2,
                      'mobilenet_v3_large': torch_mobilenet_v3_large,
                      'efficientnet_b0': torch_efficientnet_b0}

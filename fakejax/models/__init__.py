@@ -87,6 +87,7 @@ class ClassifierSpec:
 CLASSIFIERS = {
     'alexnet': ClassifierSpec(classifiers.AlexNetClassifier, False, False),
     'sequential_cnn': ClassifierSpec(classifiers.SequentialCNN, False, False),
+    'patch_cnn': ClassifierSpec(classifiers.PatchCNN, False, False),
     'resnet18': ClassifierSpec(classifiers.resnet18, True, False),
     'resnet50': ClassifierSpec(classifiers.resnet50, True, False),
     'mobilenet_v2': ClassifierSpec(mobilenets.MobileNetV2, True, True),

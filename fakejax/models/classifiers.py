@@ -86,6 +86,32 @@ class SequentialCNN(nn.Module):
     return nn.Dense(self.outputs)(x)
 
 
+class PatchCNN(nn.Module):
+  """A patch classifier (after Chai et al. 2020): the image's logit is the mean of the
+  logits of its patches, each seen through a small receptive field.
+
+  3x3 VALID convolutions (widths `features`) with BatchNorm and ReLU see a patch of
+  2 * len(features) + 1 pixels square; a hidden 1x1 layer with dropout and a 1x1 output
+  layer score every patch. Small patches cannot read an image's content, only its local
+  texture, where generators leave their traces.
+  """
+  features: tuple[int, ...] = (32, 64, 64)
+  hidden: int = 64
+  dropout_rate: float = 0.25
+  outputs: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    for index, features in enumerate(self.features):
+      x = ValidConv(features, (3, 3), use_bias=False, name=f'Conv_{index}')(x)
+      x = nn.relu(nn.BatchNorm(use_running_average=not train)(x))
+    # Dense layers act on the last axis: 1x1 convolutions over the map of patches.
+    x = nn.relu(nn.Dense(self.hidden, name='head_hidden')(x))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    patch_logits = nn.Dense(self.outputs, name='head')(x)
+    return patch_logits.mean(axis=(1, 2))
+
+
 def torch_padding(kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
   """PyTorch's symmetric padding of k // 2, which torchvision's weights were trained with.
 

@@ -20,7 +20,7 @@ import ml_collections
 from absl import logging
 from jax.sharding import Mesh
 
-from fakejax.data import fake_pool, pipeline
+from fakejax.data import fake_pool, pipeline, transforms
 from fakejax.evaluation import intervals, report
 from fakejax.studies import common
 from fakejax.train import autoencoder_trainer, classifier_trainer, loop
@@ -30,7 +30,6 @@ COMPARISON_MD = 'comparison.md'
 COMPARISON_JSON = 'comparison.json'
 # The operating point of the comparison: Youden's J, chosen on validation.
 COMPARISON_THRESHOLD = 'youden'
-AUTOENCODER_INPUTS = ('reconstruction', 'residual', 'residual_spectrum')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Variant:
 def variants(config: ml_collections.ConfigDict) -> list[Variant]:
   out = []
   for kind in config.classifier.inputs:
-    if kind in AUTOENCODER_INPUTS:
+    if kind in transforms.AUTOENCODER_INPUTS:
       out += [Variant(kind, name) for name in config.autoencoders]
     else:
       out.append(Variant(kind, None))

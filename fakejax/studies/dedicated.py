@@ -45,6 +45,12 @@ def generator_split(name: str) -> str:
   return f'fakes_{name}'
 
 
+def classifier_kind(classifier_config: ml_collections.ConfigDict) -> str:
+  """How the tables name the study's classifiers: architecture, and input if not the image."""
+  input_kind = classifier_config.input
+  return classifier_config.architecture + ('' if input_kind == 'image' else f' on {input_kind}')
+
+
 def table_row(detector: str, kind: str, result: dict, generators) -> dict:
   """AP and fake recall per generator, and real recalls, of one detector's report."""
   splits = result['splits']
@@ -244,7 +250,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
     for seed, report_of_seed in reports.latest().items():
       latest[seed][name] = report_of_seed
   rows = common.across_seeds({
-      seed: [table_row(name, config.classifier.architecture, reports[name], generators)
+      seed: [table_row(name, classifier_kind(config.classifier), reports[name], generators)
              for name in config.train_sets] for seed, reports in latest.items()})
   # The discriminators of the same GANs, on the same splits.
   not_gans = {name: fakes['test'] for name, fakes in data.fakes.items() if name not in config.gans}
@@ -267,8 +273,11 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   data = common.study_data(config, workdir, mesh, train=settings,
                            more_sources=autoencoder_sources(config, workdir, mesh,
                                                             settings.one_seed()))
+  input_kind = config.classifier.input
+  # Restored with its input by `fakejax.detectors`; raw images need no record (as before).
+  metadata = {} if input_kind == 'image' else {'input': input_kind}
   for name, trained_on in config.train_sets.items():  # Of several seeds, as replicas.
-    classifier = classifier_trainer.classifier_of(config.classifier)
+    classifier = classifier_trainer.classifier_of(config.classifier, input_kind)
     common.train_classifier(config, settings, workdir, name, classifier, frozen={},
-                            metadata={}, trained_on=trained_on, data=data, mesh=mesh)
+                            metadata=metadata, trained_on=trained_on, data=data, mesh=mesh)
   return evaluate(config, workdir, 'latest', mesh, data)
