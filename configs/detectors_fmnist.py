@@ -100,6 +100,11 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
         name for name in names if name not in members) for family, members in ZOO_FAMILIES.items()})
   for name in names:  # Every generator's test fakes against all test reals.
     config.evals[f'fakes_{name}'] = dict(reals='all', fakes=name)
+  # Honest uploads re-encoded or resampled (fakejax.data.perturb): how many a detector
+  # flags for their format rather than for being generated.
+  for perturbation in ('jpeg_95', 'jpeg_75', 'jpeg_50', 'rescale_0.5'):
+    split = f"seen_reals_{perturbation.replace('.', '_')}"  # Config keys have no dots.
+    config.evals[split] = dict(reals=f'seen@{perturbation}', fakes='')
   if 'patch' in options:  # After Chai et al. (2020): local texture, not content.
     config.classifier.update(architecture='patch_cnn', features=(32, 64, 64), hidden=64)
   if 'augment' in options:

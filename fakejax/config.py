@@ -14,7 +14,7 @@ from typing import Any
 
 import ml_collections
 
-from fakejax.data import augment, transforms
+from fakejax.data import augment, perturb, transforms
 from fakejax.errors import UserError
 from fakejax.models import CLASSIFIERS, COMPUTE_DTYPES, GAN_ARCHITECTURES, GENERATORS
 from fakejax.models.classifiers import HEAD_POOLINGS
@@ -232,6 +232,24 @@ class Range:
 
 
 @dataclasses.dataclass(frozen=True)
+class RealSource:
+  """A `reals` source of config.evals: one of REAL_SOURCES, perturbed where it ends in
+  '@<perturbation>' (data/perturb.py), e.g. 'seen@jpeg_75'."""
+
+  def check(self, key: str, value: Any, num_devices: int) -> None:
+    base, perturbation = perturb.split_source(value)
+    Choice(REAL_SOURCES).check(key, base, num_devices)
+    if perturbation:
+      if not base:
+        raise ConfigError(f"Config key '{key}' is {value!r}: name the reals to perturb, e.g. "
+                          f"'seen@{perturbation}'.")
+      try:
+        perturb.parse(perturbation)
+      except ValueError as error:
+        raise ConfigError(f"Config key '{key}' is {value!r}. {error}") from None
+
+
+@dataclasses.dataclass(frozen=True)
 class DividesOverDevices:
   """A global batch size: every device takes an equal share."""
 
@@ -280,7 +298,7 @@ COMMON_RULES = {
     'evaluation.batch_size': BATCH,
     'evaluation.fake_recall_target': Range(0, 1, low_open=True),
     'evaluation.review_budget': Range(0, 1, low_open=True, high_open=True),
-    'evals.*.reals': Choice(REAL_SOURCES),
+    'evals.*.reals': RealSource(),
 }
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from configs import autogan_fmnist, detectors_fmnist
-from fakejax import detectors, sharding
-from fakejax.config import ConfigError, check_autogan, check_detectors
+from fakejax import detectors, sharding, studies
+from fakejax.config import ConfigError
 from fakejax.data import transforms
 from fakejax.models import build_classifier
 from fakejax.train import classifier_steps, classifier_trainer, gan_steps, loop
@@ -101,7 +101,7 @@ def test_a_checkpoint_restores_with_its_input(architecture, features, input_kind
   """The detectors study records the input; a restored detector (predict's) computes it."""
   config = tiny_config(architecture=architecture, features=features, hidden=8,
                        input=input_kind)
-  check_detectors(config, num_devices=jax.device_count())
+  studies.validate(config, num_devices=jax.device_count())
   mesh = sharding.build_mesh()
   classifier = classifier_trainer.classifier_of(config.classifier, input_kind)
   job = classifier_trainer.classifier_job(
@@ -131,10 +131,10 @@ def test_a_checkpoint_restores_with_its_input(architecture, features, input_kind
 
 def test_input_mistakes_are_named():
   with pytest.raises(ConfigError, match="'classifier.input' is 'wavelets'"):
-    check_detectors(tiny_config(input='wavelets'), num_devices=1)
+    studies.validate(tiny_config(input='wavelets'), num_devices=1)
   with pytest.raises(ConfigError, match="'classifier.input' is 'residual'"):
-    check_detectors(tiny_config(input='residual'), num_devices=1)  # Needs an autoencoder.
+    studies.validate(tiny_config(input='residual'), num_devices=1)  # Needs an autoencoder.
   config = autogan_fmnist.get_config('tiny')
   config.classifier.inputs = ('image', 'npr', 'highpass', 'image_dct')  # No autoencoder needed.
   config.autoencoders = {}
-  check_autogan(config, num_devices=1)
+  studies.validate(config, num_devices=1)

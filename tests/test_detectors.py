@@ -73,7 +73,13 @@ def test_leave_one_family_out_holds_each_family_out_of_its_detector(study):
         np.mean([s['at_threshold'][budget]['generated']['recall'] for s in splits]))
     assert row['seen_real_recall_budget'] == (
         report['splits']['seen_class_reals']['at_threshold'][budget]['real']['recall'])
+    # Honest uploads re-encoded, at the same threshold.
+    jpeg = report['splits']['seen_reals_jpeg_50']
+    assert jpeg['reals'] == 'seen@jpeg_50' and jpeg['support'] == {'real': 224, 'generated': 0}
+    assert row['seen_reals_jpeg_50_real_recall_budget'] == (
+        jpeg['at_threshold'][budget]['real']['recall'])
   table = (study / detectors.HELD_OUT_MD).read_text()
+  assert '| seen_reals_jpeg_95 real recall | seen_reals_jpeg_75 real recall |' in table
   cells = [[cell.strip() for cell in line.strip('|').split('|')]
            for line in table.splitlines()[-4:]]
   assert [row[0] for row in cells] == ['autoencoder', 'gan', '**mean**', '**worst**']

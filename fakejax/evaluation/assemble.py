@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from fakejax.data import folders, pipeline
+from fakejax.data import folders, perturb, pipeline
 from fakejax.evaluation import metrics, scoring
 
 
@@ -72,9 +72,30 @@ class ScoreSets:
   images: dict[str, np.ndarray]  # Reals [N, ...]; own fakes [K, N, ...].
 
 
+def _real_parts(source: str) -> list[str]:
+  """The score sets a `reals` source of config.evals pools: 'all@jpeg_75' is
+  ['seen@jpeg_75', 'anomaly@jpeg_75']."""
+  base, perturbation = perturb.split_source(source)
+  parts = {'seen': ['seen'], 'anomaly': ['anomaly'], 'all': ['seen', 'anomaly'], '': []}[base]
+  return [f'{part}@{perturbation}' for part in parts] if perturbation else parts
+
+
+def perturbed_reals(evals: ml_collections.ConfigDict,
+                    splits: pipeline.StudySplits) -> dict[str, np.ndarray]:
+  """The perturbed test reals that config.evals names (e.g. 'seen@jpeg_75'), by score set."""
+  test = {'seen': splits.test_seen, 'anomaly': splits.test_anomaly}
+  out = {}
+  for split in evals.values():
+    for part in _real_parts(split.reals):
+      base, perturbation = perturb.split_source(part)
+      if perturbation and part not in out:
+        out[part] = perturb.perturb(test[base], perturbation)
+  return out
+
+
 def real_source(name: str, sets: ScoreSets) -> tuple[np.ndarray, np.ndarray]:
   """(P(real) [K, N], images [N, ...]) of a `reals` source of config.evals."""
-  parts = {'seen': ['seen'], 'anomaly': ['anomaly'], 'all': ['seen', 'anomaly'], '': []}[name]
+  parts = _real_parts(name)
   k = next(iter(sets.p_real.values())).shape[0]
   if not parts:
     return np.zeros((k, 0), np.float32), np.zeros((0, *sets.images['seen'].shape[1:]), np.uint8)
@@ -105,13 +126,16 @@ def fake_source(name: str, sets: ScoreSets, trained_on: Sequence[str],
 
 
 def score_sets(scorer: scoring.Scorer, splits: pipeline.StudySplits, own_test_fakes: np.ndarray,
-               own_validation_fakes: np.ndarray, shared_fakes: dict[str, np.ndarray]) -> ScoreSets:
+               own_validation_fakes: np.ndarray, shared_fakes: dict[str, np.ndarray],
+               more_reals: dict[str, np.ndarray] | None = None) -> ScoreSets:
   """Scores every image set once, under every checkpoint of the scorer's detector.
 
   Own fakes are [K, N, ...] (a GAN's checkpoints each have their own generator); shared
   fakes are [N, ...], scored by every checkpoint, or [K, N, ...], a row per checkpoint
-  (replicas of several seeds each meet their own replica's other generators).
+  (replicas of several seeds each meet their own replica's other generators). More reals
+  (`perturbed_reals`) are [N, ...].
   """
+  more_reals = more_reals or {}
   p_real = {
       'seen': scorer.score(splits.test_seen),
       'anomaly': scorer.score(splits.test_anomaly),
@@ -121,7 +145,9 @@ def score_sets(scorer: scoring.Scorer, splits: pipeline.StudySplits, own_test_fa
   }
   p_real.update({key: scorer.score_own(images) if images.ndim == own_test_fakes.ndim
                  else scorer.score(images) for key, images in shared_fakes.items()})
-  images = {'seen': splits.test_seen, 'anomaly': splits.test_anomaly, 'own': own_test_fakes}
+  p_real.update({key: scorer.score(images) for key, images in more_reals.items()})
+  images = {'seen': splits.test_seen, 'anomaly': splits.test_anomaly, 'own': own_test_fakes,
+            **more_reals}
   return ScoreSets(p_real=p_real, images=images)
 
 

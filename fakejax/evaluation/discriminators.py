@@ -73,6 +73,7 @@ def evaluate_discriminators(gans: ml_collections.ConfigDict, gan_dir: Workdir, w
   latest = {f'gan:{name}': latest_fakes(fakes, num_replicas) for name, fakes in own_fakes.items()}
   latest.update({f'gan:{name}': fakes for name, fakes in (other_fakes or {}).items()})
   folder_fakes = assemble.folder_fakes(settings.evals)
+  more_reals = assemble.perturbed_reals(settings.evals, reals)
   reports = {}
   for name, gan in stacked.items():
     steps_per_replica = len(gan.steps) // num_replicas
@@ -82,7 +83,7 @@ def evaluate_discriminators(gans: ml_collections.ConfigDict, gan_dir: Workdir, w
     own_validation = samplers[name].generate(num_fakes,
                                              seed + fake_pool.VALIDATION_FAKES_SEED_OFFSET)
     sets = assemble.score_sets(restore.gan_scorer(gan, mesh, batch_size), reals,
-                               own_fakes[name], own_validation, others)
+                               own_fakes[name], own_validation, others, more_reals)
     wanted = set(restore.select_steps(gan.steps[:steps_per_replica], which_steps))
     detector = assemble.gan_detector(gans[name], name, gan.steps)
     reports[name] = [r for r in assemble.evaluate_detector(settings, detector, sets)

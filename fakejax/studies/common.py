@@ -221,7 +221,8 @@ def evaluate_classifier(config: ml_collections.ConfigDict, workdir: Workdir, nam
     return np.broadcast_to(fakes, (len(detector.steps), *fakes.shape))
   shared = {f'gan:{generator}': fakes['test'] for generator, fakes in data.fakes.items()}
   shared.update(assemble.folder_fakes(config.evals, tuple(config.data.image_shape)))
-  sets = assemble.score_sets(detector.scorer, data.reals, own('test'), own('validation'), shared)
+  sets = assemble.score_sets(detector.scorer, data.reals, own('test'), own('validation'), shared,
+                             assemble.perturbed_reals(config.evals, data.reals))
   info = assemble.DetectorInfo(name=name, architecture=detector.architecture,
                                steps=detector.steps, trained_on=detector.trained_on)
   return assemble.evaluate_detector(eval_settings(config), info, sets)
