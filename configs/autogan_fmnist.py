@@ -18,11 +18,15 @@ import ml_collections
 from configs import dcgan_fmnist
 
 
-def autoencoder(depth: int, batch_size: int, num_epochs: int) -> ml_collections.ConfigDict:
+def autoencoder(depth: int, batch_size: int, num_epochs: int,
+                upsampler: str = 'transposed') -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       depth=depth,
       base_features=32,
       latent_features=64,
+      # How the decoder up-samples: 'transposed' (convolution), 'nearest' or 'bilinear'
+      # (resize, then a 3x3 convolution), or 'pixel_shuffle' (sub-pixel convolution).
+      upsampler=upsampler,
       discriminator='dcgan_tf',  # Its discriminator judges the reconstructions.
       reconstruction_loss='l1',
       reconstruction_weight=1.0,

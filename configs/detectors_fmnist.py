@@ -19,6 +19,11 @@ discriminators are scored on the same splits.
   python -m fakejax.main --config=configs/zoo_fmnist.py:quick --workdir=runs/zoo_quick
   python -m fakejax.main --config=configs/detectors_fmnist.py:quick,zoo \\
       --workdir=runs/detectors_zoo_quick --config.gan_workdir=runs/zoo_quick
+  # Detectors that generalise: the NPR residual as input (or 'highpass', 'image_spectrum',
+  # 'image_dct'), simulated fakes of four up-samplers, patch classifiers (`,patch`):
+  python -m fakejax.main --config=configs/detectors_fmnist.py:quick,zoo,simulated \\
+      --workdir=runs/detectors_npr --config.gan_workdir=runs/zoo_quick \\
+      --config.classifier.input=npr
 """
 
 import ml_collections
@@ -31,16 +36,22 @@ from configs import autogan_fmnist, dcgan_fmnist
 ZOO_FAMILIES = {'dcgan': ('dcgan_tf', 'dcgan_radford'), 'wgan': ('wgan_gp',), 'vae': ('vae',),
                 'diffusion': ('ddpm',), 'flow': ('realnvp',), 'autoencoder': ('autogan_d1',)}
 ZOO_MODELS = 'gans=dcgan_tf+dcgan_radford+wgan_gp,generators=vae+ddpm+realnvp'
+# With the `simulated` option, autoencoders beside autogan_d1 (a transposed convolution):
+# simulated fakes of these up-sampling layers, with no generator trained at all.
+SIMULATED_UPSAMPLERS = ('nearest', 'bilinear', 'pixel_shuffle')
 
 
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   """The `full` (default), `quick` or `tiny` study; `,augment` adds blur, JPEG and more;
   `,zoo` every generator family with leave-one-family-out classifiers; `,patch` patch
-  classifiers (each patch seen through a 7x7 window) instead of the Sequential CNN."""
+  classifiers (each patch seen through a 7x7 window) instead of the Sequential CNN;
+  `,simulated` autoencoders of three more up-samplers in the autoencoder family, and a
+  classifier trained on their fakes alone ('simulated')."""
   variant, *options = arg.split(',')
-  if variant not in ('full', 'quick', 'tiny') or not set(options) <= {'augment', 'zoo', 'patch'}:
+  known_options = {'augment', 'zoo', 'patch', 'simulated'}
+  if variant not in ('full', 'quick', 'tiny') or not set(options) <= known_options:
     raise ValueError(f"Unknown variant {arg!r}: use 'full', 'quick' or 'tiny', optionally "
-                     "with ',augment', ',zoo' and ',patch'.")
+                     f"with any of {sorted(known_options)}, each after a comma.")
   config = dcgan_fmnist.get_config(f'{variant},{ZOO_MODELS}' if 'zoo' in options else variant)
   config.experiment = 'detectors'
   del config.quality  # The DCGAN study's: generator quality is measured there.
@@ -81,23 +92,30 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   # of reals (the AutoGAN study's simulator of GAN artefacts).
   config.autoencoder_generators = ml_collections.ConfigDict(dict(
       autogan_d1=autogan_fmnist.autoencoder(1, batch_size=64, num_epochs=2)))
+  if 'simulated' in options:  # The same, with the other upsamplers: one family, four traces.
+    for upsampler in SIMULATED_UPSAMPLERS:
+      config.autoencoder_generators[f'autogan_d1_{upsampler}'] = autogan_fmnist.autoencoder(
+          1, batch_size=64, num_epochs=2, upsampler=upsampler)
   # In table order: GANs, generators of other families, autoencoders.
   names = [*config.gans.keys(), *config.generators.keys(),
            *config.autoencoder_generators.keys()]
   gans = tuple(config.gans.keys())
+  autoencoders = tuple(config.autoencoder_generators.keys())
   config.train_sets = ml_collections.ConfigDict({
       **{name: (name,) for name in names},
       'pooled_dcgans': gans,  # Tested on the autoencoder, a family it never saw.
       'pooled_all': tuple(names)})
+  if 'simulated' in options:  # No real generator's fakes at all (the AutoGAN idea).
+    config.train_sets['simulated'] = autoencoders
   # Family -> its generators. For each, the classifier of the train set of every other
   # family's generators is tested on it (leave-one-family-out; empty: no such table).
   # Here the two DCGANs and the autoencoder: 'pooled_dcgans' and 'autogan_d1' are those.
-  config.families = ml_collections.ConfigDict(dict(
-      gan=gans, autoencoder=tuple(config.autoencoder_generators.keys())))
+  config.families = ml_collections.ConfigDict(dict(gan=gans, autoencoder=autoencoders))
   if 'zoo' in options:
-    config.families = ml_collections.ConfigDict(ZOO_FAMILIES)
+    config.families = ml_collections.ConfigDict({**ZOO_FAMILIES, 'autoencoder': autoencoders})
     config.train_sets.update({f'without_{family}': tuple(
-        name for name in names if name not in members) for family, members in ZOO_FAMILIES.items()})
+        name for name in names if name not in members)
+                              for family, members in config.families.items()})
   for name in names:  # Every generator's test fakes against all test reals.
     config.evals[f'fakes_{name}'] = dict(reals='all', fakes=name)
   # Honest uploads re-encoded or resampled (fakejax.data.perturb): how many a detector
@@ -116,12 +134,13 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     # As configs/zoo_fmnist.py: diffusion samples at about 36 images/s on 2 CPU cores.
     config.evaluation.num_fake_samples = 2_000
   if variant == 'quick':
-    config.autoencoder_generators.autogan_d1.num_epochs = 1
+    for autoencoder in config.autoencoder_generators.values():
+      autoencoder.num_epochs = 1
     config.classifier.num_epochs = 1
     config.classifier.max_train_reals = 4_000
   elif variant == 'tiny':
-    config.autoencoder_generators.autogan_d1.update(batch_size=32, num_epochs=1,
-                                                    base_features=8, latent_features=8)
+    for autoencoder in config.autoencoder_generators.values():
+      autoencoder.update(batch_size=32, num_epochs=1, base_features=8, latent_features=8)
     config.classifier.features = (8, 16, 16)  # Three widths, as either classifier has.
     config.classifier.hidden = 16
     config.classifier.batch_size = 32

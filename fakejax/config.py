@@ -17,6 +17,7 @@ import ml_collections
 from fakejax.data import augment, perturb, transforms
 from fakejax.errors import UserError
 from fakejax.models import CLASSIFIERS, COMPUTE_DTYPES, GAN_ARCHITECTURES, GENERATORS
+from fakejax.models.autoencoder import UPSAMPLERS
 from fakejax.models.classifiers import HEAD_POOLINGS
 from fakejax.train.autoencoder_gan import RECONSTRUCTION_LOSSES
 from fakejax.train.classifier_steps import LOSSES
@@ -79,6 +80,7 @@ AUTOENCODER_SCHEMA = {
     'depth': int,
     'base_features': int,
     'latent_features': int,
+    'upsampler': str,  # Of models.autoencoder.UPSAMPLERS: how its decoder up-samples.
     'discriminator': str,  # A GAN architecture whose discriminator judges reconstructions.
     'reconstruction_loss': str,
     'reconstruction_weight': float,
@@ -307,6 +309,7 @@ def autoencoder_rules(group: str) -> dict[str, Any]:
                                                    'num_epochs')} | {
       f'{group}.*.batch_size': BATCH,
       f'{group}.*.discriminator': Choice(GAN_ARCHITECTURES),
+      f'{group}.*.upsampler': Choice(UPSAMPLERS),
       f'{group}.*.reconstruction_loss': Choice(RECONSTRUCTION_LOSSES)}
 
 

@@ -7,16 +7,17 @@ import optax
 import pytest
 
 from fakejax.data import transforms
-from fakejax.models.autoencoder import AutoEncoder
+from fakejax.models.autoencoder import UPSAMPLERS, AutoEncoder, depth_to_space
 from fakejax.models.dcgan import TFDiscriminator
 from fakejax.train import autoencoder_gan
 
 
+@pytest.mark.parametrize('upsampler', sorted(UPSAMPLERS))
 @pytest.mark.parametrize('depth', [1, 4])
 @pytest.mark.parametrize('shape', [(3, 28, 28, 1), (2, 64, 64, 3)])
-def test_autoencoder_reconstructs_the_input_shape_in_tanh_range(depth, shape):
+def test_autoencoder_reconstructs_the_input_shape_in_tanh_range(depth, shape, upsampler):
   images = jax.random.uniform(jax.random.PRNGKey(0), shape, minval=-1, maxval=1)
-  model = AutoEncoder(depth)
+  model = AutoEncoder(depth, base_features=8, latent_features=8, upsampler=upsampler)
   variables = model.init(jax.random.PRNGKey(1), images)
   reconstructions = model.apply(variables, images)
   assert reconstructions.shape == shape
@@ -32,6 +33,27 @@ def test_depth_sets_the_code_resolution(depth, code_size):
                          mutable=['intermediates'])
   (code,) = jax.tree.leaves(state['intermediates'])
   assert code.shape == (1, code_size, code_size, 8)
+
+
+def test_depth_to_space_puts_channel_group_2i_plus_j_at_pixel_offset_i_j():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 5, 4 * 6))
+  y = depth_to_space(x)
+  assert y.shape == (2, 6, 10, 6)
+  for i in range(2):
+    for j in range(2):
+      group = 2 * i + j
+      np.testing.assert_array_equal(y[:, i::2, j::2], x[..., group * 6:(group + 1) * 6])
+
+
+def test_upsamplers_differ_and_the_default_keeps_its_parameter_names():
+  images = jax.random.uniform(jax.random.PRNGKey(0), (1, 28, 28, 1), minval=-1, maxval=1)
+  names = {}
+  for upsampler in UPSAMPLERS:
+    variables = AutoEncoder(1, upsampler=upsampler).init(jax.random.PRNGKey(1), images)
+    names[upsampler] = sorted(variables['params']['Decoder_0'])
+  # Checkpoints written before the choice existed restore as 'transposed'.
+  assert names['transposed'] == ['SubPixelConvTranspose_0']
+  assert names['nearest'] == names['bilinear'] == names['pixel_shuffle'] == ['Conv_0']
 
 
 def test_autoencoder_rejects_depth_zero():

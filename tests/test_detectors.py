@@ -11,7 +11,7 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
 from configs import detectors_fmnist, detectors_folder
-from fakejax import sharding, studies
+from fakejax import config as config_lib, sharding, studies
 from fakejax.config import ConfigError
 from fakejax.data import image_sets
 from fakejax.models import CLASSIFIERS
@@ -209,7 +209,8 @@ def check(config):
 
 
 @pytest.mark.parametrize('variant', ['full', 'quick', 'tiny', 'full,augment', 'tiny,augment',
-                                     'quick,zoo,patch', 'tiny,patch'])
+                                     'quick,zoo,patch', 'tiny,patch', 'quick,zoo,simulated',
+                                     'tiny,simulated'])
 def test_shipped_detector_configs_are_valid(variant):
   check(detectors_fmnist.get_config(variant))
 
@@ -387,3 +388,19 @@ def test_classifier_replicas_equal_single_seed_runs_through_decay_and_early_stop
       np.testing.assert_allclose(got, want, atol=1e-5)
   # The case this test is for: replicas stopped at different steps, one before the end.
   assert len(set(ends)) > 1 and min(ends) < 32, ends
+
+
+def test_simulated_fakes_are_autoencoders_of_four_upsamplers_and_their_own_train_set():
+  config = detectors_fmnist.get_config('tiny,simulated')
+  autoencoders = config.autoencoder_generators
+  assert sorted(ae.upsampler for ae in autoencoders.values()) == [
+      'bilinear', 'nearest', 'pixel_shuffle', 'transposed']
+  assert sorted(config.train_sets.simulated) == sorted(autoencoders)
+  assert not set(config.train_sets.simulated) & set(config.gans)  # No generator's fakes.
+  # The autoencoder family holds all four; the GANs are held out of the simulated set.
+  assert sorted(config.families.autoencoder) == sorted(autoencoders)
+  assert config_lib.held_out_sets(config) == {'gan': 'simulated', 'autoencoder': 'pooled_dcgans'}
+  zoo = detectors_fmnist.get_config('quick,zoo,simulated')
+  assert sorted(zoo.train_sets.without_autoencoder) == sorted(
+      (*zoo.gans, *zoo.generators))
+  assert set(autoencoders) <= set(zoo.train_sets.without_dcgan)

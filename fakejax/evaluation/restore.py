@@ -53,6 +53,10 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
   values.setdefault('generators', {})
   # And those written before seeds were an axis trained one seed.
   values.setdefault('seeds', ())
+  # And those written before autoencoders had a choice of upsampler transposed-convolved.
+  for group in ('autoencoders', 'autoencoder_generators'):
+    for autoencoder in values.get(group, {}).values():
+      autoencoder.setdefault('upsampler', 'transposed')
   # And detectors studies written before leave-one-family-out held no families.
   if values['experiment'] == 'detectors':
     values.setdefault('families', {})

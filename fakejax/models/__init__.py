@@ -108,8 +108,8 @@ def build_classifier(architecture: str, *, hidden: int, dropout_rate: float, out
   return spec.builder(**options)
 
 
-def build_autoencoder(*, depth: int, base_features: int,
-                      latent_features: int) -> autoencoder.AutoEncoder:
+def build_autoencoder(*, depth: int, base_features: int, latent_features: int,
+                      upsampler: str = 'transposed') -> autoencoder.AutoEncoder:
   """The autoencoder of the autoencoder-GAN (its discriminator is a GAN architecture's)."""
   return autoencoder.AutoEncoder(depth=depth, base_features=base_features,
-                                 latent_features=latent_features)
+                                 latent_features=latent_features, upsampler=upsampler)

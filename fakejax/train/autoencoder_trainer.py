@@ -21,7 +21,8 @@ RECONSTRUCTION_BATCH = 1000
 def autoencoder_of(ae_config: ml_collections.ConfigDict) -> AutoEncoder:
   """The autoencoder a config's `autoencoders.<name>` group describes."""
   return build_autoencoder(depth=ae_config.depth, base_features=ae_config.base_features,
-                           latent_features=ae_config.latent_features)
+                           latent_features=ae_config.latent_features,
+                           upsampler=ae_config.upsampler)
 
 
 def autoencoder_job(name: str, ae_config: ml_collections.ConfigDict, grid_images: np.ndarray,
