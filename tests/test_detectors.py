@@ -11,14 +11,15 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
 from configs import detectors_fmnist, detectors_folder
-from fakejax import config as config_lib, sharding, studies
+from fakejax import config as config_lib, errors, sharding, studies
 from fakejax.config import ConfigError
 from fakejax.data import image_sets
 from fakejax.models import CLASSIFIERS
-from fakejax.studies import dedicated as detectors
+from fakejax.studies import dedicated as detectors, marketplace
 from fakejax.train import classifier_steps, classifier_trainer, loop, replicas
 from fakejax.workdir import RunDir
 from tests.conftest import GANS, rerun_evaluation
+from tools import rank_detectors
 
 
 @pytest.fixture
@@ -75,11 +76,13 @@ def test_leave_one_family_out_holds_each_family_out_of_its_detector(study):
         report['splits']['seen_class_reals']['at_threshold'][budget]['real']['recall'])
     # Honest uploads re-encoded, at the same threshold.
     jpeg = report['splits']['seen_reals_jpeg_50']
-    assert jpeg['reals'] == 'seen@jpeg_50' and jpeg['support'] == {'real': 224, 'generated': 0}
+    assert jpeg['reals'] == 'seen@jpeg_50'
+    assert jpeg['support'] == report['splits']['seen_class_reals']['support']
     assert row['seen_reals_jpeg_50_real_recall_budget'] == (
         jpeg['at_threshold'][budget]['real']['recall'])
   table = (study / detectors.HELD_OUT_MD).read_text()
-  assert '| seen_reals_jpeg_95 real recall | seen_reals_jpeg_75 real recall |' in table
+  assert ('| seen_reals_jpeg_50 real recall | seen_reals_jpeg_75 real recall | '
+          'seen_reals_jpeg_95 real recall | seen_reals_rescale_0_5 real recall |') in table
   cells = [[cell.strip() for cell in line.strip('|').split('|')]
            for line in table.splitlines()[-4:]]
   assert [row[0] for row in cells] == ['autoencoder', 'gan', '**mean**', '**worst**']
@@ -404,3 +407,35 @@ def test_simulated_fakes_are_autoencoders_of_four_upsamplers_and_their_own_train
   assert sorted(zoo.train_sets.without_autoencoder) == sorted(
       (*zoo.gans, *zoo.generators))
   assert set(autoencoders) <= set(zoo.train_sets.without_dcgan)
+
+
+def test_the_marketplace_ranking_judges_each_detector_on_families_it_never_saw(study, tmp_path):
+  candidates = {c.detector: c for c in marketplace.study_candidates(study, ['autogan_d1'])}
+  assert sorted(candidates) == sorted([marketplace.LEAVE_ONE_OUT, 'autogan_d1',
+                                       *(f'D of {gan}' for gan in GANS)])
+  families = lambda name: [row['family'] for row in candidates[name].rows_by_seed[None]]
+  assert sorted(families(marketplace.LEAVE_ONE_OUT)) == ['autoencoder', 'gan']
+  assert families('autogan_d1') == ['gan'] and families(f'D of {GANS[0]}') == ['autoencoder']
+  held_out = json.loads((study / detectors.HELD_OUT_JSON).read_text())
+  summary = marketplace.summary(candidates[marketplace.LEAVE_ONE_OUT])
+  assert summary['average_precision_mean'] == pytest.approx(
+      held_out['summary'][0]['average_precision'])
+  assert summary['fake_recall_budget_worst'] == pytest.approx(
+      held_out['summary'][1]['fake_recall_budget'])
+  # Flag rates are 1 - real recall at the budget; the worst is the most flagged.
+  seen = [1 - row['seen_real_recall_budget'] for row in held_out['families']]
+  assert summary['seen_flagged_worst'] == pytest.approx(max(seen))
+  assert summary['jpeg_50_flagged_mean'] == pytest.approx(np.mean(
+      [1 - row['seen_reals_jpeg_50_real_recall_budget'] for row in held_out['families']]))
+  out = tmp_path / 'ranking.md'
+  markdown = rank_detectors.main([str(study), '--sets=autogan_d1', f'--out={out}'])
+  assert out.read_text() == markdown
+  table = [line.split(' | ')[1] for line in markdown.splitlines()[2:6]]
+  caught = {s['detector']: s['fake_recall_budget_mean']
+            for s in map(marketplace.summary, candidates.values())}
+  assert [caught[name] for name in table] == sorted(caught.values(), reverse=True)
+
+
+def test_ranking_a_folder_without_studies_is_a_clear_error(tmp_path):
+  with pytest.raises(errors.UserError, match='config.json does not exist'):
+    rank_detectors.main([str(tmp_path)])

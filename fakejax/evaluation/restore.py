@@ -60,6 +60,8 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
   # And detectors studies written before leave-one-family-out held no families.
   if values['experiment'] == 'detectors':
     values.setdefault('families', {})
+    # And those written before classifiers had a choice of input saw the image.
+    values['classifier'].setdefault('input', 'image')
   return ml_collections.ConfigDict(values)
 
 
