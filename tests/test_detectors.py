@@ -15,7 +15,8 @@ from fakejax import config as config_lib, errors, sharding, studies
 from fakejax.config import ConfigError
 from fakejax.data import image_sets
 from fakejax.models import CLASSIFIERS
-from fakejax.studies import dedicated as detectors, marketplace
+from fakejax.evaluation import marketplace
+from fakejax.studies import dedicated as detectors
 from fakejax.train import classifier_steps, classifier_trainer, loop, replicas
 from fakejax.workdir import RunDir
 from tests.conftest import GANS, rerun_evaluation

@@ -17,7 +17,8 @@ import pathlib
 import sys
 
 from fakejax import errors
-from fakejax.studies import dedicated, marketplace
+from fakejax.evaluation import marketplace
+from fakejax.studies import dedicated
 
 COLUMNS = (('AP', 'average_precision'), ('caught', 'fake_recall_budget'))
 
