@@ -185,6 +185,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       # marketplace's review budget).
       fake_recall_target=0.95,
       review_budget=0.02,
+      more_review_budgets=(0.01, 0.05),  # Their thresholds too, in every report.
       num_histogram_bins=20,
   ))
 

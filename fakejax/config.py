@@ -50,7 +50,8 @@ DATA_SCHEMA = {
     'validation_fraction': float,
 }
 EVALUATION_SCHEMA = {'num_fake_samples': int, 'batch_size': int, 'fake_recall_target': float,
-                     'review_budget': float, 'num_histogram_bins': int}
+                     'review_budget': float, 'more_review_budgets': tuple,
+                     'num_histogram_bins': int}
 QUALITY_SCHEMA = {'num_samples': int, 'neighbours': int, 'feature_classifier': {
     'widths': tuple, 'feature_dim': int, 'learning_rate': float, 'batch_size': int,
     'num_epochs': int}}
@@ -348,6 +349,9 @@ def validate_config(config: ml_collections.ConfigDict, schema: Mapping[str, Any]
         f"Config key 'data.anomaly_classes' must be distinct and leave seen classes, "
         f"got {anomalies}.")
   _check_evals(config)
+  for budget in config.evaluation.more_review_budgets:
+    Range(0, 1, low_open=True, high_open=True).check('evaluation.more_review_budgets', budget,
+                                                     num_devices)
 
 
 QUALITY_RULES = {

@@ -98,6 +98,7 @@ def test_generators_option_adds_other_families_in_the_variant_asked():
     ('quality.neighbours', 0, 'positive'),
     ('quality.feature_classifier.batch_size', 33, 'divisible'),
     ('evaluation.review_budget', 0.0, r'in \(0, 1\)'),
+    ('evaluation.more_review_budgets', (0.01, 1.5), r'in \(0, 1\), got 1.5'),
 ])
 def test_bad_generator_quality_and_budget_values_name_their_key(key, value, message):
   config = dcgan_fmnist.get_config('tiny,generators=vae+ddpm')

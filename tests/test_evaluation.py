@@ -109,7 +109,10 @@ def test_reports_are_written_as_json_markdown_and_plots(latest_reports, tmp_path
 def test_operating_points_are_ordered_by_threshold(latest_reports):
   gan_report = latest_reports['dcgan_radford'][0]
   thresholds = gan_report['thresholds']
-  assert set(thresholds) == {'default_0.5', 'youden', 'fake_recall_0.95', 'review_budget_0.02'}
+  assert set(thresholds) == {'default_0.5', 'youden', 'fake_recall_0.95', 'review_budget_0.02',
+                             'review_budget_0.01', 'review_budget_0.05'}
+  budgets = [thresholds[f'review_budget_{b}'] for b in ('0.01', '0.02', '0.05')]
+  assert budgets == sorted(budgets, reverse=True)  # A larger budget: a lower threshold.
   points = gan_report['operating_points']
   for point in points.values():
     assert 0.0 <= point['review_load'] <= 1.0

@@ -20,8 +20,6 @@ from fakejax import errors
 from fakejax.evaluation import marketplace
 from fakejax.studies import dedicated
 
-COLUMNS = (('AP', 'average_precision'), ('caught', 'fake_recall_budget'))
-
 
 def figure(value) -> str:
   return dedicated.cell(value)
@@ -31,14 +29,18 @@ def ranking_markdown(summaries: list[dict], budget: str) -> str:
   """The ranking table: mean and worst over unseen families, flag rates at the budget."""
   flagged = [key[:-len('_mean')] for key in summaries[0]
              if key.endswith('_flagged_mean')]
+  others = [key[:-len('_mean')] for key in summaries[0]
+            if key.startswith('fake_recall_review_budget_') and key.endswith('_mean')]
   header = ['study', 'detector', 'unseen families', 'AP mean', 'AP worst',
             f'caught ({budget}) mean', 'caught worst',
+            *(f"caught ({name[len('fake_recall_'):]}) mean" for name in others),
             *(f"{name[:-len('_flagged')]} reals flagged (mean / most)" for name in flagged)]
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for s in summaries:
     cells = [s['study'], s['detector'], str(s['families']),
              *(figure(s[f'{key}_{which}']) for key in ('average_precision', 'fake_recall_budget')
                for which in ('mean', 'worst')),
+             *(figure(s[f'{name}_mean']) for name in others),
              *(f"{figure(s[f'{name}_mean'])} / {figure(s[f'{name}_worst'])}" for name in flagged)]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'

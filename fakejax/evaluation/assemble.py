@@ -32,19 +32,25 @@ def split_metrics(fake_prob: jax.Array, labels: jax.Array, thresholds: jax.Array
 
 
 def choose_thresholds(fake_prob: jax.Array, labels: jax.Array, fake_recall_target: float,
-                      review_budget: float) -> jax.Array:
-  """[0.5, Youden's J, lowest fake recall >= target, most reals flagged <= review budget],
-  chosen on validation scores."""
+                      review_budgets: tuple[float, ...]) -> jax.Array:
+  """[0.5, Youden's J, lowest fake recall >= target, then for each review budget the
+  lowest with at most that share of reals flagged], chosen on validation scores."""
   points = metrics.roc_points(fake_prob, labels)
   return jnp.stack([jnp.float32(0.5), metrics.youden_threshold(points),
                     metrics.threshold_for_fake_recall(points, fake_recall_target),
-                    metrics.threshold_for_review_budget(points, review_budget)])
+                    *(metrics.threshold_for_review_budget(points, budget)
+                      for budget in review_budgets)])
+
+
+def review_budgets(evaluation: ml_collections.ConfigDict) -> tuple[float, ...]:
+  """The marketplace's review budget (the tables'), then the others reports compare."""
+  return (evaluation.review_budget, *evaluation.more_review_budgets)
 
 
 def threshold_names(evaluation: ml_collections.ConfigDict) -> list[str]:
   """The names of `choose_thresholds`'s thresholds, for a config's `evaluation` group."""
   return ['default_0.5', 'youden', f'fake_recall_{evaluation.fake_recall_target:g}',
-          budget_threshold(evaluation)]
+          *(f'review_budget_{budget:g}' for budget in review_budgets(evaluation))]
 
 
 def budget_threshold(evaluation: ml_collections.ConfigDict) -> str:
@@ -227,7 +233,7 @@ def evaluate_detector(settings: EvalSettings, detector: DetectorInfo,
                                                  sets.p_real['own_validation'])
   thresholds = _choose_thresholds(validation_prob, validation_labels,
                                   settings.evaluation.fake_recall_target,
-                                  settings.evaluation.review_budget)
+                                  review_budgets(settings.evaluation))
   all_reals, all_real_images = real_source('all', sets)
   # What each threshold costs the marketplace: real test uploads flagged, own fakes caught.
   prob, labels = _labelled(all_reals, sets.p_real['own'])

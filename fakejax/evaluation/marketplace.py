@@ -119,7 +119,8 @@ def summary(candidate: Candidate) -> dict:
   """Mean and worst over the candidate's unseen families of every figure (of each seed,
   then as intervals across seeds)."""
   def of_seed(rows: list[dict]) -> dict:
-    columns = [c for c in rows[0] if c in FIGURES or c.endswith('_flagged')]
+    columns = [c for c in rows[0] if c in FIGURES or c.endswith('_flagged')
+               or c.startswith('fake_recall_review_budget_')]
     out = {}
     for column in columns:
       values = [row[column] for row in rows if row[column] is not None]

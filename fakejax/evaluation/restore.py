@@ -49,6 +49,8 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
     values.setdefault('quality', QUALITY_DEFAULTS)
   # And those written before the review-budget threshold get the default budget (2%).
   values.get('evaluation', {}).setdefault('review_budget', REVIEW_BUDGET_DEFAULT)
+  # And those written before further budgets were compared had none.
+  values.get('evaluation', {}).setdefault('more_review_budgets', ())
   # And those written before generators of other families had none.
   values.setdefault('generators', {})
   # And those written before seeds were an axis trained one seed.

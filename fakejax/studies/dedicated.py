@@ -106,6 +106,10 @@ def held_out_row(family: str, members, detector: str, report: dict, budget: str)
                                             if split in splits else None)
   for split in perturbed_real_splits(report):  # At the budget: the marketplace's threshold.
     row[f'{split}_real_recall_budget'] = at(split, budget)['real']['recall']
+  for threshold in report['thresholds']:  # The other budgets' fakes caught.
+    if threshold.startswith('review_budget_') and threshold != budget:
+      row[f'fake_recall_{threshold}'] = float(np.mean([at(s, threshold)['generated']['recall']
+                                                       for s in fakes]))
   return row
 
 
