@@ -27,9 +27,10 @@ def figure(value) -> str:
 
 def ranking_markdown(summaries: list[dict], budget: str) -> str:
   """The ranking table: mean and worst over unseen families, flag rates at the budget."""
-  flagged = [key[:-len('_mean')] for key in summaries[0]
-             if key.endswith('_flagged_mean')]
-  others = [key[:-len('_mean')] for key in summaries[0]
+  # Every study's columns, in first-seen order; '-' where a study's reports lack one.
+  keys = list(dict.fromkeys(key for s in summaries for key in s))
+  flagged = [key[:-len('_mean')] for key in keys if key.endswith('_flagged_mean')]
+  others = [key[:-len('_mean')] for key in keys
             if key.startswith('fake_recall_review_budget_') and key.endswith('_mean')]
   header = ['study', 'detector', 'unseen families', 'AP mean', 'AP worst',
             f'caught ({budget}) mean', 'caught worst',
@@ -40,8 +41,9 @@ def ranking_markdown(summaries: list[dict], budget: str) -> str:
     cells = [s['study'], s['detector'], str(s['families']),
              *(figure(s[f'{key}_{which}']) for key in ('average_precision', 'fake_recall_budget')
                for which in ('mean', 'worst')),
-             *(figure(s[f'{name}_mean']) for name in others),
-             *(f"{figure(s[f'{name}_mean'])} / {figure(s[f'{name}_worst'])}" for name in flagged)]
+             *(figure(s.get(f'{name}_mean')) for name in others),
+             *(f"{figure(s.get(f'{name}_mean'))} / {figure(s.get(f'{name}_worst'))}"
+               for name in flagged)]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
