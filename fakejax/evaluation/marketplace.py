@@ -59,7 +59,12 @@ def flag_rates(row: dict) -> dict:
 
 def _reports(run: RunDir, seeds: Sequence[int]) -> dict[int | None, dict]:
   """The latest report of a detector's run, per seed (None: a run of one seed)."""
-  steps = sorted(int(p.name) for p in (run.path / 'eval').iterdir() if p.name.isdigit())
+  evaluations = run.path / 'eval'
+  steps = sorted(int(p.name) for p in evaluations.iterdir()
+                 if p.name.isdigit()) if evaluations.is_dir() else []
+  if not steps:
+    raise NoCandidatesError(f'{run.path} has no evaluation report yet: run '
+                            f'`python -m fakejax.evaluate` on its workdir first.')
   if len(seeds) < 2:
     return {None: json.loads(run.report_json(steps[-1]).read_text())}
   return {seed: json.loads(run.report_json(steps[-1], seed).read_text()) for seed in seeds}
