@@ -43,7 +43,8 @@ def no_augmentation() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       resize_crop_prob=0.0, resize_scale=1.0, flip_prob=0.0, crop_padding=0,
       rotation_prob=0.0, rotation_degrees=0.0, jitter_prob=0.0, brightness=0.0, contrast=0.0,
-      saturation=0.0, blur_prob=0.0, blur_sigma_max=3.0, jpeg_prob=0.0, jpeg_quality_min=30))
+      saturation=0.0, blur_prob=0.0, blur_sigma_max=3.0, resample_prob=0.0,
+      resample_scale_min=0.5, jpeg_prob=0.0, jpeg_quality_min=30))
 
 
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:

@@ -46,9 +46,10 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   `,zoo` every generator family with leave-one-family-out classifiers; `,patch` patch
   classifiers (each patch seen through a 7x7 window) instead of the Sequential CNN;
   `,simulated` autoencoders of three more up-samplers in the autoencoder family, and a
-  classifier trained on their fakes alone ('simulated')."""
+  classifier trained on their fakes alone ('simulated'); `,hygiene` resampling and JPEG
+  in training, applied to reals and fakes alike."""
   variant, *options = arg.split(',')
-  known_options = {'augment', 'zoo', 'patch', 'simulated'}
+  known_options = {'augment', 'zoo', 'patch', 'simulated', 'hygiene'}
   if variant not in ('full', 'quick', 'tiny') or not set(options) <= known_options:
     raise ValueError(f"Unknown variant {arg!r}: use 'full', 'quick' or 'tiny', optionally "
                      f"with any of {sorted(known_options)}, each after a comma.")
@@ -125,6 +126,11 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     config.evals[split] = dict(reals=f'seen@{perturbation}', fakes='')
   if 'patch' in options:  # After Chai et al. (2020): local texture, not content.
     config.classifier.update(architecture='patch_cnn', features=(32, 64, 64), hidden=64)
+  if 'hygiene' in options:
+    # Uploads are resized and re-encoded: both classes alike, half the time each, at
+    # 28x28's scale (down to half the size; JPEG quality 50 and up).
+    config.classifier.augmentation.update(resample_prob=0.5, resample_scale_min=0.5,
+                                          jpeg_prob=0.5, jpeg_quality_min=50)
   if 'augment' in options:
     # Wang et al. (2020): blur and JPEG half the time each; flips and small shifts.
     config.classifier.augmentation.update(flip_prob=0.5, crop_padding=2, blur_prob=0.5,

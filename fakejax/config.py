@@ -115,6 +115,7 @@ CLASSIFIER_SCHEMA = {
                      'crop_padding': int, 'rotation_prob': float, 'rotation_degrees': float,
                      'jitter_prob': float, 'brightness': float, 'contrast': float,
                      'saturation': float, 'blur_prob': float, 'blur_sigma_max': float,
+                     'resample_prob': float, 'resample_scale_min': float,
                      'jpeg_prob': float, 'jpeg_quality_min': int},
     'inputs': tuple,  # Of transforms.INPUT_KINDS.
     'train_generators': tuple,  # GAN names (Fashion-MNIST) or ('folder',).
@@ -330,6 +331,7 @@ CLASSIFIER_RULES = {
         'saturation')},
     # It scales up, then crops back.
     'classifier.augmentation.resize_scale': Range(1),
+    'classifier.augmentation.resample_scale_min': Range(0, 1, low_open=True),
 }
 
 

@@ -40,6 +40,24 @@ def test_blur_smooths_and_jpeg_changes_pixels():
   assert np.abs(jpeg.astype(int) - image.astype(int)).mean() > 5
 
 
+def test_resampling_is_an_upload_resize_and_off_it_draws_nothing():
+  rows, cols = np.meshgrid(np.arange(28), np.arange(28), indexing='ij')
+  smooth = (128 + 100 * np.sin(rows / 4.0) * np.cos(cols / 5.0)).astype(np.uint8)[..., None]
+  checkerboard = np.where((rows + cols) % 2, 255, 0).astype(np.uint8)[..., None]
+  on = augment.Augmentation(resample_prob=1.0, resample_scale_min=0.5)
+  for image, changed in ((smooth, False), (checkerboard, True)):
+    out = augment.augment_image(image, on, np.random.default_rng(1))
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert (np.abs(out.astype(int) - image.astype(int)).mean() > 40) == changed
+  # Off, it leaves the random stream as it was: the other augmentations are unchanged.
+  jpeg = augment.Augmentation(jpeg_prob=0.5)
+  off = augment.Augmentation(jpeg_prob=0.5, resample_scale_min=0.9)
+  for seed in range(4):
+    np.testing.assert_array_equal(
+        augment.augment_image(checkerboard, jpeg, np.random.default_rng(seed)),
+        augment.augment_image(checkerboard, off, np.random.default_rng(seed)))
+
+
 def test_augmented_batches_are_deterministic_and_the_same_after_a_resume():
   examples = {'image': images(64, 1), 'label': np.arange(64, dtype=np.int32)}
   options = augment.Augmentation(flip_prob=0.5, crop_padding=2, blur_prob=0.5, jpeg_prob=0.5)

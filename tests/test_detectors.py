@@ -214,7 +214,7 @@ def check(config):
 
 @pytest.mark.parametrize('variant', ['full', 'quick', 'tiny', 'full,augment', 'tiny,augment',
                                      'quick,zoo,patch', 'tiny,patch', 'quick,zoo,simulated',
-                                     'tiny,simulated'])
+                                     'tiny,simulated', 'quick,zoo,hygiene'])
 def test_shipped_detector_configs_are_valid(variant):
   check(detectors_fmnist.get_config(variant))
 

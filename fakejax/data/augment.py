@@ -1,8 +1,8 @@
 """Training-time augmentations of uint8 images, deterministic per seed and batch index.
 
 Applied alike to reals and fakes in the grain pipeline, in this order: resize and crop,
-flip, shift, rotation, colour jitter, blur, JPEG. Blur and JPEG re-encoding follow
-Wang et al. (2020), who found them to make detectors generalise to unseen generators:
+flip, shift, rotation, colour jitter, blur, resampling, JPEG. Blur and JPEG re-encoding
+follow Wang et al. (2020), who found them to make detectors generalise to unseen generators:
 they wash out the fine artefacts one generator leaves and that a detector would
 otherwise learn instead of what fakes share.
 """
@@ -13,6 +13,8 @@ import io
 import ml_collections
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
+
+from fakejax.data import perturb
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +36,15 @@ class Augmentation:
   saturation: float = 0.0
   blur_prob: float = 0.0  # Gaussian blur, sigma ~ U[0, blur_sigma_max].
   blur_sigma_max: float = 3.0
+  # Resampling as uploads get it: down by a factor ~ U[resample_scale_min, 1] and back
+  # up, bilinear (data/perturb.py's rescale), so that interpolation is no sign of a fake.
+  resample_prob: float = 0.0
+  resample_scale_min: float = 0.5
   jpeg_prob: float = 0.0  # JPEG re-encoding, quality ~ U{jpeg_quality_min..100}.
   jpeg_quality_min: int = 30
 
   PROBABILITIES = ('resize_crop_prob', 'flip_prob', 'rotation_prob', 'jitter_prob', 'blur_prob',
-                   'jpeg_prob')
+                   'resample_prob', 'jpeg_prob')
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> 'Augmentation':
@@ -100,6 +106,9 @@ def augment_image(image: np.ndarray, options: Augmentation, rng: np.random.Gener
   if rng.random() < options.blur_prob:
     sigma = rng.uniform(0.0, options.blur_sigma_max)
     image = _from_pil(_to_pil(image).filter(ImageFilter.GaussianBlur(sigma)), channels)
+  # Only when on: configs without it keep their random stream, so their augmentations.
+  if options.resample_prob and rng.random() < options.resample_prob:
+    image = perturb.rescale(image[None], rng.uniform(options.resample_scale_min, 1.0))[0]
   if rng.random() < options.jpeg_prob:
     buffer = io.BytesIO()
     _to_pil(image).save(buffer, format='JPEG',

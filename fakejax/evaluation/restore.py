@@ -59,6 +59,11 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
   for group in ('autoencoders', 'autoencoder_generators'):
     for autoencoder in values.get(group, {}).values():
       autoencoder.setdefault('upsampler', 'transposed')
+  # And classifiers written before resampling was an augmentation had none.
+  augmentation = values.get('classifier', {}).get('augmentation')
+  if augmentation is not None:
+    augmentation.setdefault('resample_prob', 0.0)
+    augmentation.setdefault('resample_scale_min', 0.5)
   # And detectors studies written before leave-one-family-out held no families.
   if values['experiment'] == 'detectors':
     values.setdefault('families', {})
