@@ -19,6 +19,12 @@ discriminators are scored on the same splits.
   python -m fakejax.main --config=configs/zoo_fmnist.py:quick --workdir=runs/zoo_quick
   python -m fakejax.main --config=configs/detectors_fmnist.py:quick,zoo \\
       --workdir=runs/detectors_zoo_quick --config.gan_workdir=runs/zoo_quick
+  # A detector of reals alone (`,real_only`), beside the classifiers:
+  python -m fakejax.main --config=configs/detectors_fmnist.py:quick,zoo,real_only \\
+      --workdir=runs/detectors_real_only --config.gan_workdir=runs/zoo_quick
+  # For each family, a fusion of the detectors that never saw it (`,fusion`):
+  python -m fakejax.main --config=configs/detectors_fmnist.py:quick,zoo,real_only,fusion \\
+      --workdir=runs/detectors_fused --config.gan_workdir=runs/zoo_quick
   # Detectors that generalise: the NPR residual as input (or 'highpass', 'image_spectrum',
   # 'image_dct'), simulated fakes of four up-samplers, patch classifiers (`,patch`):
   python -m fakejax.main --config=configs/detectors_fmnist.py:quick,zoo,simulated \\
@@ -41,15 +47,51 @@ ZOO_MODELS = 'gans=dcgan_tf+dcgan_radford+wgan_gp,generators=vae+ddpm+realnvp'
 SIMULATED_UPSAMPLERS = ('nearest', 'bilinear', 'pixel_shuffle')
 
 
+def real_only_model(variant: str) -> ml_collections.ConfigDict:
+  """A PixelCNN of reals: 64 features, 5 residual layers (a 7x7 then 3x3 context)."""
+  config = ml_collections.ConfigDict(dict(
+      architecture='pixelcnn', features=64, num_layers=5,
+      optimizer=dict(learning_rate=1e-3, b1=0.9, b2=0.999),
+      batch_size=64, num_epochs=4, max_train_reals=10_000))
+  if variant == 'quick':
+    config.update(num_epochs=2, max_train_reals=4_000)
+  elif variant == 'tiny':
+    config.update(features=8, num_layers=1, batch_size=32, num_epochs=1, max_train_reals=128)
+  return config
+
+
+def held_out_fusions(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """For each family, 'fused_without_<family>': the classifier of every other family, the
+  real-only detectors and the discriminators of the GANs outside it, fitted on the other
+  families' fakes: nothing of the family is seen, by any member or by the fitting. And
+  'fused_all', the same recipe on every family: the one to deploy."""
+  in_families = [g for members in config.families.values() for g in members]
+  by_content = {frozenset(generators): name for name, generators in config.train_sets.items()}
+  fusions = {}
+  for family, members in config.families.items():
+    others = tuple(g for g in in_families if g not in members)
+    discriminators = tuple(f'D:{gan}' for gan in config.gans if gan not in members)
+    fused = (by_content[frozenset(others)], *config.real_only.keys(), *discriminators)
+    if len(fused) > 1:  # One detector alone needs no fusion.
+      fusions[f'fused_without_{family}'] = dict(members=fused, fit_on=others)
+  fusions['fused_all'] = dict(
+      members=('pooled_all', *config.real_only.keys(), *(f'D:{gan}' for gan in config.gans)),
+      fit_on=tuple(in_families))
+  return ml_collections.ConfigDict(fusions)
+
+
 def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   """The `full` (default), `quick` or `tiny` study; `,augment` adds blur, JPEG and more;
   `,zoo` every generator family with leave-one-family-out classifiers; `,patch` patch
   classifiers (each patch seen through a 7x7 window) instead of the Sequential CNN;
   `,simulated` autoencoders of three more up-samplers in the autoencoder family, and a
   classifier trained on their fakes alone ('simulated'); `,hygiene` resampling and JPEG
-  in training, applied to reals and fakes alike."""
+  in training, applied to reals and fakes alike; `,real_only` a PixelCNN of reals
+  ('pixelcnn_reals') that flags what it cannot explain, trained on no fakes at all;
+  `,fusion` for each family, a fusion of the detectors that never saw it
+  ('fused_without_<family>'), fitted without it."""
   variant, *options = arg.split(',')
-  known_options = {'augment', 'zoo', 'patch', 'simulated', 'hygiene'}
+  known_options = {'augment', 'zoo', 'patch', 'simulated', 'hygiene', 'real_only', 'fusion'}
   if variant not in ('full', 'quick', 'tiny') or not set(options) <= known_options:
     raise ValueError(f"Unknown variant {arg!r}: use 'full', 'quick' or 'tiny', optionally "
                      f"with any of {sorted(known_options)}, each after a comma.")
@@ -108,6 +150,11 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
       'pooled_all': tuple(names)})
   if 'simulated' in options:  # No real generator's fakes at all (the AutoGAN idea).
     config.train_sets['simulated'] = autoencoders
+  # Detectors of reals alone (after ZED, Cozzolino et al. 2024): a model of reals whose
+  # surprise at an image flags it; thresholds from validation reals only.
+  config.real_only = ml_collections.ConfigDict()
+  if 'real_only' in options:
+    config.real_only.pixelcnn_reals = real_only_model(variant)
   # Family -> its generators. For each, the classifier of the train set of every other
   # family's generators is tested on it (leave-one-family-out; empty: no such table).
   # Here the two DCGANs and the autoencoder: 'pooled_dcgans' and 'autogan_d1' are those.
@@ -117,6 +164,8 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
     config.train_sets.update({f'without_{family}': tuple(
         name for name in names if name not in members)
                               for family, members in config.families.items()})
+  # Fusions of detectors by name, each fitted on the validation fakes of `fit_on` only.
+  config.fusions = held_out_fusions(config) if 'fusion' in options else ml_collections.ConfigDict()
   for name in names:  # Every generator's test fakes against all test reals.
     config.evals[f'fakes_{name}'] = dict(reals='all', fakes=name)
   # Honest uploads re-encoded or resampled (fakejax.data.perturb): how many a detector

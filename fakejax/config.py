@@ -23,6 +23,7 @@ from fakejax.train.autoencoder_gan import RECONSTRUCTION_LOSSES
 from fakejax.train.classifier_steps import LOSSES
 from fakejax.train.diffusion_steps import NOISE_SCHEDULES
 from fakejax.train.generator_trainer import FAMILY_STEPS
+from fakejax.train.real_only_trainer import ARCHITECTURES as REAL_ONLY_ARCHITECTURES
 
 NUM_FASHION_MNIST_CLASSES = 10
 
@@ -137,6 +138,16 @@ AUTOGAN_SCHEMA = {
     'evaluation': EVALUATION_SCHEMA,
     'evals': {'*': {'reals': str, 'fakes': str}},
 }
+# A model of real images whose surprise flags fakes (train/likelihood_steps.py).
+REAL_ONLY_SCHEMA = {
+    'architecture': str,  # Of train.real_only_trainer.ARCHITECTURES.
+    'features': int,
+    'num_layers': int,
+    'optimizer': OPTIMIZER_SCHEMA,
+    'batch_size': int,
+    'num_epochs': int,
+    'max_train_reals': int,
+}
 # Dedicated classifiers, one per set of training generators, tested on every generator.
 DETECTORS_SCHEMA = {
     **{key: value for key, value in AUTOGAN_SCHEMA.items() if key != 'autoencoders'},
@@ -147,6 +158,11 @@ DETECTORS_SCHEMA = {
     # family; each is a generator of the study by its name here.
     'autoencoder_generators': {'*': AUTOENCODER_SCHEMA},
     'train_sets': {'*': tuple},  # Name -> the generators whose fakes it trains on.
+    # Name -> a detector trained on reals alone (a model of reals); empty: none.
+    'real_only': {'*': REAL_ONLY_SCHEMA},
+    # Name -> a fusion of detectors by name (train sets, real-only detectors, 'D:<gan>'),
+    # fitted on validation reals and the validation fakes of `fit_on` generators only.
+    'fusions': {'*': {'members': tuple, 'fit_on': tuple}},
     # Family -> its generators; each needs a train set of every other family's generators
     # (leave-one-family-out). Empty: no such table.
     'families': {'*': tuple},
@@ -315,6 +331,13 @@ def autoencoder_rules(group: str) -> dict[str, Any]:
       f'{group}.*.reconstruction_loss': Choice(RECONSTRUCTION_LOSSES)}
 
 
+REAL_ONLY_RULES = {
+    'real_only.*.architecture': Choice(REAL_ONLY_ARCHITECTURES),
+    'real_only.*.batch_size': BATCH,
+    **{f'real_only.*.{key}': POSITIVE for key in ('features', 'num_layers', 'num_epochs',
+                                                  'max_train_reals',
+                                                  'optimizer.learning_rate')},
+}
 CLASSIFIER_RULES = {
     'classifier.architecture': Choice(CLASSIFIERS),
     'classifier.batch_size': BATCH, 'classifier.num_epochs': POSITIVE,
@@ -508,14 +531,36 @@ def check_detectors(config: ml_collections.ConfigDict, num_devices: int) -> None
                       "with 'gans' or 'generators': every generator needs its own.")
   if not config.train_sets:
     raise ConfigError("Config key 'train_sets' names no classifier to train.")
+  check_rules(config, REAL_ONLY_RULES, num_devices)
+  clashes = set(config.real_only) & set(config.train_sets)
+  if clashes:
+    raise ConfigError(f"Config key 'real_only' shares names {sorted(clashes)} with "
+                      "'train_sets': every detector needs its own.")
   for name, generators in config.train_sets.items():
     _check_generators(config, f'train_sets.{name}', generators)
   held_out_sets(config)  # Each family's, or a ConfigError.
+  _check_fusions(config)
   missing = [f'fakes_{name}' for name in study_generators(config)
              if f'fakes_{name}' not in config.evals]
   if missing:
     raise ConfigError(f"Config key 'evals' lacks {missing}: the table needs each generator's "
                       "test fakes against all test reals (reals='all', fakes=<gan>).")
+
+
+def _check_fusions(config: ml_collections.ConfigDict) -> None:
+  """Fusions name known detectors and generators, and fit one seed's detectors."""
+  detectors = [*config.train_sets, *config.real_only, *(f'D:{gan}' for gan in config.gans)]
+  for name, fusion in config.fusions.items():
+    unknown = [member for member in fusion.members if member not in detectors]
+    if unknown or len(fusion.members) < 2:
+      raise ConfigError(f"Config key 'fusions.{name}.members' must name two or more of "
+                        f'{detectors}; unknown: {unknown}.')
+    _check_generators(config, f'fusions.{name}.fit_on', fusion.fit_on)
+    if name in detectors:
+      raise ConfigError(f"Config key 'fusions.{name}' is the name of another detector.")
+  if config.fusions and len(config.seeds) > 1:
+    raise ConfigError("Config key 'fusions' needs a study of one seed (config.seeds has "
+                      f'{list(config.seeds)}): a fusion is fitted on one replica of each member.')
 
 
 def held_out_sets(config: ml_collections.ConfigDict) -> dict[str, str]:

@@ -5,7 +5,11 @@ A detector is anything a study trains that scores images as real or generated:
   of a run of several seeds, `D:<gan>/seed_<seed>`, one per replica;
 - `<name>`: a classifier in `<workdir>/classifiers/<name>` (a dedicated classifier, or an
   autoencoder-study classifier with its input and frozen autoencoder); of a run of several
-  seeds, `<name>/seed_<seed>`, one per replica.
+  seeds, `<name>/seed_<seed>`, one per replica;
+- `<name>`: a real-only detector in `<workdir>/real_only/<name>` (a model of reals,
+  config.real_only.<name>), named and replicated alike;
+- `<name>`: a fusion of other detectors in `<workdir>/fusions/<name>` (config.fusions),
+  its fitted weights standing as its one checkpoint (`fakejax.fusion`).
 Each kind has a restorer in `DETECTOR_KINDS`; a checkpoint restores with its
 preprocessing (input shape, input kind, frozen parameters), so `fakejax.predict` and
 `fakejax.evaluate` serve every kind alike.
@@ -20,9 +24,11 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
+from fakejax import fusion
 from fakejax.errors import UserError
 from fakejax.evaluation import restore, scoring
-from fakejax.train import checkpoints, classifier_steps, classifier_trainer, replicas
+from fakejax.train import (checkpoints, classifier_steps, classifier_trainer, real_only_trainer,
+                           replicas)
 from fakejax.train.autoencoder_trainer import autoencoder_of
 from fakejax.workdir import RunDir, Workdir, gan_workdir
 
@@ -43,6 +49,12 @@ class DetectorEntry:
   # Of a run of several seeds' replicas (config.seeds): which replica, and its seed.
   replica: int | None = None
   seed: int | None = None
+
+  def steps(self) -> list[int]:
+    """Its checkpoints' steps; a fusion's one, its fitted weights."""
+    if self.kind == 'fusion':
+      return [fusion.FUSION_STEP] if (self.run.path / fusion.FUSION_JSON).is_file() else []
+    return self.run.steps()
 
   def report_json(self, step: int) -> pathlib.Path:
     """The evaluation report of `step` holding this detector's thresholds."""
@@ -74,6 +86,14 @@ def list_detectors(config: ml_collections.ConfigDict, workdir: Workdir) -> dict[
   for name in workdir.classifier_names():
     run = workdir.classifier(name)
     out.update(_entries(name, 'classifier', run, run, seeds))
+  for name in config.get('real_only', {}):
+    run = workdir.real_only(name)
+    if run.steps():
+      out.update(_entries(name, 'real_only', run, run, seeds))
+  for name in config.get('fusions', {}):
+    entry = DetectorEntry(name, 'fusion', workdir.fusion(name), workdir.fusion(name))
+    if entry.steps():
+      out[name] = entry
   return out
 
 
@@ -157,11 +177,7 @@ def _restore_classifier(config, entry: DetectorEntry, steps: Sequence[int], mesh
   classifier, frozen = classifier_input(config, metadata, image_shape)
   like = classifier_trainer.restore_like_state(config.classifier, classifier, image_shape, frozen,
                                                mesh)
-  if all_replicas:
-    states = checkpoints.restore_every_replica(
-        entry.run, steps, like, replicas.seeds_of(config.seed, config.seeds), entry.run.path.name)
-  else:
-    states = checkpoints.restore_replica_states(entry.run, steps, like, entry.replica, entry.name)
+  states = _replica_states(config, entry, steps, like, all_replicas)
   stacked = restore.stack([classifier_steps.variables(state) for state in states])
   return RestoredDetector(entry=entry, architecture=classifier_architecture(config, metadata),
                           steps=list(steps) * (len(states) // len(steps)),
@@ -170,19 +186,67 @@ def _restore_classifier(config, entry: DetectorEntry, steps: Sequence[int], mesh
                           scorer=classifier.scorer(stacked, mesh, batch_size))
 
 
-def restore_classifier_replicas(config: ml_collections.ConfigDict, entry: DetectorEntry,
-                                steps: Sequence[int], mesh: Mesh,
-                                batch_size: int) -> RestoredDetector:
-  """Every replica of a classifier trained with several seeds (`entry`: any one of them) at
-  `steps`, as one Scorer: the evaluation scores them all in one call. Its `steps` repeat
-  per replica (replica-major)."""
-  return _restore_classifier(config, entry, steps, mesh, batch_size, all_replicas=True)
+def _restore_real_only(config, entry: DetectorEntry, steps: Sequence[int], mesh: Mesh,
+                       batch_size: int, all_replicas: bool = False) -> RestoredDetector:
+  """A real-only detector at `steps`; `all_replicas` as for a classifier."""
+  name = entry.run.path.name
+  real_only_config = config.real_only[name]
+  image_shape = tuple(read_metadata(entry.run, steps[-1])['image_shape'])
+  like = real_only_trainer.restore_like_state(real_only_config, image_shape, mesh)
+  states = _replica_states(config, entry, steps, like, all_replicas)
+  stacked = restore.stack([classifier_steps.variables(state) for state in states])
+  return RestoredDetector(entry=entry, architecture=f'{real_only_config.architecture} (reals only)',
+                          steps=list(steps) * (len(states) // len(steps)),
+                          image_shape=image_shape, trained_on=(),
+                          scorer=real_only_trainer.scorer(real_only_config, stacked, mesh,
+                                                          batch_size))
+
+
+def _replica_states(config, entry: DetectorEntry, steps: Sequence[int], like,
+                    all_replicas: bool) -> list:
+  """The states of `steps` of the entry's replica, or of every replica (replica-major)."""
+  if all_replicas:
+    return checkpoints.restore_every_replica(
+        entry.run, steps, like, replicas.seeds_of(config.seed, config.seeds), entry.run.path.name)
+  return checkpoints.restore_replica_states(entry.run, steps, like, entry.replica, entry.name)
+
+
+def _restore_fusion(config, entry: DetectorEntry, steps: Sequence[int], mesh: Mesh,
+                    batch_size: int) -> RestoredDetector:
+  """A fusion: each member at the checkpoint it was fitted on, weighed by its weights."""
+  del steps  # Its one: the fitted weights.
+  fitted = fusion.Fusion.read(entry.run.path / fusion.FUSION_JSON)
+  workdir = Workdir(entry.run.path.parent.parent)
+  members = [restore_detector(config, find_detector(config, workdir, name), [step], mesh,
+                              batch_size)
+             for name, step in zip(fitted.members, fitted.member_steps)]
+  return RestoredDetector(entry=entry, architecture='fusion of ' + ' + '.join(fitted.members),
+                          steps=[fusion.FUSION_STEP], image_shape=members[0].image_shape,
+                          trained_on=fitted.trained_on,
+                          scorer=fusion.FusedScorer(fitted, [m.scorer for m in members]))
+
+
+def restore_latest(config: ml_collections.ConfigDict, workdir: Workdir, name: str, mesh: Mesh,
+                   batch_size: int) -> RestoredDetector:
+  """Detector `name` of the workdir at its latest checkpoint."""
+  entry = find_detector(config, workdir, name)
+  return restore_detector(config, entry, entry.steps()[-1:], mesh, batch_size)
+
+
+def restore_replicas(config: ml_collections.ConfigDict, entry: DetectorEntry,
+                     steps: Sequence[int], mesh: Mesh, batch_size: int) -> RestoredDetector:
+  """Every replica of a classifier or real-only detector trained with several seeds
+  (`entry`: any one of them) at `steps`, as one Scorer: the evaluation scores them all in
+  one call. Its `steps` repeat per replica (replica-major)."""
+  return DETECTOR_KINDS[entry.kind](config, entry, steps, mesh, batch_size, all_replicas=True)
 
 
 # Kind -> (config, entry, steps, mesh, batch size) -> RestoredDetector.
 DETECTOR_KINDS: dict[str, Callable[..., RestoredDetector]] = {
     'discriminator': _restore_discriminator,
     'classifier': _restore_classifier,
+    'real_only': _restore_real_only,
+    'fusion': _restore_fusion,
 }
 
 
@@ -196,9 +260,9 @@ def read_metadata(run: RunDir, step: int) -> dict:
 def restore_detector(config: ml_collections.ConfigDict, entry: DetectorEntry,
                      steps: Sequence[int], mesh: Mesh, batch_size: int) -> RestoredDetector:
   """Restores the checkpoint `steps` of a detector, stacked, as one Scorer."""
-  missing = sorted(set(steps) - set(entry.run.steps()))
+  missing = sorted(set(steps) - set(entry.steps()))
   if missing:
     raise checkpoints.CheckpointNotFoundError(
         f'No checkpoint of {entry.name} at steps {missing} in {entry.run.checkpoints}; '
-        f'available: {entry.run.steps()}.')
+        f'available: {entry.steps()}.')
   return DETECTOR_KINDS[entry.kind](config, entry, steps, mesh, batch_size)

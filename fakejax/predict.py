@@ -111,7 +111,7 @@ def load_detector(workdir: pathlib.Path, name: str, step: int, operating_point: 
   workdir = Workdir(workdir)
   config = restore.workdir_config(workdir)
   entry = detectors.find_detector(config, workdir, name)
-  available = entry.run.steps()
+  available = entry.steps()
   step = available[-1] if step < 0 else step
   if step not in available:
     raise DetectorError(f'No checkpoint of {entry.name} at step {step}; available: {available}.')

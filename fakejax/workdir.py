@@ -43,6 +43,14 @@ class RunDir:
   def report_json(self, step: int, seed: int | None = None) -> pathlib.Path:
     return self.eval_dir(step, seed) / REPORT_JSON
 
+  def evaluated_steps(self) -> list[int]:
+    """The steps with a report (of all seeds combined, in a run of several), oldest first."""
+    folder = self.path / 'eval'
+    if not folder.is_dir():
+      return []
+    return sorted(int(p.name) for p in folder.iterdir()
+                  if p.name.isdigit() and self.report_json(int(p.name)).is_file())
+
   def steps(self) -> list[int]:
     """The steps of the checkpoints written here, oldest first."""
     if not self.checkpoints.is_dir():
@@ -77,6 +85,14 @@ class Workdir:
 
   def classifier(self, name: str) -> RunDir:
     return RunDir(self.root / 'classifiers' / name)
+
+  def fusion(self, name: str) -> RunDir:
+    """A fusion of detectors (config.fusions.<name>): its weights and reports."""
+    return RunDir(self.root / 'fusions' / name)
+
+  def real_only(self, name: str) -> RunDir:
+    """A detector trained on reals alone (config.real_only.<name>)."""
+    return RunDir(self.root / 'real_only' / name)
 
   @property
   def quality(self) -> pathlib.Path:

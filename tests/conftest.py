@@ -179,7 +179,7 @@ def detectors_study(finished_run, tfds_data_dir, tmp_path_factory) -> pathlib.Pa
   """Trained from a folder outside the checkout, with the config given by its path."""
   def build(workdir):
     command = main_command(workdir, tfds_data_dir, f'--config.gan_workdir={finished_run}')
-    command[3] = f'--config={REPO_ROOT / "configs" / "detectors_fmnist.py"}:tiny'
+    command[3] = f'--config={REPO_ROOT / "configs" / "detectors_fmnist.py"}:tiny,real_only,fusion'
     result = subprocess.run(command, cwd=tmp_path_factory.mktemp('elsewhere'),
                             env=TWO_DEVICES, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-5000:]

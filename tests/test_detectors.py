@@ -30,18 +30,24 @@ def study(detectors_study):
 
 AUTOENCODER = 'autogan_d1'  # The tiny config's autoencoder-GAN generator.
 GENERATORS = (*GANS, AUTOENCODER)
+# The session's study has the `,real_only` and `,fusion` options.
+REAL_ONLY = 'pixelcnn_reals'
+FUSIONS = ('fused_all', 'fused_without_autoencoder', 'fused_without_gan')
 
 
 def test_generalisation_table_has_every_detector_and_generator(study):
   rows = json.loads((study / detectors.GENERALISATION_JSON).read_text())
   assert [row['detector'] for row in rows] == [
-      *sorted([*GENERATORS, 'pooled_dcgans', 'pooled_all']), *(f'D of {gan}' for gan in GANS)]
+      *sorted([*GENERATORS, 'pooled_dcgans', 'pooled_all']), REAL_ONLY, *FUSIONS,
+      *(f'D of {gan}' for gan in GANS)]
   for row in rows:
     assert list(row['average_precision']) == list(GENERATORS)
     if row['kind'] == 'discriminator':
       continue
-    # Each cell is the classifier's own report on that generator's split.
-    (step_dir,) = list((study / 'classifiers' / row['detector'] / 'eval').iterdir())
+    # Each cell is the detector's own report on that generator's split.
+    folder = {'fusion': 'fusions', 'pixelcnn, reals only': 'real_only'}.get(row['kind'],
+                                                                            'classifiers')
+    (step_dir,) = list((study / folder / row['detector'] / 'eval').iterdir())
     splits = json.loads((step_dir / 'report.json').read_text())['splits']
     for generator in GENERATORS:
       split = splits[f'fakes_{generator}']
@@ -412,11 +418,16 @@ def test_simulated_fakes_are_autoencoders_of_four_upsamplers_and_their_own_train
 
 def test_the_marketplace_ranking_judges_each_detector_on_families_it_never_saw(study, tmp_path):
   candidates = {c.detector: c for c in marketplace.study_candidates(study, ['autogan_d1'])}
-  assert sorted(candidates) == sorted([marketplace.LEAVE_ONE_OUT, 'autogan_d1',
+  assert sorted(candidates) == sorted([marketplace.LEAVE_ONE_OUT, 'autogan_d1', REAL_ONLY,
+                                       marketplace.FUSIONS,
                                        *(f'D of {gan}' for gan in GANS)])
   families = lambda name: [row['family'] for row in candidates[name].rows_by_seed[None]]
   assert sorted(families(marketplace.LEAVE_ONE_OUT)) == ['autoencoder', 'gan']
   assert families('autogan_d1') == ['gan'] and families(f'D of {GANS[0]}') == ['autoencoder']
+  # Each fusion on the families none of it saw: each held-out one once, 'fused_all' never.
+  fused = candidates[marketplace.FUSIONS].rows_by_seed[None]
+  assert sorted((row['detector'], row['family']) for row in fused) == [
+      ('fused_without_autoencoder', 'autoencoder'), ('fused_without_gan', 'gan')]
   held_out = json.loads((study / detectors.HELD_OUT_JSON).read_text())
   summary = marketplace.summary(candidates[marketplace.LEAVE_ONE_OUT])
   assert summary['average_precision_mean'] == pytest.approx(
@@ -431,7 +442,7 @@ def test_the_marketplace_ranking_judges_each_detector_on_families_it_never_saw(s
   out = tmp_path / 'ranking.md'
   markdown = rank_detectors.main([str(study), '--sets=autogan_d1', f'--out={out}'])
   assert out.read_text() == markdown
-  table = [line.split(' | ')[1] for line in markdown.splitlines()[2:6]]
+  table = [line.split(' | ')[1] for line in markdown.splitlines()[2:2 + len(candidates)]]
   caught = {s['detector']: s['fake_recall_budget_mean']
             for s in map(marketplace.summary, candidates.values())}
   assert [caught[name] for name in table] == sorted(caught.values(), reverse=True)

@@ -301,12 +301,12 @@ def test_each_classifier_replica_is_a_detector_with_its_own_thresholds(classifie
   # The evaluation scores all replicas in one call, replica-major: row k is replica k's.
   config = restore.workdir_config(Workdir(study))
   entry = detectors.find_detector(config, Workdir(study), f'pooled_dcgans/seed_{SEEDS[0]}')
-  together = detectors.restore_classifier_replicas(config, entry, entry.run.steps()[-1:], MESH, 16)
+  together = detectors.restore_replicas(config, entry, entry.run.steps()[-1:], MESH, 16)
   np.testing.assert_allclose(together.scorer.score(IMAGES[:16])[SEEDS.index(SINGLE)],
                              detector.scorer.score(IMAGES[:16])[0], atol=1e-6)
   config.seeds = (*SEEDS, 7)
   with pytest.raises(UserError, match=r'seeds \[0, 3\], not the replicas of config.seeds \[0, 3, 7\]'):
-    detectors.restore_classifier_replicas(config, entry, entry.run.steps()[-1:], MESH, 16)
+    detectors.restore_replicas(config, entry, entry.run.steps()[-1:], MESH, 16)
 
 
 def test_a_classifier_study_refuses_a_gan_workdir_of_several_seeds(root):

@@ -55,10 +55,9 @@ def latest_reports(workdir: pathlib.Path) -> dict[str, dict]:
   reports = {}
   for eval_dir in sorted([*workdir.glob('*/eval'), *workdir.glob('classifiers/*/eval')]):
     run = RunDir(eval_dir.parent)
-    steps = [int(p.name) for p in eval_dir.iterdir()
-             if p.name.isdigit() and run.report_json(int(p.name)).is_file()]
-    if steps:
-      reports[eval_dir.parent.name] = json.loads(run.report_json(max(steps)).read_text())
+    if run.evaluated_steps():
+      reports[eval_dir.parent.name] = json.loads(
+          run.report_json(run.evaluated_steps()[-1]).read_text())
   if not reports:
     raise NoReportsError(f'{workdir} holds no <gan>/eval/<step>/report.json nor '
                          'classifiers/<name>/eval/<step>/report.json: is it a study workdir, '

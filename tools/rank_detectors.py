@@ -21,10 +21,6 @@ from fakejax.evaluation import marketplace
 from fakejax.studies import dedicated
 
 
-def figure(value) -> str:
-  return dedicated.cell(value)
-
-
 def ranking_markdown(summaries: list[dict], budget: str) -> str:
   """The ranking table: mean and worst over unseen families, flag rates at the budget."""
   # Every study's columns, in first-seen order; '-' where a study's reports lack one.
@@ -39,10 +35,10 @@ def ranking_markdown(summaries: list[dict], budget: str) -> str:
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for s in summaries:
     cells = [s['study'], s['detector'], str(s['families']),
-             *(figure(s[f'{key}_{which}']) for key in ('average_precision', 'fake_recall_budget')
-               for which in ('mean', 'worst')),
-             *(figure(s.get(f'{name}_mean')) for name in others),
-             *(f"{figure(s.get(f'{name}_mean'))} / {figure(s.get(f'{name}_worst'))}"
+             *(dedicated.cell(s[f'{key}_{which}'])
+               for key in ('average_precision', 'fake_recall_budget') for which in ('mean', 'worst')),
+             *(dedicated.cell(s.get(f'{name}_mean')) for name in others),
+             *(f"{dedicated.cell(s.get(f'{name}_mean'))} / {dedicated.cell(s.get(f'{name}_worst'))}"
                for name in flagged)]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
@@ -58,8 +54,8 @@ def families_markdown(candidate: marketplace.Candidate) -> str:
   for seed, seed_rows in candidate.rows_by_seed.items():
     for row in seed_rows:
       cells = ['-' if seed is None else str(seed), row['family'], row['detector'],
-               figure(row['average_precision']), figure(row['fake_recall_budget']),
-               *(figure(row[key]) for key in flagged)]
+               dedicated.cell(row['average_precision']), dedicated.cell(row['fake_recall_budget']),
+               *(dedicated.cell(row[key]) for key in flagged)]
       lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 

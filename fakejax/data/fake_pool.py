@@ -96,5 +96,7 @@ def folder_study_data(folder: str, image_shape: tuple[int, int, int], data_dir: 
 
 
 def fakes_of(data: StudyData, generators: Sequence[str], split: str) -> np.ndarray:
-  """The `split` fakes of several generators, pooled in order."""
+  """The `split` fakes of several generators, pooled in order (none: an empty array)."""
+  if not generators:
+    return np.zeros((0, *data.reals.train.shape[1:]), np.uint8)
   return np.concatenate([data.fakes[name][split] for name in generators])

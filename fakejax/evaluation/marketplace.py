@@ -7,8 +7,10 @@ train on, at the threshold chosen on validation to flag at most the review budge
 flags (seen-class, anomaly-class, JPEG-compressed and resampled reals). Candidates come
 from detectors studies (`fakejax.studies.dedicated`), read from their evaluation reports:
 - the leave-one-family-out protocol: for each family, the classifier of every other one;
-- any other classifier (e.g. 'simulated', trained on no generator's fakes), and every
-  GAN's discriminator, on the families it has no generator of.
+- any other classifier (e.g. 'simulated', trained on no generator's fakes), every
+  real-only detector (config.real_only: no fakes at all), the study's fusions (pooled, as
+  the leave-one-family-out classifiers), and every GAN's discriminator, on the families
+  it has no generator of (neither itself nor any of its members).
 Detectors are ranked by the mean share of an unseen family's fakes caught, then the worst.
 """
 
@@ -25,6 +27,7 @@ from fakejax.studies import common, dedicated
 from fakejax.workdir import RunDir, Workdir
 
 LEAVE_ONE_OUT = 'leave-one-family-out'
+FUSIONS = 'fusions, each on the families it never saw'
 # The figures of a candidate (mean and worst over its unseen families): AP, and at the
 # review budget, fakes caught and the share of each kind of real flagged.
 FIGURES = ('average_precision', 'fake_recall_budget', 'seen_flagged', 'anomaly_flagged')
@@ -59,9 +62,7 @@ def flag_rates(row: dict) -> dict:
 
 def _reports(run: RunDir, seeds: Sequence[int]) -> dict[int | None, dict]:
   """The latest report of a detector's run, per seed (None: a run of one seed)."""
-  evaluations = run.path / 'eval'
-  steps = sorted(int(p.name) for p in evaluations.iterdir()
-                 if p.name.isdigit()) if evaluations.is_dir() else []
+  steps = run.evaluated_steps()
   if not steps:
     raise NoCandidatesError(f'{run.path} has no evaluation report yet: run '
                             f'`python -m fakejax.evaluate` on its workdir first.')
@@ -97,6 +98,16 @@ def study_candidates(path: pathlib.Path, extra_sets: Sequence[str]) -> list[Cand
       candidates.append(Candidate(study, name, {
           seed: unseen_rows(families, name, report, budget)
           for seed, report in _reports(workdir.classifier(name), seeds).items()}))
+  for name in config.real_only:  # Trained on no generator: every family is unseen.
+    candidates.append(Candidate(study, name, {
+        seed: unseen_rows(families, name, report, budget)
+        for seed, report in _reports(workdir.real_only(name), seeds).items()}))
+  fused = {}  # Each fusion on the families it never saw, pooled: one protocol.
+  for name in config.fusions:
+    fused.setdefault(None, []).extend(
+        unseen_rows(families, name, _reports(workdir.fusion(name), ())[None], budget))
+  if fused:
+    candidates.append(Candidate(study, FUSIONS, fused))
   for gan in config.gans:
     run = workdir.discriminator_reports(gan)
     if (run.path / 'eval').is_dir():

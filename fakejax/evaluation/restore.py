@@ -69,6 +69,10 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
     values.setdefault('families', {})
     # And those written before classifiers had a choice of input saw the image.
     values['classifier'].setdefault('input', 'image')
+    # And those written before real-only detectors had none.
+    values.setdefault('real_only', {})
+    # And those written before fusions had none.
+    values.setdefault('fusions', {})
   return ml_collections.ConfigDict(values)
 
 

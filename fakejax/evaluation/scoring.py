@@ -126,7 +126,7 @@ class Scorer:
     out = [np.asarray(self._score_own(
         self.variables, _global(self.mesh, _pad(images[:, a:b], 1, self.batch_size), 1)))[:, :b - a]
            for a, b in _batches(images.shape[1], self.batch_size)]
-    return np.concatenate(out, axis=1)
+    return np.concatenate(out, axis=1) if out else np.zeros(images.shape[:2], np.float32)
 
 
 class Sampler:

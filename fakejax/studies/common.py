@@ -17,12 +17,12 @@ from absl import logging
 from jax.sharding import Mesh
 
 from fakejax import config as config_lib
-from fakejax import detectors, sharding
+from fakejax import detectors, fusion, sharding
 from fakejax.errors import UserError
 from fakejax.data import fake_pool, fashion_mnist, pipeline
 from fakejax.evaluation import assemble, intervals, report, restore, scoring
 from fakejax.train import (checkpoints, classifier_trainer, gan_steps, gan_trainer,
-                           generator_trainer, loop, replicas)
+                           generator_trainer, loop, real_only_trainer, replicas)
 from fakejax.workdir import RunDir, Workdir, gan_workdir
 
 
@@ -213,8 +213,8 @@ def evaluate_classifier(config: ml_collections.ConfigDict, workdir: Workdir, nam
     restore_fn = detectors.restore_detector
   else:  # Any replica's entry names the run; all replicas are restored.
     entry = detectors.find_detector(config, workdir, detectors.replica_name(name, seeds[0]))
-    restore_fn = detectors.restore_classifier_replicas
-  steps = restore.select_steps(entry.run.steps(), which_steps)
+    restore_fn = detectors.restore_replicas
+  steps = restore.select_steps(entry.steps(), which_steps)
   detector = restore_fn(config, entry, steps, mesh, config.evaluation.batch_size)
   def own(split: str) -> np.ndarray:  # The same fakes for every checkpoint: [K, N, ...].
     fakes = fake_pool.fakes_of(data, detector.trained_on, split)
@@ -309,3 +309,32 @@ def train_classifier(config: ml_collections.ConfigDict, settings: loop.LoopSetti
       [data.fakes[generator]['train'] for generator in trained_on])
   loop.train(job, settings.for_model(config.classifier), train_set, workdir.classifier(name),
              mesh)
+
+
+def train_real_only(config: ml_collections.ConfigDict, settings: loop.LoopSettings,
+                    workdir: Workdir, name: str, data: fake_pool.StudyData, mesh: Mesh) -> None:
+  """Trains (or resumes) real-only detector `name` (config.real_only.<name>) on training
+  reals, no fakes; of several seeds, as replicas."""
+  real_only_config = config.real_only[name]
+  job = real_only_trainer.real_only_job(name, real_only_config, data.reals.train.shape[1:],
+                                        config.skip_nonfinite_updates)
+  reals = data.reals.train[:real_only_config.max_train_reals]
+  loop.train(job, settings.for_model(real_only_config), real_only_trainer.train_set(reals),
+             workdir.real_only(name), mesh)
+
+
+def fit_fusion(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
+               data: fake_pool.StudyData, mesh: Mesh) -> fusion.Fusion:
+  """Fits fusion `name` (config.fusions.<name>) on validation reals and on the validation
+  fakes of its `fit_on` generators, from its members at their latest checkpoints."""
+  fusion_config = config.fusions[name]
+  batch_size = config.evaluation.batch_size
+  members = [detectors.restore_latest(config, workdir, member, mesh, batch_size)
+             for member in fusion_config.members]
+  scores = lambda images: np.stack([member.scorer.score(images)[-1] for member in members])
+  trained_on = sorted(set(fusion_config.fit_on).union(*(m.trained_on for m in members)))
+  fitted = fusion.fit(fusion_config.members, [m.steps[-1] for m in members],
+                      fusion_config.fit_on, trained_on, scores(data.reals.validation),
+                      {g: scores(data.fakes[g]['validation']) for g in fusion_config.fit_on})
+  logging.info('Fusion %s of %s: weights %s.', name, fitted.members, fitted.weights)
+  return fitted

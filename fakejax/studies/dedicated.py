@@ -21,12 +21,12 @@ from absl import logging  # noqa: E402
 
 from jax.sharding import Mesh  # noqa: E402
 
-from fakejax import config as config_lib  # noqa: E402
-from fakejax.data import fake_pool, pipeline  # noqa: E402
+from fakejax import config as config_lib, fusion  # noqa: E402
+from fakejax.data import fake_pool, perturb, pipeline  # noqa: E402
 from fakejax.evaluation import assemble, discriminators, intervals, report  # noqa: E402
 from fakejax.studies import common  # noqa: E402
 from fakejax.train import autoencoder_trainer, classifier_trainer, loop  # noqa: E402
-from fakejax.workdir import Workdir, gan_workdir  # noqa: E402
+from fakejax.workdir import RunDir, Workdir, gan_workdir  # noqa: E402
 
 GENERALISATION_MD = 'generalisation.md'
 GENERALISATION_JSON = 'generalisation.json'
@@ -116,7 +116,7 @@ def held_out_row(family: str, members, detector: str, report: dict, budget: str)
 def perturbed_real_splits(report: dict) -> list[str]:
   """The splits of a report that hold perturbed reals only (e.g. JPEG-compressed)."""
   return [name for name, split in report['splits'].items()
-          if '@' in split['reals'] and not split['fakes']]
+          if perturb.split_source(split['reals'])[1] and not split['fakes']]
 
 
 HELD_OUT_COLUMNS = ('average_precision', 'fake_recall_validation', 'seen_real_recall_validation',
@@ -256,6 +256,17 @@ def write_table(workdir: Workdir, rows: list[dict], generators) -> None:
   logging.info('Generalisation:\n%s', markdown)
 
 
+def detector_runs(config: ml_collections.ConfigDict,
+                  workdir: Workdir) -> dict[str, tuple[RunDir, str]]:
+  """The study's own detectors, in table order: its classifiers, real-only detectors (no
+  fakes: every generator unseen) and fusions; each with its run and how tables name it."""
+  return {**{name: (workdir.classifier(name), classifier_kind(config.classifier))
+             for name in config.train_sets},
+          **{name: (workdir.real_only(name), f'{model.architecture}, reals only')
+             for name, model in config.real_only.items()},
+          **{name: (workdir.fusion(name), 'fusion') for name in config.fusions}}
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: str, mesh: Mesh,
              data: fake_pool.StudyData | None = None) -> dict:
   """Every classifier and discriminator on every generator: reports and the table (of
@@ -265,14 +276,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
                              more_sources=autoencoder_sources(config, workdir, mesh, None))
   generators = list(data.fakes)  # Each GAN, generator and autoencoder, or the folder's fakes.
   latest = {seed: {} for seed in common.classifier_seeds(config)}
-  for name in config.train_sets:
+  kinds = {}
+  for name, (run, kind) in detector_runs(config, workdir).items():
     reports = common.evaluate_classifier_seeds(config, workdir, name, which_steps, data, mesh)
-    common.write_reports(workdir.classifier(name), name, reports)
+    common.write_reports(run, name, reports)
     for seed, report_of_seed in reports.latest().items():
       latest[seed][name] = report_of_seed
+    kinds[name] = kind
   rows = common.across_seeds({
-      seed: [table_row(name, classifier_kind(config.classifier), reports[name], generators)
-             for name in config.train_sets] for seed, reports in latest.items()})
+      seed: [table_row(name, kinds[name], reports[name], generators) for name in kinds]
+      for seed, reports in latest.items()})
   # The discriminators of the same GANs, on the same splits.
   not_gans = {name: fakes['test'] for name, fakes in data.fakes.items() if name not in config.gans}
   gan_reports = discriminators.evaluate_discriminators(
@@ -301,4 +314,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     classifier = classifier_trainer.classifier_of(config.classifier, input_kind)
     common.train_classifier(config, settings, workdir, name, classifier, frozen={},
                             metadata=metadata, trained_on=trained_on, data=data, mesh=mesh)
+  for name in config.real_only:
+    common.train_real_only(config, settings, workdir, name, data, mesh)
+  for name in config.fusions:  # After their members: fitted on their scores.
+    fitted = common.fit_fusion(config, workdir, name, data, mesh)
+    if jax.process_index() == 0:
+      fitted.write(workdir.fusion(name).path / fusion.FUSION_JSON)
   return evaluate(config, workdir, 'latest', mesh, data)

@@ -1,0 +1,87 @@
+"""Fusions of detectors: fitted on the chosen generators only, restorable, and served by
+`predict` like any detector (the session's detectors study has the `,fusion` option)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from configs import detectors_fmnist
+from fakejax import config as config_lib, fusion, predict, sharding
+from fakejax.evaluation import assemble, restore
+from fakejax.studies import common, dedicated
+from fakejax.workdir import Workdir
+
+# Of the tiny study: the autoencoder family held out; fused from the DCGANs' classifier,
+# the real-only detector and both discriminators, fitted on the DCGANs' fakes.
+HELD_OUT = 'fused_without_autoencoder'
+
+
+def test_a_useful_member_weighs_and_a_noisy_one_does_not():
+  rng = np.random.default_rng(0)
+  reals = np.stack([rng.normal(2.0, 1.0, 400), rng.normal(0.0, 1.0, 400)])
+  fakes = np.stack([rng.normal(-2.0, 1.0, 300), rng.normal(0.0, 1.0, 300)])
+  weights, _ = fusion.fit_weights(reals, fakes)
+  assert weights[0] > 1.0 and abs(weights[1]) < 0.2 * weights[0]
+
+
+def study_data(study):
+  config = restore.workdir_config(Workdir(study))
+  mesh = sharding.build_mesh()
+  data = common.study_data(config, Workdir(study), mesh, train=None,
+                           more_sources=dedicated.autoencoder_sources(config, Workdir(study),
+                                                                      mesh, None))
+  return config, mesh, data
+
+
+def with_validation_fakes(data, generator, images):
+  fakes = dict(data.fakes)
+  fakes[generator] = {**fakes[generator], 'validation': images}
+  return dataclasses.replace(data, fakes=fakes)
+
+
+def test_the_held_out_family_never_reaches_the_fitting(detectors_study):
+  config, mesh, data = study_data(detectors_study)
+  workdir = Workdir(detectors_study)
+  stored = fusion.Fusion.read(workdir.fusion(HELD_OUT).path / fusion.FUSION_JSON)
+  refitted = common.fit_fusion(config, workdir, HELD_OUT, data, mesh)
+  assert refitted == stored  # Deterministic, from the same members' checkpoints.
+  assert 'autogan_d1' not in stored.trained_on and 'autogan_d1' not in stored.fit_on
+  rng = np.random.default_rng(1)
+  noise = lambda g: rng.integers(0, 256, data.fakes[g]['validation'].shape).astype(np.uint8)
+  # The held-out family's fakes replaced by noise: the very same fusion.
+  assert common.fit_fusion(config, workdir, HELD_OUT,
+                           with_validation_fakes(data, 'autogan_d1', noise('autogan_d1')),
+                           mesh) == stored
+  # A fitted-on generator's replaced: another fusion (so the check above can fail).
+  changed = common.fit_fusion(config, workdir, HELD_OUT,
+                              with_validation_fakes(data, 'dcgan_tf', noise('dcgan_tf')), mesh)
+  assert changed.weights != stored.weights
+
+
+def test_predict_serves_a_fusion_as_its_members_weighed(detectors_study):
+  config = restore.workdir_config(Workdir(detectors_study))
+  budget = assemble.budget_threshold(config.evaluation)
+  detector = predict.load_detector(detectors_study, HELD_OUT, -1, budget, batch_size=32)
+  stored = fusion.Fusion.read(Workdir(detectors_study).fusion(HELD_OUT).path / fusion.FUSION_JSON)
+  images = np.random.default_rng(2).integers(0, 256, (40, 28, 28, 1)).astype(np.uint8)
+  members = [predict.load_detector(detectors_study, name, step, budget, batch_size=32)
+             for name, step in zip(stored.members, stored.member_steps)]
+  expected = fusion.fused_p_real(stored, np.stack([m.scorer.score(images)[0] for m in members]))
+  np.testing.assert_allclose(detector.scorer.score(images)[0], expected, rtol=1e-6)
+  assert detector.step == fusion.FUSION_STEP and 'fusion of' in detector.architecture
+
+
+def test_fusion_config_mistakes_are_named():
+  config = detectors_fmnist.get_config('tiny,real_only,fusion')
+  config.fusions[HELD_OUT].members = ('pooled_dcgans', 'D:no_such_gan')
+  with pytest.raises(config_lib.ConfigError, match=f"fusions.{HELD_OUT}.members.*no_such_gan"):
+    config_lib.check_detectors(config, 1)
+  config = detectors_fmnist.get_config('tiny,real_only,fusion')
+  config.fusions[HELD_OUT].fit_on = ('no_such_generator',)
+  with pytest.raises(config_lib.ConfigError, match=f'fusions.{HELD_OUT}.fit_on'):
+    config_lib.check_detectors(config, 1)
+  config = detectors_fmnist.get_config('tiny,real_only,fusion')
+  config.seeds = (0, 1)
+  with pytest.raises(config_lib.ConfigError, match='one seed'):
+    config_lib.check_detectors(config, 1)
