@@ -15,7 +15,7 @@ from tests.conftest import REPO_ROOT
 
 MODELS = ('alexnet', 'autogan_depth1', 'autogan_depth4', 'dcgan_radford', 'dcgan_tf',
           'efficientnet_b0', 'mobilenet_v2', 'mobilenet_v3_large', 'patch_cnn', 'resnet18',
-          'sequential_cnn', 'wgan_gp', 'vae', 'ddpm', 'realnvp')
+          'sequential_cnn', 'wgan_gp', 'vae', 'ddpm', 'realnvp', 'pixelcnn')
 
 # One process for the facts the tests check: the tool's models, their parameter counts in
 # fakejax and in the PyTorch twin (which also runs one tiny train step), and the CPU peaks.

@@ -56,8 +56,8 @@ from fakejax.models import COMPUTE_DTYPES, build_gan, mobilenets  # noqa: E402
 from fakejax.models import flow as flow_model  # noqa: E402
 from fakejax.train import (autoencoder_gan, autoencoder_trainer, classifier_steps,  # noqa: E402
                            classifier_trainer, diffusion_steps, gan_state, gan_steps,
-                           gan_trainer, generator_state, generator_trainer, loop, optimizers,
-                           replicas, vae_steps)
+                           gan_trainer, generator_state, generator_trainer, likelihood_steps,
+                           loop, optimizers, real_only_trainer, replicas, vae_steps)
 from fakejax.train.wasserstein_steps import CRITIC_STEPS, PENALTY_WEIGHT  # noqa: E402
 
 SCORE_BATCH = 1000
@@ -179,6 +179,17 @@ def classifier_workload(model: str):
           lambda state, images: score(classifier_steps.variables(state), images), examples)
 
 
+def real_only_workload():
+  """The real-only detector of `detectors_fmnist.py:full,real_only` (a PixelCNN of reals),
+  trained on reals; inference is its surprise score."""
+  real_only_config = detectors_fmnist.get_config('full,real_only').real_only.pixelcnn_reals
+  job = real_only_trainer.real_only_job('benchmark', real_only_config, (28, 28, 1), False)
+  score = likelihood_steps.make_score(real_only_trainer.model_of(real_only_config))
+  return (job.init, job.train_step,
+          lambda state, images: score(classifier_steps.variables(state), images),
+          real_only_trainer.train_set(random_images(60_000)))
+
+
 def random_images(num: int) -> np.ndarray:
   return np.random.default_rng(0).integers(0, 255, (num, 28, 28, 1), np.uint8)
 
@@ -196,6 +207,7 @@ WORKLOADS = {
     'alexnet': lambda _: classifier_workload('alexnet'),
     'sequential_cnn': lambda _: classifier_workload('sequential_cnn'),
     'patch_cnn': lambda _: classifier_workload('patch_cnn'),
+    'pixelcnn': lambda _: real_only_workload(),
     **{model: lambda _, model=model: classifier_workload(model)
        for model in ('resnet18', 'mobilenet_v2', 'mobilenet_v3_large', 'efficientnet_b0')},
 }
@@ -646,6 +658,38 @@ def torch_unet(features):
   return UNet()
 
 
+def torch_pixelcnn(features: int, num_layers: int):
+  """fakejax's PixelCnn: masked 7x7 ("A") then residual masked 3x3 ("B"), 256 levels."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  class MaskedConv(torch.nn.Conv2d):
+    def __init__(self, channels_in, channels_out, kernel, include_centre):
+      super().__init__(channels_in, channels_out, kernel, padding=kernel // 2)
+      mask = torch.zeros_like(self.weight)  # [out, in, k, k]
+      mask[:, :, :kernel // 2] = 1
+      mask[:, :, kernel // 2, :kernel // 2 + int(include_centre)] = 1
+      self.register_buffer('mask', mask)
+
+    def forward(self, x):
+      return torch.nn.functional.conv2d(x, self.weight * self.mask, self.bias,
+                                        padding=self.padding)
+
+  class PixelCnn(torch.nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.stem = MaskedConv(1, features, 7, False)
+      self.layers = torch.nn.ModuleList(MaskedConv(features, features, 3, True)
+                                        for _ in range(num_layers))
+      self.head = torch.nn.Conv2d(features, 256, 1)
+
+    def forward(self, x):  # -> logits [B, 256, H, W]
+      h = self.stem(x).relu()
+      for layer in self.layers:
+        h = h + layer(h).relu()
+      return self.head(h)
+  return PixelCnn()
+
+
 def torch_realnvp(hidden: int, steps_per_level: int):
   """models/flow.py's RealNvp in PyTorch (NHWC inside, as the squeeze there)."""
   import torch  # pylint: disable=g-import-not-at-top
@@ -764,6 +808,8 @@ class TorchRunner:
                        lambda: self.real, ae_config.reconstruction_weight,
                        ae_config.adversarial_weight)
       self.inference_model = self.g
+    elif model == 'pixelcnn':
+      self._setup_pixelcnn()
     else:
       classifier = classifier_config(model).classifier
       self.inference_model = TORCH_CLASSIFIERS[model](
@@ -853,6 +899,33 @@ class TorchRunner:
       loss().backward()
       self.opt.step()
     self.step = step
+
+  def _setup_pixelcnn(self):
+    """Cross-entropy of each pixel's grey level; inference is the surprise score."""
+    torch = self.torch
+    real_only_config = detectors_fmnist.get_config('full,real_only').real_only.pixelcnn_reals
+    self.inference_model = torch_pixelcnn(real_only_config.features,
+                                          real_only_config.num_layers).to(self.device)
+    optimizer = real_only_config.optimizer
+    self.opt = torch.optim.Adam(self.inference_model.parameters(), optimizer.learning_rate,
+                                (optimizer.b1, optimizer.b2))
+    levels = ((self.real + 1) * 127.5).round().long()[:, 0]
+    score_levels = ((self.score_images + 1) * 127.5).round().long()[:, 0]
+
+    def step():
+      self.opt.zero_grad()
+      torch.nn.functional.cross_entropy(self.inference_model(self.real), levels).backward()
+      self.opt.step()
+
+    def surprise_score():
+      log_probs = self.inference_model(self.score_images).log_softmax(1) / -math.log(2)
+      probs = (-log_probs * math.log(2)).exp()
+      entropy = (probs * log_probs).sum(1)
+      variance = (probs * log_probs ** 2).sum(1) - entropy ** 2
+      cost = log_probs.gather(1, score_levels[:, None])[:, 0]
+      z = (cost - entropy).sum((1, 2)) / (variance.sum((1, 2)) + 1e-6).sqrt()
+      return 1 / (1 + z.abs())
+    self.step, self.infer = step, surprise_score
 
   def _vae_functions(self, latent_dim: int):
     torch, vae = self.torch, self.inference_model
