@@ -91,6 +91,12 @@ AUTOENCODER_SCHEMA = {
     'batch_size': int,
     'num_epochs': int,
 }
+AUGMENTATION_SCHEMA = {
+    'resize_crop_prob': float, 'resize_scale': float, 'flip_prob': float, 'crop_padding': int,
+    'rotation_prob': float, 'rotation_degrees': float, 'jitter_prob': float,
+    'brightness': float, 'contrast': float, 'saturation': float, 'blur_prob': float,
+    'blur_sigma_max': float, 'resample_prob': float, 'resample_scale_min': float,
+    'jpeg_prob': float, 'jpeg_quality_min': int}
 CLASSIFIER_SCHEMA = {
     'architecture': str,  # Of models.CLASSIFIERS.
     'features': tuple,  # Empty: the architecture's own widths.
@@ -112,12 +118,7 @@ CLASSIFIER_SCHEMA = {
     'lr_decay_patience_epochs': int,
     'early_stopping_patience_epochs': int,
     # Of reals and fakes alike, in the input pipeline (data/augment.py).
-    'augmentation': {'resize_crop_prob': float, 'resize_scale': float, 'flip_prob': float,
-                     'crop_padding': int, 'rotation_prob': float, 'rotation_degrees': float,
-                     'jitter_prob': float, 'brightness': float, 'contrast': float,
-                     'saturation': float, 'blur_prob': float, 'blur_sigma_max': float,
-                     'resample_prob': float, 'resample_scale_min': float,
-                     'jpeg_prob': float, 'jpeg_quality_min': int},
+    'augmentation': AUGMENTATION_SCHEMA,
     'inputs': tuple,  # Of transforms.INPUT_KINDS.
     'train_generators': tuple,  # GAN names (Fashion-MNIST) or ('folder',).
 }
@@ -147,6 +148,9 @@ REAL_ONLY_SCHEMA = {
     'batch_size': int,
     'num_epochs': int,
     'max_train_reals': int,
+    # Of the training reals (data/augment.py): a model of honest uploads, re-encoded and
+    # resized as uploads are, rather than of pristine images.
+    'augmentation': AUGMENTATION_SCHEMA,
 }
 # Dedicated classifiers, one per set of training generators, tested on every generator.
 DETECTORS_SCHEMA = {
@@ -331,12 +335,26 @@ def autoencoder_rules(group: str) -> dict[str, Any]:
       f'{group}.*.reconstruction_loss': Choice(RECONSTRUCTION_LOSSES)}
 
 
+def augmentation_rules(group: str) -> dict[str, Any]:
+  """The rules of an `augmentation` group (data/augment.py) at key `group`."""
+  return {
+      **{f'{group}.{key}': PROBABILITY for key in augment.Augmentation.PROBABILITIES},
+      f'{group}.jpeg_quality_min': Range(1, 100),
+      **{f'{group}.{key}': NOT_NEGATIVE for key in (
+          'crop_padding', 'blur_sigma_max', 'rotation_degrees', 'brightness', 'contrast',
+          'saturation')},
+      f'{group}.resize_scale': Range(1),  # It scales up, then crops back.
+      f'{group}.resample_scale_min': Range(0, 1, low_open=True),
+  }
+
+
 REAL_ONLY_RULES = {
     'real_only.*.architecture': Choice(REAL_ONLY_ARCHITECTURES),
     'real_only.*.batch_size': BATCH,
     **{f'real_only.*.{key}': POSITIVE for key in ('features', 'num_layers', 'num_epochs',
                                                   'max_train_reals',
                                                   'optimizer.learning_rate')},
+    **augmentation_rules('real_only.*.augmentation'),
 }
 CLASSIFIER_RULES = {
     'classifier.architecture': Choice(CLASSIFIERS),
@@ -347,14 +365,7 @@ CLASSIFIER_RULES = {
     'classifier.lr_decay_factor': Range(0, 1, low_open=True),
     'classifier.lr_decay_patience_epochs': POSITIVE,
     'classifier.early_stopping_patience_epochs': NOT_NEGATIVE,
-    **{f'classifier.augmentation.{key}': PROBABILITY for key in augment.Augmentation.PROBABILITIES},
-    'classifier.augmentation.jpeg_quality_min': Range(1, 100),
-    **{f'classifier.augmentation.{key}': NOT_NEGATIVE for key in (
-        'crop_padding', 'blur_sigma_max', 'rotation_degrees', 'brightness', 'contrast',
-        'saturation')},
-    # It scales up, then crops back.
-    'classifier.augmentation.resize_scale': Range(1),
-    'classifier.augmentation.resample_scale_min': Range(0, 1, low_open=True),
+    **augmentation_rules('classifier.augmentation'),
 }
 
 

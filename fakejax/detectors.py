@@ -223,7 +223,13 @@ def _restore_fusion(config, entry: DetectorEntry, steps: Sequence[int], mesh: Me
   return RestoredDetector(entry=entry, architecture='fusion of ' + ' + '.join(fitted.members),
                           steps=[fusion.FUSION_STEP], image_shape=members[0].image_shape,
                           trained_on=fitted.trained_on,
-                          scorer=fusion.FusedScorer(fitted, [m.scorer for m in members]))
+                          scorer=fusion.FusedScorer(fitted, [member_key(m) for m in members],
+                                                    [m.scorer for m in members]))
+
+
+def member_key(detector: RestoredDetector) -> tuple:
+  """What names a restored detector's scores: its run folder, name and last step."""
+  return str(detector.entry.run.path), detector.entry.name, detector.steps[-1]
 
 
 def restore_latest(config: ml_collections.ConfigDict, workdir: Workdir, name: str, mesh: Mesh,

@@ -11,6 +11,7 @@ fitting reads no other generator's fakes. The fitted weights are the detector's 
 """
 
 import dataclasses
+import hashlib
 import json
 import pathlib
 from collections.abc import Sequence
@@ -103,17 +104,34 @@ def fused_p_real(fusion: Fusion, p_real: np.ndarray) -> np.ndarray:
   return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 
+# (member's run folder, name, step, images' shape and digest) -> P(real) [N]: the fusions
+# of a study share members and score the same image sets, each set once per member.
+_MEMBER_SCORES: dict[tuple, np.ndarray] = {}
+
+
+def member_score(member_key: tuple, scorer, images: np.ndarray) -> np.ndarray:
+  """P(real) [N] of `images` under a member's last restored checkpoint, computed once per
+  process for each member (`member_key`: its run folder, name and step) and image set."""
+  digest = hashlib.sha1(np.ascontiguousarray(images).data).hexdigest()
+  key = (*member_key, images.shape, digest)
+  if key not in _MEMBER_SCORES:
+    _MEMBER_SCORES[key] = scorer.score(images)[-1]
+  return _MEMBER_SCORES[key]
+
+
 class FusedScorer:
-  """A Scorer of one "checkpoint": the members' Scorers (each at its latest checkpoint)
-  score the images, and the fusion weighs them."""
+  """A Scorer of one "checkpoint": the members' Scorers (each at the checkpoint it was
+  fitted on) score the images, and the fusion weighs them."""
   num_checkpoints = 1
 
-  def __init__(self, fusion: Fusion, member_scorers: Sequence):
-    self.fusion, self.member_scorers = fusion, list(member_scorers)
+  def __init__(self, fusion: Fusion, member_keys: Sequence[tuple], member_scorers: Sequence):
+    self.fusion, self.member_keys = fusion, list(member_keys)
+    self.member_scorers = list(member_scorers)
 
   def score(self, images: np.ndarray) -> np.ndarray:
     """P(real) [1, N] of uint8 images [N, H, W, C]."""
-    p_real = np.stack([scorer.score(images)[-1] for scorer in self.member_scorers])
+    p_real = np.stack([member_score(key, scorer, images)
+                       for key, scorer in zip(self.member_keys, self.member_scorers)])
     return fused_p_real(self.fusion, p_real)[None]
 
   def score_own(self, images: np.ndarray) -> np.ndarray:

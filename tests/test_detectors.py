@@ -31,22 +31,22 @@ def study(detectors_study):
 AUTOENCODER = 'autogan_d1'  # The tiny config's autoencoder-GAN generator.
 GENERATORS = (*GANS, AUTOENCODER)
 # The session's study has the `,real_only` and `,fusion` options.
-REAL_ONLY = 'pixelcnn_reals'
+REAL_ONLY = ('pixelcnn_reals', 'pixelcnn_uploads')
 FUSIONS = ('fused_all', 'fused_without_autoencoder', 'fused_without_gan')
 
 
 def test_generalisation_table_has_every_detector_and_generator(study):
   rows = json.loads((study / detectors.GENERALISATION_JSON).read_text())
   assert [row['detector'] for row in rows] == [
-      *sorted([*GENERATORS, 'pooled_dcgans', 'pooled_all']), REAL_ONLY, *FUSIONS,
+      *sorted([*GENERATORS, 'pooled_dcgans', 'pooled_all']), *REAL_ONLY, *FUSIONS,
       *(f'D of {gan}' for gan in GANS)]
   for row in rows:
     assert list(row['average_precision']) == list(GENERATORS)
     if row['kind'] == 'discriminator':
       continue
     # Each cell is the detector's own report on that generator's split.
-    folder = {'fusion': 'fusions', 'pixelcnn, reals only': 'real_only'}.get(row['kind'],
-                                                                            'classifiers')
+    folder = ('real_only' if row['detector'] in REAL_ONLY else
+              'fusions' if row['detector'] in FUSIONS else 'classifiers')
     (step_dir,) = list((study / folder / row['detector'] / 'eval').iterdir())
     splits = json.loads((step_dir / 'report.json').read_text())['splits']
     for generator in GENERATORS:
@@ -418,7 +418,7 @@ def test_simulated_fakes_are_autoencoders_of_four_upsamplers_and_their_own_train
 
 def test_the_marketplace_ranking_judges_each_detector_on_families_it_never_saw(study, tmp_path):
   candidates = {c.detector: c for c in marketplace.study_candidates(study, ['autogan_d1'])}
-  assert sorted(candidates) == sorted([marketplace.LEAVE_ONE_OUT, 'autogan_d1', REAL_ONLY,
+  assert sorted(candidates) == sorted([marketplace.LEAVE_ONE_OUT, 'autogan_d1', *REAL_ONLY,
                                        marketplace.FUSIONS,
                                        *(f'D of {gan}' for gan in GANS)])
   families = lambda name: [row['family'] for row in candidates[name].rows_by_seed[None]]

@@ -74,6 +74,19 @@ def test_the_step_learns_the_reals_likelihood_and_ignores_any_fakes():
   assert float(metrics['bits_per_dim']) < first - 2.0  # Towards 2 bits: it learnt the levels.
 
 
+def test_the_model_of_uploads_sees_reals_resized_and_recompressed_and_the_other_pristine():
+  config = detectors_fmnist.get_config('tiny,real_only')
+  job = lambda name: real_only_trainer.real_only_job(name, config.real_only[name], (28, 28, 1),
+                                                      False)
+  assert job(DETECTOR).augment is None
+  reals = (np.random.default_rng(0).random((64, 28, 28, 1)) * 255).astype(np.uint8)
+  batch = job('pixelcnn_uploads').augment(real_only_trainer.train_set(reals),
+                                          np.random.default_rng(1))
+  changed = np.any(batch['image'] != reals, axis=(1, 2, 3))
+  assert 0 < changed.mean() < 1  # About three quarters: JPEG or resampling, half the time each.
+  assert (batch['label'] == classifier_steps.REAL_LABEL).all()
+
+
 def test_a_real_only_detector_needs_a_name_of_its_own_and_a_known_architecture():
   config = detectors_fmnist.get_config('tiny,real_only')
   config.real_only[DETECTOR].architecture = 'flow'

@@ -12,6 +12,7 @@ import ml_collections
 from jax.sharding import Mesh
 
 from fakejax import sharding
+from fakejax.data import augment
 from fakejax.errors import UserError
 from fakejax.evaluation import scoring
 from fakejax.models import GanModels, build_gan
@@ -71,6 +72,8 @@ def workdir_config(workdir: Workdir) -> ml_collections.ConfigDict:
     values['classifier'].setdefault('input', 'image')
     # And those written before real-only detectors had none.
     values.setdefault('real_only', {})
+    for model in values['real_only'].values():  # And with no augmentation at first.
+      model.setdefault('augmentation', dataclasses.asdict(augment.Augmentation()))
     # And those written before fusions had none.
     values.setdefault('fusions', {})
   return ml_collections.ConfigDict(values)

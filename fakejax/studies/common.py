@@ -331,7 +331,9 @@ def fit_fusion(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
   batch_size = config.evaluation.batch_size
   members = [detectors.restore_latest(config, workdir, member, mesh, batch_size)
              for member in fusion_config.members]
-  scores = lambda images: np.stack([member.scorer.score(images)[-1] for member in members])
+  scores = lambda images: np.stack([fusion.member_score(detectors.member_key(member),
+                                                        member.scorer, images)
+                                     for member in members])
   trained_on = sorted(set(fusion_config.fit_on).union(*(m.trained_on for m in members)))
   fitted = fusion.fit(fusion_config.members, [m.steps[-1] for m in members],
                       fusion_config.fit_on, trained_on, scores(data.reals.validation),

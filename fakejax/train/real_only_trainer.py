@@ -1,10 +1,15 @@
 """Training a real-only detector: a model of real images (a PixelCNN), no fakes at all.
 
+With an augmentation (JPEG, resampling), it is a model of honest uploads as they arrive,
+re-encoded and resized, rather than of pristine images.
+
 It learns the training reals' likelihood; its score is how far an image's coding cost
 departs from what the model expects (`likelihood_steps.surprise`). It shares the
 classifiers' state and loop (checkpoints, resume, seeds as replicas), not their schedule:
 validation AP needs fakes, and this detector sees none, so it trains its fixed epochs.
 """
+
+import functools
 
 import jax
 import ml_collections
@@ -12,6 +17,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from fakejax import sharding
+from fakejax.data import augment
 from fakejax.evaluation import scoring
 from fakejax.models.pixelcnn import PixelCnn
 from fakejax.train import classifier_steps, likelihood_steps, loop, optimizers
@@ -40,11 +46,14 @@ def real_only_job(name: str, real_only_config: ml_collections.ConfigDict,
   """The loop's job that trains real-only detector `name` on reals."""
   model = model_of(real_only_config)
   tx, init = _init(model, real_only_config, image_shape)
+  augmentation = augment.Augmentation.from_config(real_only_config.augmentation)
   return loop.Job(
       name=f'real-only detector {name}', init=init,
       train_step=likelihood_steps.make_train_step(model, tx, skip_nonfinite),
       metadata={'architecture': real_only_config.architecture, 'image_shape': list(image_shape),
-                'trained_on': []})
+                'trained_on': []},
+      augment=None if augmentation.is_identity else functools.partial(
+          augment.augment_batch, options=augmentation))
 
 
 def train_set(reals: np.ndarray) -> dict:
