@@ -21,10 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fakejax.errors import UserError
+
 FUSION_JSON = 'fusion.json'
 FUSION_STEP = 0  # A fusion has no checkpoints: its fitted weights stand as step 0.
 LOGIT_CLIP = 1e-6  # P(real) kept this far from 0 and 1 before its logit.
 FIT_STEPS, FIT_LEARNING_RATE, FIT_L2 = 500, 0.05, 1e-3
+
+
+class FusionFileError(UserError):
+  """A fusion's file that cannot be read as one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +51,13 @@ class Fusion:
 
   @classmethod
   def read(cls, path: pathlib.Path) -> 'Fusion':
-    values = json.loads(path.read_text())
-    return cls(**{key: tuple(value) if isinstance(value, list) else value
-                  for key, value in values.items()})
+    try:
+      values = json.loads(path.read_text())
+      return cls(**{key: tuple(value) if isinstance(value, list) else value
+                    for key, value in values.items()})
+    except (ValueError, TypeError, AttributeError) as error:
+      raise FusionFileError(f'{path} is not a fitted fusion ({error}); delete it and run the '
+                            'study again to fit it.') from None
 
 
 def member_logits(p_real: np.ndarray) -> np.ndarray:

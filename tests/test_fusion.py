@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import detectors_fmnist
-from fakejax import config as config_lib, fusion, predict, sharding
+from fakejax import config as config_lib, errors, fusion, predict, sharding
 from fakejax.evaluation import assemble, restore
 from fakejax.studies import common, dedicated
 from fakejax.workdir import Workdir
@@ -23,6 +23,16 @@ def test_a_useful_member_weighs_and_a_noisy_one_does_not():
   fakes = np.stack([rng.normal(-2.0, 1.0, 300), rng.normal(0.0, 1.0, 300)])
   weights, _ = fusion.fit_weights(reals, fakes)
   assert weights[0] > 1.0 and abs(weights[1]) < 0.2 * weights[0]
+
+
+def test_a_damaged_fusion_file_is_named_in_a_clear_error(tmp_path):
+  path = tmp_path / fusion.FUSION_JSON
+  fusion.fit(['a', 'b'], [1, 2], ['g'], ['g'], np.full((2, 4), 0.9),
+             {'g': np.full((2, 3), 0.1)}).write(path)
+  assert fusion.Fusion.read(path).members == ('a', 'b')
+  path.write_text('{"members": ["a"')  # Cut short.
+  with pytest.raises(errors.UserError, match=str(path)):
+    fusion.Fusion.read(path)
 
 
 def study_data(study):

@@ -21,6 +21,7 @@ matplotlib.use('Agg')  # Files only; no display.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fakejax import config as config_lib  # noqa: E402
 from fakejax.data import perturb  # noqa: E402
 from fakejax.evaluation import metrics  # noqa: E402
 
@@ -142,7 +143,6 @@ def targets(config, name: str, trained_on: dict[str, Sequence[str]]) -> list[Tar
   """The targets a name stands for: 'leave-one-family-out' (each family's held-out
   classifier on it), 'fusions' (each fusion on its unseen families), or one detector on
   its unseen families; `trained_on` maps each detector to its generators."""
-  from fakejax import config as config_lib  # pylint: disable=g-import-not-at-top
   families = dict(config.families)
   if name == LEAVE_ONE_OUT:
     return [Target(name, detector, {family: tuple(families[family])})
