@@ -114,19 +114,29 @@ def fused_p_real(fusion: Fusion, p_real: np.ndarray) -> np.ndarray:
   return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 
-# (member's run folder, name, step, images' shape and digest) -> P(real) [N]: the fusions
-# of a study share members and score the same image sets, each set once per member.
+# (member's run folder, name, step, a block's digest and size) -> P(real) of the block: the
+# fusions of a study share members and score the same images, in sets that pool the same
+# generators' fakes in different combinations, so scores are kept per block of images.
 _MEMBER_SCORES: dict[tuple, np.ndarray] = {}
+CACHE_BLOCK = 500  # Images; every generator's fake sets are multiples of it.
 
 
 def member_score(member_key: tuple, scorer, images: np.ndarray) -> np.ndarray:
-  """P(real) [N] of `images` under a member's last restored checkpoint, computed once per
-  process for each member (`member_key`: its run folder, name and step) and image set."""
-  digest = hashlib.sha1(np.ascontiguousarray(images).data).hexdigest()
-  key = (*member_key, images.shape, digest)
-  if key not in _MEMBER_SCORES:
-    _MEMBER_SCORES[key] = scorer.score(images)[-1]
-  return _MEMBER_SCORES[key]
+  """P(real) [N] of `images` under a member's last restored checkpoint, each block of
+  images scored once per process for each member (`member_key`: its run folder, name and
+  step), whatever set it comes in."""
+  blocks = [images[i:i + CACHE_BLOCK] for i in range(0, len(images), CACHE_BLOCK)]
+  keys = [(*member_key, hashlib.sha1(np.ascontiguousarray(block).data).hexdigest(), len(block))
+          for block in blocks]
+  missing = [i for i, key in enumerate(keys) if key not in _MEMBER_SCORES]
+  if missing:
+    scores = scorer.score(np.concatenate([blocks[i] for i in missing]))[-1]
+    ends = np.cumsum([len(blocks[i]) for i in missing])
+    for i, end in zip(missing, ends):
+      _MEMBER_SCORES[keys[i]] = scores[end - len(blocks[i]):end]
+  if not keys:
+    return np.zeros(0, np.float32)
+  return np.concatenate([_MEMBER_SCORES[key] for key in keys])
 
 
 class FusedScorer:
