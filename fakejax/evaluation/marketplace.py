@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fakejax import config as config_lib, errors
-from fakejax.evaluation import assemble, intervals, restore
+from fakejax.evaluation import assemble, intervals, restore, robustness
 from fakejax.studies import common, dedicated
 from fakejax.workdir import RunDir, Workdir
 
@@ -73,9 +73,9 @@ def _reports(run: RunDir, seeds: Sequence[int]) -> dict[int | None, dict]:
 
 def unseen_rows(families: dict, detector: str, report: dict, budget: str) -> list[dict]:
   """The rows of every family the detector has no generator of."""
-  trained_on = set(report['trained_on'])
+  unseen = robustness.unseen_families(families, report['trained_on'])
   return [flag_rates(dedicated.held_out_row(family, members, detector, report, budget))
-          for family, members in families.items() if not trained_on & set(members)]
+          for family, members in unseen.items()]
 
 
 def study_candidates(path: pathlib.Path, extra_sets: Sequence[str]) -> list[Candidate]:
