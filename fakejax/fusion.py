@@ -14,12 +14,14 @@ import dataclasses
 import hashlib
 import json
 import pathlib
+import time
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import logging
 
 from fakejax.errors import UserError
 
@@ -130,7 +132,11 @@ def member_score(member_key: tuple, scorer, images: np.ndarray) -> np.ndarray:
           for block in blocks]
   missing = [i for i, key in enumerate(keys) if key not in _MEMBER_SCORES]
   if missing:
+    start, count = time.perf_counter(), sum(len(blocks[i]) for i in missing)
     scores = scorer.score(np.concatenate([blocks[i] for i in missing]))[-1]
+    logging.info('Fusion member %s scored %d images (%.0f img/s); %d were scored before.',
+                 member_key[1], count, count / (time.perf_counter() - start),
+                 len(images) - count)
     ends = np.cumsum([len(blocks[i]) for i in missing])
     for i, end in zip(missing, ends):
       _MEMBER_SCORES[keys[i]] = scores[end - len(blocks[i]):end]

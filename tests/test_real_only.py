@@ -47,6 +47,20 @@ def test_images_drawn_from_the_model_are_unsurprising_and_its_modes_are_not():
   assert float(likelihood_steps.surprise(log_probs, modes)[0]) < -3  # Too predictable.
 
 
+def test_the_surprise_equals_its_textbook_form_in_bits():
+  logits = 3.0 * jax.random.normal(jax.random.PRNGKey(2), (4, 5, 6, 1, NUM_LEVELS))
+  images = jax.random.randint(jax.random.PRNGKey(3), (4, 5, 6, 1), 0, NUM_LEVELS).astype(jnp.uint8)
+  bits = -jax.nn.log_softmax(logits, axis=-1) / np.log(2.0)
+  probs = jnp.exp(-bits * np.log(2.0))
+  entropy = jnp.sum(probs * bits, axis=-1)
+  variance = jnp.sum(probs * bits**2, axis=-1) - entropy**2
+  cost = jnp.take_along_axis(bits, images.astype(jnp.int32)[..., None], axis=-1)[..., 0]
+  want = (jnp.sum(cost - entropy, axis=(1, 2, 3))
+          / jnp.sqrt(jnp.sum(variance, axis=(1, 2, 3)) + 1e-6))
+  np.testing.assert_allclose(likelihood_steps.surprise(logits, images), want, rtol=1e-4,
+                             atol=1e-4)
+
+
 def tiny_real_only():
   return detectors_fmnist.get_config('tiny,real_only').real_only[DETECTOR]
 
@@ -114,9 +128,18 @@ def test_its_thresholds_come_from_validation_reals_alone(detectors_study):
       jnp.asarray(fake_prob[0]), jnp.zeros(len(reals), jnp.int32),
       config.evaluation.fake_recall_target, assemble.review_budgets(config.evaluation))
   names = assemble.threshold_names(config.evaluation)
-  np.testing.assert_allclose(np.asarray(thresholds), [report['thresholds'][n] for n in names],
-                             rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(assemble.thresholds_without_fakes(thresholds[None]))[0],
+                             [report['thresholds'][n] for n in names], rtol=1e-5)
   assert np.mean(fake_prob[0] >= detector.threshold) <= config.evaluation.review_budget
+  # With no fakes to choose them from, Youden's threshold (predict's default) is the budget's.
+  assert report['thresholds']['youden'] == report['thresholds'][budget]
+
+
+def test_its_one_class_splits_pair_with_every_generators_fakes(detectors_study):
+  report_path = next((detectors_study / 'real_only' / DETECTOR / 'eval').glob('*/report.json'))
+  split = json.loads(report_path.read_text())['splits']['anomaly_class_reals']
+  assert split['paired_with'] == "every generator's fakes"
+  assert 0.0 < split['threshold_free']['average_precision'] <= 1.0
 
 
 def test_the_ranking_judges_a_real_only_detector_on_every_family(detectors_study):

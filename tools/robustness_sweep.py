@@ -17,25 +17,13 @@ import pathlib
 import sys
 
 import numpy as np
+from absl import logging
 
-from fakejax import config as config_lib, detectors, errors, predict, sharding
+from fakejax import detectors, errors, predict, sharding
 from fakejax.data import perturb
 from fakejax.evaluation import assemble, restore, robustness
 from fakejax.studies import common, dedicated
 from fakejax.workdir import Workdir
-
-
-def detector_names(config, names: list[str]) -> list[str]:
-  """The workdir's detectors the names stand for."""
-  out = []
-  for name in names:
-    if name == robustness.LEAVE_ONE_OUT:
-      out.extend(config_lib.held_out_sets(config).values())
-    elif name == robustness.FUSIONS:
-      out.extend(config.fusions)
-    else:
-      out.append(name)
-  return list(dict.fromkeys(out))
 
 
 def subsample(images: np.ndarray, limit: int) -> np.ndarray:
@@ -53,8 +41,9 @@ def sweep(workdir_path: pathlib.Path, names: list[str], levels: list[str],
   budget = assemble.budget_threshold(config.evaluation)
   mesh = sharding.build_mesh()
   batch_size = config.evaluation.batch_size
+  named = dict.fromkeys(d for name in names for d in robustness.named_detectors(config, name))
   restored = {name: detectors.restore_latest(config, workdir, name, mesh, batch_size)
-              for name in detector_names(config, names)}
+              for name in named}
   thresholds = {name: predict.threshold_of(r.entry.report_json(r.steps[-1]), budget)
                 for name, r in restored.items()}
   scorers = {name: (lambda images, r=r: r.scorer.score(images)[-1]) for name, r in restored.items()}
@@ -82,6 +71,7 @@ def main(argv: list[str]) -> str:
   parser.add_argument('--out', type=pathlib.Path, help='Where to write <out>.md, .json, .png '
                       '(default: <workdir>/robustness).')
   args = parser.parse_args(argv)
+  logging.set_verbosity(logging.INFO)  # Progress, level by level.
   levels = [level for level in args.levels.split(',') if level]
   for level in levels:
     try:

@@ -42,6 +42,13 @@ def choose_thresholds(fake_prob: jax.Array, labels: jax.Array, fake_recall_targe
                       for budget in review_budgets)])
 
 
+def thresholds_without_fakes(thresholds: jax.Array) -> jax.Array:
+  """Thresholds [K, T] of a detector with no validation fakes (one trained on reals
+  alone): Youden's and the fake-recall threshold, which need fakes, stand at the
+  marketplace's review-budget threshold (the fourth), chosen on validation reals alone."""
+  return thresholds.at[:, 1:3].set(thresholds[:, 3:4])
+
+
 def review_budgets(evaluation: ml_collections.ConfigDict) -> tuple[float, ...]:
   """The marketplace's review budget (the tables'), then the others reports compare."""
   return (evaluation.review_budget, *evaluation.more_review_budgets)
@@ -198,9 +205,9 @@ def _measure_splits(settings: EvalSettings, detector: DetectorInfo, sets: ScoreS
     paired_with = None
     if not (reals.shape[1] and fakes.shape[1]):
       # One class only: paired with its counterpart for the threshold-free metrics.
-      paired_with = 'own fakes' if reals.shape[1] else 'all test reals'
-      prob, labels = (_labelled(reals, sets.p_real['own']) if reals.shape[1]
-                      else _labelled(all_reals, fakes))
+      paired_with, counterpart = _counterpart(reals, all_reals, detector, settings, sets)
+      prob, labels = (_labelled(reals, counterpart) if reals.shape[1]
+                      else _labelled(counterpart, fakes))
     raw['threshold_free'] = _threshold_free(prob, labels)
     raw_splits[split_name] = raw
     split_info[split_name] = {
@@ -208,6 +215,18 @@ def _measure_splits(settings: EvalSettings, detector: DetectorInfo, sets: ScoreS
         'paired_with': paired_with,
         'support': {'real': int(reals.shape[1]), 'generated': int(fakes.shape[1])}}
   return raw_splits, split_info
+
+
+def _counterpart(reals: np.ndarray, all_reals: np.ndarray, detector: DetectorInfo,
+                 settings: EvalSettings, sets: ScoreSets) -> tuple[str, np.ndarray]:
+  """What a one-class split pairs with: reals with own fakes (a detector that trained on
+  none, with every generator's), fakes with all test reals."""
+  if not reals.shape[1]:
+    return 'all test reals', all_reals
+  if sets.p_real['own'].shape[1]:
+    return 'own fakes', sets.p_real['own']
+  return 'every generator\'s fakes', fake_source('others', sets, detector.trained_on,
+                                                 settings.generators)[0]
 
 
 def _split_report(info: dict, values: dict, names: list[str], bins: int) -> dict:
@@ -234,6 +253,8 @@ def evaluate_detector(settings: EvalSettings, detector: DetectorInfo,
   thresholds = _choose_thresholds(validation_prob, validation_labels,
                                   settings.evaluation.fake_recall_target,
                                   review_budgets(settings.evaluation))
+  if not sets.p_real['own_validation'].shape[1]:
+    thresholds = thresholds_without_fakes(thresholds)
   all_reals, all_real_images = real_source('all', sets)
   # What each threshold costs the marketplace: real test uploads flagged, own fakes caught.
   prob, labels = _labelled(all_reals, sets.p_real['own'])

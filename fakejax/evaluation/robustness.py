@@ -12,6 +12,7 @@ worst family, as the leave-one-family-out table gives them.
 import dataclasses
 import json
 import pathlib
+import time
 from collections.abc import Sequence
 
 import jax.numpy as jnp
@@ -20,6 +21,7 @@ import matplotlib
 matplotlib.use('Agg')  # Files only; no display.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from absl import logging  # noqa: E402
 
 from fakejax import config as config_lib  # noqa: E402
 from fakejax.data import perturb  # noqa: E402
@@ -139,25 +141,36 @@ def write(summaries: list[dict], rows: list[dict], budget: str, prefix: pathlib.
 LEAVE_ONE_OUT, FUSIONS = 'leave-one-family-out', 'fusions'
 
 
+def named_detectors(config, name: str) -> list[str]:
+  """The workdir's detectors a name stands for: 'leave-one-family-out' (each family's
+  held-out classifier), 'fusions' (every fusion), or the one it names."""
+  if name == LEAVE_ONE_OUT:
+    return list(config_lib.held_out_sets(config).values())
+  return list(config.fusions) if name == FUSIONS else [name]
+
+
 def targets(config, name: str, trained_on: dict[str, Sequence[str]]) -> list[Target]:
-  """The targets a name stands for: 'leave-one-family-out' (each family's held-out
-  classifier on it), 'fusions' (each fusion on its unseen families), or one detector on
-  its unseen families; `trained_on` maps each detector to its generators."""
+  """The targets a name stands for (`named_detectors`): each held-out classifier on its
+  family, any other detector on its unseen families; `trained_on` maps each detector to
+  its generators."""
   families = dict(config.families)
   if name == LEAVE_ONE_OUT:
     return [Target(name, detector, {family: tuple(families[family])})
             for family, detector in config_lib.held_out_sets(config).items()]
-  names = list(config.fusions) if name == FUSIONS else [name]
   return [Target(name, detector, unseen_families(families, trained_on[detector]))
-          for detector in names]
+          for detector in named_detectors(config, name)]
 
 
 def sweep_rows(scorers: dict, thresholds: dict[str, float], all_targets: list[Target],
                reals: np.ndarray, fakes: dict[str, np.ndarray], levels: Sequence[str]) -> list[dict]:
   """Every target's rows at every level (`level_rows`), each level's images perturbed once.
   `scorers[detector](images) -> P(real) [N]`; `fakes` by family."""
-  rows = []
-  for level in (CLEAN, *levels):
+  rows, start = [], time.perf_counter()
+  for done, level in enumerate((CLEAN, *levels)):
+    if done:
+      elapsed = time.perf_counter() - start
+      logging.info('Level %d/%d (%s); %.0f s so far, ETA %.0f s.', done + 1, len(levels) + 1,
+                   level, elapsed, elapsed / done * (len(levels) + 1 - done))
     images = {'reals': perturbed(reals, level),
               **{family: perturbed(f, level) for family, f in fakes.items()}}
     for target in all_targets:

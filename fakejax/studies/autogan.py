@@ -173,8 +173,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
     autoencoder_params = restore_autoencoders(config, workdir, data.reals.train.shape[1:], mesh)
   reports, latest = {}, {seed: {} for seed in common.classifier_seeds(config)}
   for variant in variants(config):
-    variant_reports = common.evaluate_classifier_seeds(config, workdir, variant.name,
-                                                       which_steps, data, mesh)
+    variant_reports = common.evaluate_named_detector_seeds(config, workdir, variant.name,
+                                                           which_steps, data, mesh)
     common.write_reports(workdir.classifier(variant.name), variant.name, variant_reports)
     reports[variant.name] = variant_reports.combined[-1]
     for seed, report_of_seed in variant_reports.latest().items():

@@ -199,10 +199,12 @@ def classifier_seeds(config: ml_collections.ConfigDict) -> tuple[int, ...]:
   return replicas.seeds_of(config.seed, config.seeds)
 
 
-def evaluate_classifier(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
-                        which_steps: str, data: fake_pool.StudyData, mesh: Mesh) -> list[dict]:
-  """Reports of classifier `name`'s chosen checkpoints on every split of config.evals; of a
-  run of several seeds, of every replica's, replica-major, scored in one call.
+def evaluate_named_detector(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
+                            which_steps: str, data: fake_pool.StudyData,
+                            mesh: Mesh) -> list[dict]:
+  """Reports of detector `name`'s chosen checkpoints (a classifier, real-only detector or
+  fusion) on every split of config.evals; of a run of several seeds, of every replica's,
+  replica-major, scored in one call.
 
   Its 'own' fakes pool the generators it trained on; every generator's test fakes are
   also a set of their own, so that splits may name any generator.
@@ -230,7 +232,7 @@ def evaluate_classifier(config: ml_collections.ConfigDict, workdir: Workdir, nam
 
 @dataclasses.dataclass(frozen=True)
 class SeedReports:
-  """A classifier's reports per checkpoint: one per seed, and their combination."""
+  """A detector's reports per checkpoint: one per seed, and their combination."""
   combined: list[dict]  # Of several seeds, figures as intervals (evaluation/intervals.py).
   by_seed: dict[int, list[dict]]
 
@@ -238,12 +240,12 @@ class SeedReports:
     return {seed: reports[-1] for seed, reports in self.by_seed.items()}
 
 
-def evaluate_classifier_seeds(config: ml_collections.ConfigDict, workdir: Workdir, name: str,
-                              which_steps: str, data: fake_pool.StudyData,
-                              mesh: Mesh) -> SeedReports:
-  """`evaluate_classifier`, each replica's reports as its single-seed run's would be, and
+def evaluate_named_detector_seeds(config: ml_collections.ConfigDict, workdir: Workdir,
+                                  name: str, which_steps: str, data: fake_pool.StudyData,
+                                  mesh: Mesh) -> SeedReports:
+  """`evaluate_named_detector`, each replica's reports as its single-seed run's would be, and
   their combination."""
-  reports = evaluate_classifier(config, workdir, name, which_steps, data, mesh)
+  reports = evaluate_named_detector(config, workdir, name, which_steps, data, mesh)
   return seed_reports(by_replica(reports, classifier_seeds(config)))
 
 

@@ -278,7 +278,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Workdir, which_steps: s
   latest = {seed: {} for seed in common.classifier_seeds(config)}
   kinds = {}
   for name, (run, kind) in detector_runs(config, workdir).items():
-    reports = common.evaluate_classifier_seeds(config, workdir, name, which_steps, data, mesh)
+    reports = common.evaluate_named_detector_seeds(config, workdir, name, which_steps, data, mesh)
     common.write_reports(run, name, reports)
     for seed, report_of_seed in reports.latest().items():
       latest[seed][name] = report_of_seed
