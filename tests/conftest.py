@@ -41,11 +41,13 @@ os.environ['XLA_FLAGS'] = f'{_flags} {TEST_COMPILE_FLAGS}'.strip()
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 
+import json
 import pathlib
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -187,9 +189,15 @@ def detectors_study(finished_run, tfds_data_dir, tmp_path_factory) -> pathlib.Pa
   return shared_folder(tmp_path_factory, 'detectors_study', build)
 
 
-def rerun_evaluation(workdir: pathlib.Path, copy: pathlib.Path, *produced: str) -> None:
-  """Copies a workdir without its evaluations and `produced` files; evaluates the copy."""
-  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns('eval', *produced))
+def rerun_evaluation(workdir: pathlib.Path, copy: pathlib.Path, *produced: str,
+                     drop: Sequence[str] = ()) -> None:
+  """Copies a workdir without its evaluations and `produced` files; evaluates the copy.
+  The config groups in `drop` (e.g. 'fusions') leave the copy's config and folders."""
+  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns('eval', *produced, *drop))
+  if drop:
+    config_json = copy / 'config.json'
+    config = json.loads(config_json.read_text())
+    config_json.write_text(json.dumps({**config, **{group: {} for group in drop}}))
   result = subprocess.run([sys.executable, '-m', 'fakejax.evaluate', f'--workdir={copy}'],
                           cwd=REPO_ROOT, env=TWO_DEVICES, capture_output=True, text=True,
                           timeout=600)
