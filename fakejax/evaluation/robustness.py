@@ -99,13 +99,18 @@ def markdown(summaries: list[dict], budget: str) -> str:
   return '\n'.join(lines) + '\n'
 
 
+PLOTTED = {'average_precision_mean': 'AP (mean over families)',
+           'fake_recall_mean': 'caught at the budget (mean)',
+           'reals_flagged': 'reals flagged at the budget'}
+
+
 def plot(summaries: list[dict], path: pathlib.Path) -> None:
-  """Per perturbation kind (columns): AP and caught (rows) against the level, a line per
-  detector; the clean figure stands at the gentlest end of every kind."""
+  """Per perturbation kind (columns): AP, fakes caught and reals flagged (rows) against the
+  level, a line per detector; the clean figure stands at the gentlest end of every kind."""
   kinds = list(dict.fromkeys(perturb.parse(s['perturbation'])[0] for s in summaries
                              if s['perturbation'] != CLEAN))
   labels = list(dict.fromkeys(s['detector'] for s in summaries))
-  fig, axes = plt.subplots(2, len(kinds), figsize=(3.2 * len(kinds), 5.5), squeeze=False)
+  fig, axes = plt.subplots(3, len(kinds), figsize=(3.2 * len(kinds), 8), squeeze=False)
   for column, kind in enumerate(kinds):
     for label in labels:
       mine = [s for s in summaries if s['detector'] == label]
@@ -113,15 +118,15 @@ def plot(summaries: list[dict], path: pathlib.Path) -> None:
                 and perturb.parse(s['perturbation'])[0] == kind]
       clean = [s for s in mine if s['perturbation'] == CLEAN]
       names = [CLEAN] * len(clean) + [s['perturbation'] for s in points]
-      for row, key in enumerate(('average_precision_mean', 'fake_recall_mean')):
+      for row, key in enumerate(PLOTTED):
         axes[row, column].plot(range(len(names)), [s[key] for s in clean + points], marker='o',
                                label=label)
         axes[row, column].set_xticks(range(len(names)), names, rotation=30, ha='right',
                                      fontsize=7)
         axes[row, column].set_ylim(0, 1)
     axes[0, column].set_title(kind)
-  axes[0, 0].set_ylabel('AP (mean over families)')
-  axes[1, 0].set_ylabel('caught at the budget (mean)')
+  for row, key in enumerate(PLOTTED):
+    axes[row, 0].set_ylabel(PLOTTED[key])
   axes[0, 0].legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
