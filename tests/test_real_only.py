@@ -126,10 +126,11 @@ def test_its_thresholds_come_from_validation_reals_alone(detectors_study):
   fake_prob = 1.0 - detector.scorer.score(reals)
   thresholds = assemble.choose_thresholds(
       jnp.asarray(fake_prob[0]), jnp.zeros(len(reals), jnp.int32),
-      config.evaluation.fake_recall_target, assemble.review_budgets(config.evaluation))
+      config.evaluation.fake_recall_target, assemble.review_budgets(config.evaluation),
+      with_fakes=False)
   names = assemble.threshold_names(config.evaluation)
-  np.testing.assert_allclose(np.asarray(assemble.thresholds_without_fakes(thresholds[None]))[0],
-                             [report['thresholds'][n] for n in names], rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(thresholds), [report['thresholds'][n] for n in names],
+                             rtol=1e-5)
   assert np.mean(fake_prob[0] >= detector.threshold) <= config.evaluation.review_budget
   # With no fakes to choose them from, Youden's threshold (predict's default) is the budget's.
   assert report['thresholds']['youden'] == report['thresholds'][budget]

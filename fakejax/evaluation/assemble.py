@@ -32,21 +32,19 @@ def split_metrics(fake_prob: jax.Array, labels: jax.Array, thresholds: jax.Array
 
 
 def choose_thresholds(fake_prob: jax.Array, labels: jax.Array, fake_recall_target: float,
-                      review_budgets: tuple[float, ...]) -> jax.Array:
+                      review_budgets: tuple[float, ...], with_fakes: bool = True) -> jax.Array:
   """[0.5, Youden's J, lowest fake recall >= target, then for each review budget the
-  lowest with at most that share of reals flagged], chosen on validation scores."""
+  lowest with at most that share of reals flagged], chosen on validation scores.
+
+  Without fakes (a detector trained on reals alone), Youden's and the fake-recall
+  threshold, which need fakes, stand at the first review budget's, chosen on reals alone.
+  """
   points = metrics.roc_points(fake_prob, labels)
-  return jnp.stack([jnp.float32(0.5), metrics.youden_threshold(points),
-                    metrics.threshold_for_fake_recall(points, fake_recall_target),
-                    *(metrics.threshold_for_review_budget(points, budget)
-                      for budget in review_budgets)])
-
-
-def thresholds_without_fakes(thresholds: jax.Array) -> jax.Array:
-  """Thresholds [K, T] of a detector with no validation fakes (one trained on reals
-  alone): Youden's and the fake-recall threshold, which need fakes, stand at the
-  marketplace's review-budget threshold (the fourth), chosen on validation reals alone."""
-  return thresholds.at[:, 1:3].set(thresholds[:, 3:4])
+  budgets = [metrics.threshold_for_review_budget(points, budget) for budget in review_budgets]
+  needing_fakes = ([metrics.youden_threshold(points),
+                    metrics.threshold_for_fake_recall(points, fake_recall_target)]
+                   if with_fakes else [budgets[0]] * 2)
+  return jnp.stack([jnp.float32(0.5), *needing_fakes, *budgets])
 
 
 def review_budgets(evaluation: ml_collections.ConfigDict) -> tuple[float, ...]:
@@ -67,8 +65,8 @@ def budget_threshold(evaluation: ml_collections.ConfigDict) -> str:
 
 _split_metrics = jax.jit(jax.vmap(split_metrics, in_axes=(0, None, 0, None)), static_argnums=3)
 _threshold_free = jax.jit(jax.vmap(metrics.threshold_free_metrics, in_axes=(0, None)))
-_choose_thresholds = jax.jit(jax.vmap(choose_thresholds, in_axes=(0, None, None, None)),
-                             static_argnums=(2, 3))
+_choose_thresholds = jax.jit(jax.vmap(choose_thresholds, in_axes=(0, None, None, None, None)),
+                             static_argnums=(2, 3, 4))
 
 
 def _labelled(reals: np.ndarray, fakes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -252,9 +250,8 @@ def evaluate_detector(settings: EvalSettings, detector: DetectorInfo,
                                                  sets.p_real['own_validation'])
   thresholds = _choose_thresholds(validation_prob, validation_labels,
                                   settings.evaluation.fake_recall_target,
-                                  review_budgets(settings.evaluation))
-  if not sets.p_real['own_validation'].shape[1]:
-    thresholds = thresholds_without_fakes(thresholds)
+                                  review_budgets(settings.evaluation),
+                                  bool(sets.p_real['own_validation'].shape[1]))
   all_reals, all_real_images = real_source('all', sets)
   # What each threshold costs the marketplace: real test uploads flagged, own fakes caught.
   prob, labels = _labelled(all_reals, sets.p_real['own'])

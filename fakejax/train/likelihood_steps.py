@@ -27,10 +27,14 @@ from fakejax.train.classifier_steps import ClassifierState
 NATS_VARIANCE_FLOOR = 1e-6 * np.log(2.0)**2
 
 
+def pixel_logits(model: nn.Module, params: dict, images_uint8: jax.Array) -> jax.Array:
+  """Logits [N, H, W, C, 256] of every grey level of every pixel."""
+  return model.apply({'params': params}, gan_steps.to_model_range(images_uint8))
+
+
 def pixel_log_probs(model: nn.Module, params: dict, images_uint8: jax.Array) -> jax.Array:
   """Log-probabilities [N, H, W, C, 256] of every grey level of every pixel."""
-  logits = model.apply({'params': params}, gan_steps.to_model_range(images_uint8))
-  return jax.nn.log_softmax(logits, axis=-1)
+  return jax.nn.log_softmax(pixel_logits(model, params, images_uint8), axis=-1)
 
 
 def coding_cost_bits(log_probs: jax.Array, images_uint8: jax.Array) -> jax.Array:
@@ -90,7 +94,6 @@ def make_score(model: nn.Module) -> Callable[[dict, jax.Array], jax.Array]:
   """Returns `score(variables, images_uint8) -> 1 / (1 + |surprise|)` per image (the
   detectors' P(real) convention: low is flagged). One function per model: compiled once."""
   def score(scoring_variables: dict, images_uint8: jax.Array) -> jax.Array:
-    logits = model.apply({'params': scoring_variables['params']},
-                         gan_steps.to_model_range(images_uint8))
+    logits = pixel_logits(model, scoring_variables['params'], images_uint8)
     return 1.0 / (1.0 + jnp.abs(surprise(logits, images_uint8)))
   return score
