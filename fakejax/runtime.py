@@ -3,6 +3,7 @@
 import functools
 import os
 import pathlib
+import sys
 
 from absl import flags, logging
 
@@ -31,6 +32,28 @@ class _QuietLibraryInfo(logging.logging.Filter):
 
   def filter(self, record) -> bool:
     return record.levelno > logging.logging.INFO or '/orbax/' not in record.pathname
+
+
+def without_abandoned_checkpoint_reads(previous_hook):
+  """`sys.unraisablehook` that drops the echoes of a checkpoint read that failed.
+
+  When one of Orbax's concurrent array reads fails, it closes its event loop with the other
+  reads in flight. Those fail in turn, as unraisable exceptions printed with tracebacks at
+  random moments (garbage collection, exit), after the error naming the damaged checkpoint
+  has been reported. They say nothing more; every other unraisable goes to `previous_hook`.
+  """
+  def hook(unraisable) -> None:
+    if not _is_abandoned_checkpoint_read(unraisable):
+      previous_hook(unraisable)
+  return hook
+
+
+def _is_abandoned_checkpoint_read(unraisable) -> bool:
+  error = unraisable.exc_value
+  if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
+    return True  # A read finishing after its loop was closed.
+  coroutine_code = getattr(unraisable.object, 'cr_code', None)
+  return coroutine_code is not None and '/orbax/' in coroutine_code.co_filename
 
 
 @functools.cache  # Once: TensorFlow refuses to change devices after its first use.
@@ -88,12 +111,14 @@ def leave_distributed() -> None:
 
 
 def setup(flags) -> None:
-  """Logging, the compilation cache and (if asked) the multi-host runtime.
+  """Logging (quiet library lines and failed-read echoes), the compilation cache and (if asked)
+  the multi-host runtime.
 
   Args:
     flags: the parsed absl flags, holding those of `define_runtime_flags`.
   """
   logging.get_absl_handler().addFilter(_QuietLibraryInfo())
+  sys.unraisablehook = without_abandoned_checkpoint_reads(sys.unraisablehook)
   enable_compilation_cache(flags.compilation_cache_dir)
   if flags.multihost or flags.coordinator_address:
     initialize_distributed(flags.coordinator_address, flags.num_processes, flags.process_id)

@@ -1,11 +1,14 @@
 """Process-wide XLA settings made when `fakejax` is imported."""
 
+import asyncio
+import gc
 import os
 import subprocess
 import sys
 
 import pytest
 
+from fakejax import runtime
 from tests.conftest import REPO_ROOT
 
 COMPILE_A_CONVOLUTION = '''
@@ -89,3 +92,35 @@ def test_speed_reports_name_the_cpu(tmp_path):
                      'flags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: other\n')
   assert runtime.cpu_description(str(cpuinfo)).startswith('AMD EPYC (family 25, model 1; AVX2; ')
   assert runtime.cpu_description(str(tmp_path / 'absent')) == 'cpu'
+
+
+def a_coroutine_failing_on_close(filename: str):
+  """A started coroutine, defined in `filename`, that raises when garbage collection closes it."""
+  namespace = {}
+  exec(compile('async def read(wait):\n  try:\n    await wait\n  finally:\n'
+               '    raise ValueError("a read that outlived its loop")\n', filename, 'exec'),
+       namespace)
+  coroutine = namespace['read'](asyncio.sleep(0))
+  coroutine.send(None)
+  return coroutine
+
+
+class CallsAClosedLoopWhenDeleted:
+  def __init__(self):
+    self.loop = asyncio.new_event_loop()
+    self.loop.close()
+
+  def __del__(self):
+    self.loop.call_soon_threadsafe(print)
+
+
+def test_only_the_echoes_of_a_failed_checkpoint_read_are_dropped(monkeypatch):
+  reported = []
+  monkeypatch.setattr(sys, 'unraisablehook', runtime.without_abandoned_checkpoint_reads(
+      lambda unraisable: reported.append(unraisable.exc_value)))
+  orbax_read = a_coroutine_failing_on_close('/site-packages/orbax/checkpoint/serialization.py')
+  own_coroutine = a_coroutine_failing_on_close('/work/fakejax/somewhere.py')
+  late_callback = CallsAClosedLoopWhenDeleted()
+  del orbax_read, own_coroutine, late_callback
+  gc.collect()
+  assert [str(error) for error in reported] == ['a read that outlived its loop']

@@ -126,6 +126,23 @@ def restore(manager: ocp.CheckpointManager, step: int, like_state: Any) -> tuple
   return _restore_step(manager, step, like_state)
 
 
+def _try_restore(manager: ocp.CheckpointManager, step: int,
+                 like_state: Any) -> tuple[tuple[Any, dict] | None, str]:
+  """`restore`'s (state, data position) and '', or None and why `step` cannot be read."""
+  try:
+    return _restore_step(manager, step, like_state), ''
+  except Exception as error:  # Whatever broke, the step cannot be read.
+    cause = _root_cause(error)
+    return None, f'{type(cause).__name__}: {cause}'
+
+
+def _root_cause(error: BaseException) -> BaseException:
+  """The innermost cause: Orbax wraps a storage error in pages of specs."""
+  while error.__cause__ is not None:
+    error = error.__cause__
+  return error
+
+
 def read_state_as_numpy(state_dir: str | pathlib.Path) -> Any:
   """A saved 'state' item as NumPy arrays, whatever devices and processes wrote it."""
   checkpointer = ocp.PyTreeCheckpointer()
@@ -151,14 +168,13 @@ def restore_latest_good(manager: ocp.CheckpointManager,
   steps = sorted(manager.all_steps(), reverse=True)
   failures = []
   for step in steps:
-    try:
-      state, data_state = _restore_step(manager, step, like_state)
-    except Exception as error:  # Any failure to read a step means: try an older one.
-      failures.append(f'{directory / str(step)}: {type(error).__name__}: {error}')
+    restored, failure = _try_restore(manager, step, like_state)
+    if restored is None:
+      failures.append(f'{directory / str(step)}: {failure}')
       logging.warning('Checkpoint %s cannot be restored (%s); trying an older one.',
-                      directory / str(step), error)
+                      directory / str(step), failure)
       continue
-    return state, data_state, step
+    return *restored, step
   if failures:
     raise CheckpointCorruptError(
         'No checkpoint could be restored:\n  ' + '\n  '.join(failures) +
@@ -185,14 +201,6 @@ def check_workdir_writable(workdir: pathlib.Path, needed_bytes: int) -> None:
 
 def state_bytes(state: Any) -> int:
   return int(sum(np.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree.leaves(state)))
-
-
-def _restores(manager, step: int, like_state: Any) -> bool:
-  try:
-    restore(manager, step, like_state)
-  except Exception:  # Any failure to read a step means it is not intact.
-    return False
-  return True
 
 
 def saved_seeds(run: RunDir, step: int) -> list[int] | None:
@@ -235,13 +243,14 @@ def restore_states(run: RunDir, steps: Sequence[int], like_state: Any) -> list[A
   with checkpoint_manager(run.checkpoints, max_to_keep=None, save_interval_steps=1) as manager:
     states = []
     for step in steps:
-      try:
-        states.append(restore(manager, step, like_state)[0])
-      except Exception as error:  # Whatever broke, the user's next move is the same.
-        intact = [s for s in run.steps() if s != step and _restores(manager, s, like_state)]
-        detail = (str(error).splitlines() or [''])[0][:200]  # Storage errors run to pages.
+      restored, failure = _try_restore(manager, step, like_state)
+      if restored is None:  # Whatever broke, the user's next move is the same.
+        intact = [s for s in run.steps()
+                  if s != step and _try_restore(manager, s, like_state)[0] is not None]
+        detail = (failure.splitlines() or [''])[0][:300]  # Storage errors run to pages.
         raise CheckpointCorruptError(
             f'The checkpoint of step {step} in {run.checkpoints / str(step)} cannot be '
-            f'restored ({type(error).__name__}: {detail}). Intact steps: {intact or "none"}; '
-            'choose one with --checkpoint_step (predict) or --steps (evaluate).') from None
+            f'restored ({detail}). Intact steps: {intact or "none"}; '
+            'choose one with --checkpoint_step (predict) or --steps (evaluate).')
+      states.append(restored[0])
   return states
