@@ -116,33 +116,36 @@ def fused_p_real(fusion: Fusion, p_real: np.ndarray) -> np.ndarray:
   return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 
-# (member's run folder, name, step, a block's digest and size) -> P(real) of the block: the
-# fusions of a study share members and score the same images, in sets that pool the same
-# generators' fakes in different combinations, so scores are kept per block of images.
-_MEMBER_SCORES: dict[tuple, np.ndarray] = {}
-CACHE_BLOCK = 500  # Images; every generator's fake sets are multiples of it.
+# (member's run folder, name, step, an image's digest) -> its P(real). The fusions of a
+# study share members and score the same images: the same reals beside each generator's
+# fakes, in sets that pool them in different combinations. So each distinct image is
+# scored once per process for each member.
+_MEMBER_SCORES: dict[tuple, np.float32] = {}
+
+
+def image_digests(images: np.ndarray) -> list[bytes]:
+  """A 16-byte digest of each image's pixels."""
+  rows = np.ascontiguousarray(images).reshape(len(images), -1)
+  return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
 
 
 def member_score(member_key: tuple, scorer, images: np.ndarray) -> np.ndarray:
-  """P(real) [N] of `images` under a member's last restored checkpoint, each block of
-  images scored once per process for each member (`member_key`: its run folder, name and
-  step), whatever set it comes in."""
-  blocks = [images[i:i + CACHE_BLOCK] for i in range(0, len(images), CACHE_BLOCK)]
-  keys = [(*member_key, hashlib.sha1(np.ascontiguousarray(block).data).hexdigest(), len(block))
-          for block in blocks]
-  missing = [i for i, key in enumerate(keys) if key not in _MEMBER_SCORES]
-  if missing:
-    start, count = time.perf_counter(), sum(len(blocks[i]) for i in missing)
-    scores = scorer.score(np.concatenate([blocks[i] for i in missing]))[-1]
+  """P(real) [N] of `images` under a member's last restored checkpoint, each distinct image
+  scored once per process for each member (`member_key`: its run folder, name and step),
+  whatever set it comes in."""
+  keys = [(*member_key, digest) for digest in image_digests(images)]
+  first_of_missing = {}
+  for index, key in enumerate(keys):
+    if key not in _MEMBER_SCORES:
+      first_of_missing.setdefault(key, index)
+  if first_of_missing:
+    start, count = time.perf_counter(), len(first_of_missing)
+    scores = scorer.score(images[list(first_of_missing.values())])[-1]
     logging.info('Fusion member %s scored %d images (%.0f img/s); %d were scored before.',
                  member_key[1], count, count / (time.perf_counter() - start),
                  len(images) - count)
-    ends = np.cumsum([len(blocks[i]) for i in missing])
-    for i, end in zip(missing, ends):
-      _MEMBER_SCORES[keys[i]] = scores[end - len(blocks[i]):end]
-  if not keys:
-    return np.zeros(0, np.float32)
-  return np.concatenate([_MEMBER_SCORES[key] for key in keys])
+    _MEMBER_SCORES.update(zip(first_of_missing, scores))
+  return np.array([_MEMBER_SCORES[key] for key in keys], np.float32)
 
 
 class FusedScorer:

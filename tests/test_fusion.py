@@ -97,7 +97,7 @@ def test_fusion_config_mistakes_are_named():
     config_lib.check_detectors(config, 1)
 
 
-def test_member_scores_are_kept_per_block_and_equal_scoring_anew():
+def test_member_scores_are_kept_per_image_and_equal_scoring_anew():
   calls = []
 
   class CountingScorer:
@@ -106,12 +106,14 @@ def test_member_scores_are_kept_per_block_and_equal_scoring_anew():
       return images.reshape(len(images), -1).mean(axis=1)[None] / 255.0
 
   rng = np.random.default_rng(3)
-  a, b = (rng.integers(0, 256, (fusion.CACHE_BLOCK * 2, 4, 4, 1)).astype(np.uint8)
-          for _ in range(2))
+  a, b = (rng.integers(0, 256, (50, 4, 4, 1)).astype(np.uint8) for _ in range(2))
   key = ('run', 'member', 1)
   scorer = CountingScorer()
   np.testing.assert_allclose(fusion.member_score(key, scorer, a), scorer.score(a)[0])
-  pooled = np.concatenate([b, a, b[:7]])
+  pooled = np.concatenate([b, a[10:20], b[:7]])
   np.testing.assert_allclose(fusion.member_score(key, scorer, pooled), scorer.score(pooled)[0])
-  # Scored once each: a, then (in the pooled set) b and b[:7] only; then the checks' own.
-  assert calls == [len(a), len(a), len(b) + 7, len(pooled)]
+  # Scored once each: a, then (in the pooled set) b only; then the checks' own.
+  assert calls == [len(a), len(a), len(b), len(pooled)]
+  other_step = ('run', 'member', 2)  # Another checkpoint scores anew.
+  fusion.member_score(other_step, scorer, a[:5])
+  assert calls[-1] == 5
