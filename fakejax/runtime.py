@@ -1,4 +1,5 @@
-"""Process setup shared by the entry points: XLA flags, quiet library logs, TensorFlow off accelerators."""
+"""Process setup shared by the entry points: XLA flags, quiet library logs and failed-read
+echoes, TensorFlow off accelerators."""
 
 import functools
 import os
@@ -45,7 +46,14 @@ def without_abandoned_checkpoint_reads(previous_hook):
   def hook(unraisable) -> None:
     if not _is_abandoned_checkpoint_read(unraisable):
       previous_hook(unraisable)
+  hook.drops_abandoned_checkpoint_reads = True  # So that it is installed once.
   return hook
+
+
+def drop_abandoned_checkpoint_reads() -> None:
+  """Installs `without_abandoned_checkpoint_reads` once per process."""
+  if not getattr(sys.unraisablehook, 'drops_abandoned_checkpoint_reads', False):
+    sys.unraisablehook = without_abandoned_checkpoint_reads(sys.unraisablehook)
 
 
 def _is_abandoned_checkpoint_read(unraisable) -> bool:
@@ -111,14 +119,12 @@ def leave_distributed() -> None:
 
 
 def setup(flags) -> None:
-  """Logging (quiet library lines and failed-read echoes), the compilation cache and (if asked)
-  the multi-host runtime.
+  """Logging, the compilation cache and (if asked) the multi-host runtime.
 
   Args:
     flags: the parsed absl flags, holding those of `define_runtime_flags`.
   """
   logging.get_absl_handler().addFilter(_QuietLibraryInfo())
-  sys.unraisablehook = without_abandoned_checkpoint_reads(sys.unraisablehook)
   enable_compilation_cache(flags.compilation_cache_dir)
   if flags.multihost or flags.coordinator_address:
     initialize_distributed(flags.coordinator_address, flags.num_processes, flags.process_id)

@@ -124,3 +124,12 @@ def test_only_the_echoes_of_a_failed_checkpoint_read_are_dropped(monkeypatch):
   del orbax_read, own_coroutine, late_callback
   gc.collect()
   assert [str(error) for error in reported] == ['a read that outlived its loop']
+
+
+def test_importing_fakejax_installs_the_filter_once():
+  check = ('import sys, fakejax, fakejax.runtime as r; hook = sys.unraisablehook; '
+           'r.drop_abandoned_checkpoint_reads(); '
+           'print(hook.drops_abandoned_checkpoint_reads, hook is sys.unraisablehook)')
+  result = subprocess.run([sys.executable, '-c', check], cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=True)
+  assert result.stdout.split() == ['True', 'True']
