@@ -1,4 +1,5 @@
-"""Process-wide XLA settings made when `fakejax` is imported."""
+"""Process-wide settings made when `fakejax` is imported (XLA flags, the filter of failed
+checkpoint reads' echoes); imports without TensorFlow; the CPU's description."""
 
 import asyncio
 import gc
