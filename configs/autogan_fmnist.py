@@ -55,7 +55,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   # epochs train the GANs when they are trained here.
   config = dcgan_fmnist.get_config(arg)
   config.experiment = 'autogan'
-  del config.quality  # The DCGAN study's: generator quality is measured there.
+  del config.quality, config.train_only  # The DCGAN study's: quality is measured there.
   config.data.folder = ''  # Empty: Fashion-MNIST.
   config.data.image_shape = (28, 28, 1)
   config.gan_workdir = ''  # Empty: train the GANs in the workdir.

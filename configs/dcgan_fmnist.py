@@ -154,6 +154,9 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   # last finite checkpoint. True: such updates are skipped (counted in the logs); training
   # stops only if every update between two log steps is skipped.
   config.skip_nonfinite_updates = False
+  # True: train the generators and stop. The same command without it measures their
+  # quality and evaluates (training resumes at its end: nothing is trained again).
+  config.train_only = False
 
   config.data = ml_collections.ConfigDict(dict(
       name='fashion_mnist',

@@ -105,7 +105,7 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
                      f"with any of {sorted(known_options)}, each after a comma.")
   config = dcgan_fmnist.get_config(f'{variant},{ZOO_MODELS}' if 'zoo' in options else variant)
   config.experiment = 'detectors'
-  del config.quality  # The DCGAN study's: generator quality is measured there.
+  del config.quality, config.train_only  # The DCGAN study's: quality is measured there.
   config.data.folder = ''  # Fashion-MNIST.
   config.data.image_shape = (28, 28, 1)
   config.gan_workdir = ''  # Empty: train the GANs in the workdir.
@@ -178,8 +178,9 @@ def get_config(arg: str = 'full') -> ml_collections.ConfigDict:
   for name in names:  # Every generator's test fakes against all test reals.
     config.evals[f'fakes_{name}'] = dict(reals='all', fakes=name)
   # Honest uploads re-encoded or resampled (fakejax.data.perturb): how many a detector
-  # flags for their format rather than for being generated.
-  for perturbation in ('jpeg_95', 'jpeg_75', 'jpeg_50', 'rescale_0.5'):
+  # flags for their format rather than for being generated. (`tiny`: one of each kind.)
+  perturbations = ('jpeg_95', 'jpeg_75', 'jpeg_50', 'rescale_0.5')
+  for perturbation in perturbations[2:] if variant == 'tiny' else perturbations:
     split = f"seen_reals_{perturbation.replace('.', '_')}"  # Config keys have no dots.
     config.evals[split] = dict(reals=f'seen@{perturbation}', fakes='')
   if 'patch' in options:  # After Chai et al. (2020): local texture, not content.

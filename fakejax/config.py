@@ -69,6 +69,7 @@ DCGAN_SCHEMA = {
     'preemption_check_every_steps': int,
     'skip_nonfinite_updates': bool,
     'max_checkpoints_to_keep': int,
+    'train_only': bool,  # Train, then stop: no quality measurement nor evaluation.
     'data': DATA_SCHEMA,
     # Any number of named entries, each of GAN_SCHEMA.
     'gans': {'*': GAN_SCHEMA},

@@ -13,6 +13,7 @@ fitting reads no other generator's fakes. The fitted weights are the detector's 
 import dataclasses
 import hashlib
 import json
+import math
 import pathlib
 import time
 from collections.abc import Sequence
@@ -125,8 +126,36 @@ _MEMBER_SCORES: dict[tuple, np.float32] = {}
 
 def image_digests(images: np.ndarray) -> list[bytes]:
   """A 16-byte digest of each image's pixels."""
-  rows = np.ascontiguousarray(images).reshape(len(images), -1)
+  rows = np.ascontiguousarray(images).reshape(len(images), math.prod(images.shape[1:]))
   return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+
+
+def remember_scores(member_key: tuple, images: np.ndarray, scores: np.ndarray) -> None:
+  """Keeps P(real) [N] of `images` under a member's checkpoint (`member_key`), as scored
+  elsewhere (its own evaluation), so that a fusion of it scores none of them again."""
+  _MEMBER_SCORES.update(((*member_key, digest), score)
+                        for digest, score in zip(image_digests(images), scores))
+
+
+class RememberingScorer:
+  """A detector's Scorer whose last checkpoint's scores stay known to the fusions: a
+  member's evaluation and its fusions' then score the same images once."""
+
+  def __init__(self, scorer, member_key: tuple):
+    self.scorer, self.member_key = scorer, member_key
+    self.num_checkpoints = scorer.num_checkpoints
+
+  def score(self, images: np.ndarray) -> np.ndarray:
+    """P(real) [K, N] of shared images [N, ...]."""
+    p_real = self.scorer.score(images)
+    remember_scores(self.member_key, images, p_real[-1])
+    return p_real
+
+  def score_own(self, images: np.ndarray) -> np.ndarray:
+    """P(real) [K, N] of images [K, N, ...], each checkpoint scoring its own row."""
+    p_real = self.scorer.score_own(images)
+    remember_scores(self.member_key, images[-1], p_real[-1])
+    return p_real
 
 
 def member_score(member_key: tuple, scorer, images: np.ndarray) -> np.ndarray:

@@ -88,8 +88,7 @@ def test_leave_one_family_out_holds_each_family_out_of_its_detector(study):
     assert row['seen_reals_jpeg_50_real_recall_budget'] == (
         jpeg['at_threshold'][budget]['real']['recall'])
   table = (study / detectors.HELD_OUT_MD).read_text()
-  assert ('| seen_reals_jpeg_50 real recall | seen_reals_jpeg_75 real recall | '
-          'seen_reals_jpeg_95 real recall | seen_reals_rescale_0_5 real recall |') in table
+  assert '| seen_reals_jpeg_50 real recall | seen_reals_rescale_0_5 real recall |' in table
   cells = [[cell.strip() for cell in line.strip('|').split('|')]
            for line in table.splitlines()[-4:]]
   assert [row[0] for row in cells] == ['autoencoder', 'gan', '**mean**', '**worst**']

@@ -23,13 +23,16 @@ from tests.conftest import (GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES, load_tool,
 # trains: compared with that GAN of the session's finished run.
 ONE_GAN = (GANS[0],)
 ONE_GAN_VARIANT = f'tiny,gans={GANS[0]}'
+TRAIN_ONLY = '--config.train_only=True'
 # Initial states compiled as one program (op by op, they take seconds), on one device.
 ONE_DEVICE = sharding.build_mesh(jax.devices()[:1])
 
 
 def test_sigterm_saves_a_checkpoint_exits_and_the_same_command_resumes(request, tfds_data_dir,
                                                                        tmp_path):
-  process = subprocess.Popen(main_command(tmp_path, tfds_data_dir, variant=ONE_GAN_VARIANT),
+  """Training only: the resumed study's evaluation is test_main.py's."""
+  process = subprocess.Popen(main_command(tmp_path, tfds_data_dir, TRAIN_ONLY,
+                                          variant=ONE_GAN_VARIANT),
                              cwd=REPO_ROOT, env=TWO_DEVICES, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
   wait_for_checkpoint(tmp_path / GANS[0] / 'checkpoints', process)
@@ -41,8 +44,9 @@ def test_sigterm_saves_a_checkpoint_exits_and_the_same_command_resumes(request, 
   assert stopped_at < TINY_STEPS
   assert (tmp_path / GANS[0] / 'checkpoints' / str(stopped_at) / 'state').is_dir()
 
-  result = run_main(tmp_path, tfds_data_dir, variant=ONE_GAN_VARIANT)
+  result = run_main(tmp_path, tfds_data_dir, TRAIN_ONLY, variant=ONE_GAN_VARIANT)
   assert f'Resumed from the checkpoint of step {stopped_at}' in result.stderr
+  assert not (tmp_path / 'quality').exists() and not (tmp_path / 'report.md').exists()
   # Asked for only now: these runs go on while another worker trains the reference.
   reference_dir = request.getfixturevalue('finished_run')
   assert_same_final_parameters(tmp_path, reference_dir, gans=ONE_GAN)

@@ -117,3 +117,33 @@ def test_member_scores_are_kept_per_image_and_equal_scoring_anew():
   other_step = ('run', 'member', 2)  # Another checkpoint scores anew.
   fusion.member_score(other_step, scorer, a[:5])
   assert calls[-1] == 5
+
+
+def test_a_members_evaluation_leaves_its_last_checkpoints_scores_to_the_fusions():
+  class TwoCheckpoints:  # Checkpoint k scores an image as its mean brightness + k.
+    num_checkpoints = 2
+
+    def score(self, images):
+      return images.reshape(len(images), -1).mean(axis=1)[None] / 255.0 + np.arange(2)[:, None]
+
+    def score_own(self, images):
+      return np.stack([self.score(row)[k] for k, row in enumerate(images)])
+
+  rng = np.random.default_rng(4)
+  shared, own = rng.integers(0, 256, (30, 4, 4, 1)), rng.integers(0, 256, (2, 20, 4, 4, 1))
+  key = ('run', 'evaluated member', 7)
+  evaluated = fusion.RememberingScorer(TwoCheckpoints(), key)
+  np.testing.assert_array_equal(evaluated.score(shared), TwoCheckpoints().score(shared))
+  np.testing.assert_array_equal(evaluated.score_own(own), TwoCheckpoints().score_own(own))
+
+  class Refusing:
+    def score(self, images):
+      raise AssertionError(f'{len(images)} images scored again')
+
+  # The fusion finds the last checkpoint's scores of both sets, own fakes of that row.
+  both = np.concatenate([own[1], shared])
+  np.testing.assert_allclose(fusion.member_score(key, Refusing(), both),
+                             TwoCheckpoints().score(both)[1], rtol=1e-6)
+  assert fusion.member_score(key, Refusing(), own[:, :0].reshape(0, 4, 4, 1)).shape == (0,)
+  with pytest.raises(AssertionError, match='20 images'):  # Row 0's were not its checkpoint's.
+    fusion.member_score(key, Refusing(), own[0])

@@ -57,32 +57,20 @@ def test_main_job_writes_checkpoints_tensorboard_and_detector_numbers(finished_r
   assert json.loads((workdir / 'config.json').read_text())['batch_size'] == 32
 
 
-def test_standalone_evaluation_reproduces_the_end_of_training_numbers(finished_run, tmp_path):
-  workdir = finished_run
-  copy = tmp_path / 'copy'
-  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns('eval', 'report.md'))
-  result = subprocess.run(
-      [sys.executable, '-m', 'fakejax.evaluate', f'--workdir={copy}'], cwd=REPO_ROOT,
-      env=TWO_DEVICES, capture_output=True, text=True, timeout=600)
-  assert result.returncode == 0, result.stderr[-5000:]
-  for gan in GANS:
-    relative = pathlib.Path(gan) / 'eval' / str(TINY_STEPS) / 'report.json'
-    assert (copy / relative).read_text() == (workdir / relative).read_text()
-  assert (copy / 'report.md').read_text() == (workdir / 'report.md').read_text()
-
-
-def test_running_the_same_command_again_resumes_instead_of_restarting(finished_run,
-                                                                      tfds_data_dir, tmp_path):
+def test_running_the_same_command_again_resumes_and_reproduces_the_evaluation(
+    finished_run, tfds_data_dir, tmp_path):
+  """No step is trained again; the evaluation, removed, comes back the same. (The
+  `fakejax.evaluate` command is tested on the other studies: test_detectors.py.)"""
   workdir = tmp_path / 'copy'  # The session's run is shared: it stays as it is.
-  shutil.copytree(finished_run, workdir)
-  report = lambda gan: workdir / gan / 'eval' / str(TINY_STEPS) / 'report.json'
-  before = {gan: report(gan).read_text() for gan in GANS}
+  shutil.copytree(finished_run, workdir, ignore=shutil.ignore_patterns('eval', 'report.md'))
   result = run_main(workdir, tfds_data_dir)
   for gan in GANS:
     assert f'Resumed from the checkpoint of step {TINY_STEPS} in {workdir / gan}' in result.stderr
   assert 'step 4:' not in result.stderr  # No training step was run again.
   for gan in GANS:
-    assert report(gan).read_text() == before[gan]
+    relative = pathlib.Path(gan) / 'eval' / str(TINY_STEPS) / 'report.json'
+    assert (workdir / relative).read_text() == (finished_run / relative).read_text()
+  assert (workdir / 'report.md').read_text() == (finished_run / 'report.md').read_text()
 
 
 def test_compare_runs_tool_tabulates_each_gans_latest_report(finished_run):

@@ -2,7 +2,8 @@ r"""Kills the tiny study at random moments, resumes it, and checks nothing was l
 
 Each trial starts the tiny config in a fresh workdir, sends SIGKILL or SIGTERM either at a
 random moment or while a checkpoint is being written, runs the same command again to the
-end, and compares the final parameters with an uninterrupted run's (bit for bit).
+end, and compares the final parameters with an uninterrupted run's (bit for bit). The
+runs only train (`train_only`): what follows training reads the parameters compared.
 
   python tools/fault_injection.py --trials=50 --data_dir=/tmp/tensorflow_datasets
 
@@ -45,10 +46,11 @@ class Trial:
 
 
 def main_command(workdir: pathlib.Path, data_dir: str, gans: Sequence[str] = ()) -> list[str]:
-  """The tiny study's command; with `gans`, training only those GANs."""
+  """The tiny study's command, training only; with `gans`, only those GANs."""
   variant = 'tiny' + (f',gans={"+".join(gans)}' if gans else '')
   return [sys.executable, '-m', 'fakejax.main', f'--config=configs/dcgan_fmnist.py:{variant}',
-          f'--workdir={workdir}', f'--config.data.data_dir={data_dir}']
+          f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
+          '--config.train_only=True']
 
 
 def environment(num_devices: int) -> dict[str, str]:

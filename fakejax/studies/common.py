@@ -218,16 +218,24 @@ def evaluate_named_detector(config: ml_collections.ConfigDict, workdir: Workdir,
     restore_fn = detectors.restore_replicas
   steps = restore.select_steps(entry.steps(), which_steps)
   detector = restore_fn(config, entry, steps, mesh, config.evaluation.batch_size)
+  scorer = detector.scorer
+  if len(seeds) == 1 and name in fusion_members(config):
+    scorer = fusion.RememberingScorer(scorer, detectors.member_key(detector))
   def own(split: str) -> np.ndarray:  # The same fakes for every checkpoint: [K, N, ...].
     fakes = fake_pool.fakes_of(data, detector.trained_on, split)
     return np.broadcast_to(fakes, (len(detector.steps), *fakes.shape))
   shared = {f'gan:{generator}': fakes['test'] for generator, fakes in data.fakes.items()}
   shared.update(assemble.folder_fakes(config.evals, tuple(config.data.image_shape)))
-  sets = assemble.score_sets(detector.scorer, data.reals, own('test'), own('validation'), shared,
+  sets = assemble.score_sets(scorer, data.reals, own('test'), own('validation'), shared,
                              assemble.perturbed_reals(config.evals, data.reals))
   info = assemble.DetectorInfo(name=name, architecture=detector.architecture,
                                steps=detector.steps, trained_on=detector.trained_on)
   return assemble.evaluate_detector(eval_settings(config), info, sets)
+
+
+def fusion_members(config: ml_collections.ConfigDict) -> set[str]:
+  """The detectors that some fusion of the config weighs."""
+  return {member for fused in config.get('fusions', {}).values() for member in fused.members}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -123,13 +123,18 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[
                len(reals.train), len(reals.validation), len(reals.test_seen),
                len(reals.test_anomaly))
   runs = common.train_gans(config, loop.LoopSettings.from_config(config), reals, workdir, mesh)
+  trained = {name: {'resumed_from_step': run.resumed_from_step, 'num_steps': run.num_steps}
+             for name, run in runs.items()}
+  if config.train_only:
+    logging.info('Trained %s; train_only: no quality measurement nor evaluation.', sorted(runs))
+    return trained
   seeds = replicas.seeds_of(config.seed, config.seeds)
   quality = measure_quality(config, workdir, common.replica_runs(runs, seeds), reals, mesh)
   reports = evaluate(config, workdir, 'latest', mesh, reals)
-  results = {name: {'resumed_from_step': run.resumed_from_step, 'num_steps': run.num_steps,
+  results = {name: {**trained[name],
                     'quality': {seed: quality[replica_name]
                                 for seed, replica_name in common.replica_names(name, seeds)}}
-             for name, run in runs.items()}
+             for name in runs}
   for name, gan_reports in reports.items():  # GANs only: the others have no discriminator.
     results[name]['report'] = gan_reports[-1]
   return results
