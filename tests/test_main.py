@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.conftest import GANS, REPO_ROOT, TINY_STEPS, TWO_DEVICES, run_main
+from tests.conftest import GANS, REPO_ROOT, TINY_STEPS, run_main
 
 
 def assert_is_a_drawn_picture(path: pathlib.Path) -> None:
