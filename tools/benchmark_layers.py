@@ -2,6 +2,7 @@ r"""Each rewritten layer of `fakejax.models.layers` against its textbook Flax la
 
   python tools/benchmark_layers.py                  # JAX's default device
   python tools/benchmark_layers.py --device=gpu --json=layers.json
+  python tools/benchmark_layers.py --match='depthwise|max-pool'   # only these layers
 
 For every layer shape the models use (batch 256 by default), the time of one forward pass
 with both gradients (input and parameters), for the textbook layer (`nn.ConvTranspose`,
@@ -17,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import pathlib
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -157,11 +159,17 @@ def main() -> None:
   parser.add_argument('--calls', type=int, default=3, help='Calls per round and form.')
   parser.add_argument('--device', default='', choices=['', 'cpu', 'gpu', 'tpu'],
                       help="JAX's platform (default: JAX's default).")
+  parser.add_argument('--match', default='',
+                      help="Only the layers whose name this regular expression finds, e.g. "
+                      "'depthwise|max-pool' (default: all).")
   parser.add_argument('--json', default='', help='Also write the results here.')
   args = parser.parse_args()
   device = jax.devices(args.device)[0] if args.device else jax.devices()[0]
+  cases = [case for case in CASES if re.search(args.match, case.name)]
+  if not cases:
+    parser.error(f'--match={args.match!r} finds no layer of {[case.name for case in CASES]}')
   results = []
-  for case in CASES:
+  for case in cases:
     results.append(benchmark(case, args.batch_size, device, args.rounds, args.calls))
     print(markdown(results[-1:]).splitlines()[-1], flush=True)
   print(f'\n{runtime.device_description(device)}, batch {args.batch_size}, '
