@@ -31,7 +31,7 @@ def study(detectors_study):
 AUTOENCODER = 'autogan_d1'  # The tiny config's autoencoder-GAN generator.
 GENERATORS = (*GANS, AUTOENCODER)
 # The session's study has the `,real_only` and `,fusion` options.
-REAL_ONLY = ('pixelcnn_reals', 'pixelcnn_uploads')
+REAL_ONLY = ('pixelcnn_reals',)
 FUSIONS = ('fused_all', 'fused_without_autoencoder', 'fused_without_gan')
 
 

@@ -94,6 +94,7 @@ def test_the_model_of_uploads_sees_reals_resized_and_recompressed_and_the_other_
                                                       False)
   assert job(DETECTOR).augment is None
   reals = (np.random.default_rng(0).random((64, 28, 28, 1)) * 255).astype(np.uint8)
+  config.real_only.pixelcnn_uploads = detectors_fmnist.real_only_model('tiny', as_uploaded=True)
   batch = job('pixelcnn_uploads').augment(real_only_trainer.train_set(reals),
                                           np.random.default_rng(1))
   changed = np.any(batch['image'] != reals, axis=(1, 2, 3))
