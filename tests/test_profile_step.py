@@ -22,7 +22,7 @@ def test_operations_are_named_by_what_they_compute():
   assert 'parameter' in kinds
 
 
-def test_a_tiny_profile_lists_the_steps_operations_with_their_time(capsys):
+def test_a_tiny_profile_lists_the_steps_operations_with_their_time():
   result = profile_step.profile('sequential_cnn', batch_size=8, steps=2)
   rows = result['operations']
   assert result['step_ms'] > 0 and rows
@@ -33,3 +33,6 @@ def test_a_tiny_profile_lists_the_steps_operations_with_their_time(capsys):
   assert f"| {rows[0]['operation']} | {rows[0]['kind']} |" in table
   assert len([line for line in table.splitlines() if line.startswith('| ') and
               'ms per step' not in line]) == len(profile_step.by_kind(result)) + min(5, len(rows))
+  kinds = profile_step.kinds_table([result, {**result, 'model': 'again'}]).splitlines()
+  assert kinds[0] == '| kind | `sequential_cnn` | `again` |'
+  assert kinds[2] == f"| step, ms | {result['step_ms']:.0f} | {result['step_ms']:.0f} |"

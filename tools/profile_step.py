@@ -1,7 +1,7 @@
 r"""Where a model's train step spends its time: XLA's own profile, per compiled operation.
 
-  python tools/profile_step.py --model=dcgan_tf
-  python tools/profile_step.py --model=realnvp --top=30 --json=realnvp_profile.json
+  python tools/profile_step.py --models=dcgan_tf
+  python tools/profile_step.py --models=realnvp,ddpm --top=30 --json=profiles.json
 
 Runs `tools/benchmark.py`'s train step of the model (the same workload, batch 256 by
 default) under `jax.profiler.trace`, reads the trace (the XSpace protobuf that TensorBoard's
@@ -163,19 +163,42 @@ def markdown(result: dict, top: int) -> str:
   return '\n'.join(lines)
 
 
+def kinds_table(results: list[dict]) -> str:
+  """Each kind's share of the step, a column per model (kinds under 2% everywhere left out)."""
+  shares = [{kind: ms / r['step_ms'] for kind, ms in by_kind(r)} for r in results]
+  kinds = sorted({kind for share in shares for kind in share},
+                 key=lambda kind: -max(share.get(kind, 0.0) for share in shares))
+  lines = ['| kind | ' + ' | '.join(f"`{r['model']}`" for r in results) + ' |',
+           '|---|' + '---|' * len(results),
+           '| step, ms | ' + ' | '.join(f"{r['step_ms']:.0f}" for r in results) + ' |']
+  for kind in kinds:
+    if max(share.get(kind, 0.0) for share in shares) >= 0.02:
+      lines.append(f'| {kind} | ' + ' | '.join(f'{share.get(kind, 0.0):.0%}'
+                                               for share in shares) + ' |')
+  return '\n'.join(lines)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--model', default='dcgan_tf', choices=sorted(benchmark.WORKLOADS))
+  parser.add_argument('--models', default='dcgan_tf',
+                      help=f'Comma-separated, of {sorted(benchmark.WORKLOADS)}.')
   parser.add_argument('--batch_size', type=int, default=256)
   parser.add_argument('--steps', type=int, default=5, help='Steps traced.')
   parser.add_argument('--top', type=int, default=20, help='Operations listed.')
   parser.add_argument('--json', default='', help='Also write the results here.')
   args = parser.parse_args()
-  result = profile(args.model, args.batch_size, args.steps)
-  print(markdown(result, args.top))
-  print(f'\n{runtime.device_description(jax.devices("cpu")[0])}')
+  unknown = set(args.models.split(',')) - set(benchmark.WORKLOADS)
+  if unknown:
+    parser.error(f'unknown models {sorted(unknown)}: use any of {sorted(benchmark.WORKLOADS)}')
+  results = []
+  for model in args.models.split(','):
+    results.append(profile(model, args.batch_size, args.steps))
+    print(markdown(results[-1], args.top) + '\n', flush=True)
+  if len(results) > 1:
+    print('Share of the step by kind of operation:\n\n' + kinds_table(results) + '\n')
+  print(runtime.device_description(jax.devices('cpu')[0]))
   if args.json:
-    pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + '\n')
+    pathlib.Path(args.json).write_text(json.dumps(results, indent=2) + '\n')
 
 
 if __name__ == '__main__':
