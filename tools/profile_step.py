@@ -40,6 +40,9 @@ COMPUTATION = re.compile(r'^(?:ENTRY )?%([\w.\-]+) ')
 FUSED_KINDS = (('convolution', 'convolution'), ('dot', 'matrix product'),
                ('reduce-window', 'window reduction'), ('select-and-scatter', 'window reduction'),
                ('reduce', 'reduction'), ('scatter', 'scatter'), ('gather', 'gather'))
+# Instructions that compute nothing themselves, or hold other computations: named as such.
+OWN_KIND_OPCODES = {'parameter', 'constant', 'tuple', 'get-tuple-element', 'bitcast', 'while',
+                    'conditional', 'call', 'custom-call'}
 # Operations that only move data.
 LAYOUT_OPCODES = {'parameter', 'copy', 'bitcast', 'reshape', 'broadcast', 'slice', 'concatenate',
                   'pad', 'reverse', 'tuple', 'get-tuple-element', 'transpose', 'constant'}
@@ -94,14 +97,18 @@ def operations(hlo_text: str) -> dict[str, Operation]:
     if name in inner:
       continue
     for instruction, opcode, rest in body:
-      kind, where = opcode, where_from(rest)
+      where = where_from(rest)
       callee = re.search(r'calls=%([\w.\-]+)', rest)
       if opcode == 'fusion' and callee:
         fused = bodies.get(callee.group(1), [])
-        kind = fused_kind(fused)
         # Its root may have no metadata (a layout copy): then the first op inside that has.
         where = where or next((w for _, _, r in fused if (w := where_from(r))), '')
-      out[instruction] = Operation(opcode, kind, where)
+      elif opcode in OWN_KIND_OPCODES:
+        fused = None
+      else:  # One unfused operation: named as a fusion of it alone would be.
+        fused = [(instruction, opcode, rest)]
+      out[instruction] = Operation(opcode, fused_kind(fused) if fused is not None else opcode,
+                                   where)
   return out
 
 
