@@ -9,6 +9,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from fakejax import errors, runtime
+from fakejax.workdir import Workdir
 
 FLAGS = flags.FLAGS
 runtime.define_runtime_flags()
@@ -31,12 +32,17 @@ def main(argv) -> None:
   from fakejax.train import loop  # pylint: disable=g-import-not-at-top
   logging.info('Config:\n%s', FLAGS.config)
   studies.validate(FLAGS.config, num_devices=jax.device_count())
+  from fakejax.studies import common  # pylint: disable=g-import-not-at-top
+  workdir = Workdir(FLAGS.workdir)
   try:
-    studies.study_of(FLAGS.config).run(FLAGS.config, FLAGS.workdir)
+    with common.timed_stage(workdir, 'total'):
+      studies.study_of(FLAGS.config).run(FLAGS.config, FLAGS.workdir)
   except loop.Preempted as preempted:
     logging.warning('%s', preempted)
     runtime.leave_distributed()
     sys.exit(PREEMPTED_EXIT_CODE)
+  logging.info('Wall time in %s, summed over its invocations: %s', FLAGS.workdir,
+               common.timing_summary(workdir))
   runtime.leave_distributed()
 
 

@@ -1,6 +1,7 @@
 """Where a run writes what: the one description of a workdir's layout.
 
   <workdir>/config.json                      the config the study ran with
+  <workdir>/timing.json                      wall time by stage, summed over invocations
   <workdir>/<gan>/                           one GAN (a discriminator detector)
   <workdir>/autoencoders/<name>/             one autoencoder-GAN
   <workdir>/generators/<name>/               one generator of another family (VAE, diffusion, flow)
@@ -69,6 +70,11 @@ class Workdir:
   @property
   def config_json(self) -> pathlib.Path:
     return self.root / CONFIG_JSON
+
+  @property
+  def timing_json(self) -> pathlib.Path:
+    """Seconds per stage of the study and in all ('total'), summed over invocations."""
+    return self.root / 'timing.json'
 
   @property
   def fake_pool(self) -> pathlib.Path:

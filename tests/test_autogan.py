@@ -102,6 +102,8 @@ def test_autoencoders_train_with_reconstruction_grids_and_checkpoints(fmnist_stu
     assert any(p.name.isdigit() for p in (run_dir / 'checkpoints').iterdir())
     assert {'reconstruction_loss', 'adversarial_loss', 'd_loss',
             'reconstructions'} <= tensorboard_tags(run_dir / 'tensorboard')
+  timing = json.loads((fmnist_study / 'timing.json').read_text())
+  assert list(timing) == ['data', 'training', 'evaluation', 'total']
 
 
 def test_folder_study_trains_and_separates_an_easy_real_fake_folder(tmp_path):

@@ -109,6 +109,10 @@ def test_the_fakes_are_stored_once_as_a_pool_named_by_generator(study):
   # autoencoder's: its reconstructions of as many seen-class test reals.
   assert {name: int((test.sources == name).sum()) for name in GENERATORS} == {
       name: 128 for name in GENERATORS}
+  # Drawing the pool (with the autoencoder's training) is the study's 'data' stage.
+  timing = json.loads((study / 'timing.json').read_text())
+  assert list(timing) == ['data', 'training', 'evaluation', 'total']
+  assert min(timing.values()) > 0
 
 
 def test_each_generator_split_holds_only_that_generators_fakes(study):

@@ -5,12 +5,15 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
+from fakejax.studies import common
+from fakejax.workdir import Workdir
 from tests.conftest import GANS, REPO_ROOT, TINY_STEPS, run_main
 
 
@@ -55,6 +58,10 @@ def test_main_job_writes_checkpoints_tensorboard_and_detector_numbers(finished_r
   summary = (workdir / 'report.md').read_text()
   assert 'study (better DCGAN)' in summary and 'review load' in summary
   assert json.loads((workdir / 'config.json').read_text())['batch_size'] == 32
+  timing = json.loads((workdir / 'timing.json').read_text())
+  assert list(timing) == ['training', 'quality', 'evaluation', 'total']
+  stages = timing['training'] + timing['quality'] + timing['evaluation']
+  assert min(timing.values()) > 0 and timing['total'] >= stages - 0.2
 
 
 def test_running_the_same_command_again_resumes_and_reproduces_the_evaluation(
@@ -71,6 +78,26 @@ def test_running_the_same_command_again_resumes_and_reproduces_the_evaluation(
     relative = pathlib.Path(gan) / 'eval' / str(TINY_STEPS) / 'report.json'
     assert (workdir / relative).read_text() == (finished_run / relative).read_text()
   assert (workdir / 'report.md').read_text() == (finished_run / 'report.md').read_text()
+  # The copy's wall time adds this invocation's to the finished run's.
+  before, after = (json.loads((w / 'timing.json').read_text()) for w in (finished_run, workdir))
+  assert after['total'] > before['total'] and after['evaluation'] > before['evaluation']
+  assert f'Wall time in {workdir}, summed over its invocations: training' in result.stderr
+
+
+def test_timed_stages_add_up_and_count_a_block_that_was_stopped(tmp_path):
+  workdir = Workdir(tmp_path)
+  with common.timed_stage(workdir, 'training'):
+    time.sleep(0.1)
+  with pytest.raises(KeyboardInterrupt):  # As a preempted stage stops: its time counts.
+    with common.timed_stage(workdir, 'training'):
+      time.sleep(0.1)
+      raise KeyboardInterrupt
+  seconds = common.stage_seconds(workdir)
+  assert list(seconds) == ['training'] and 0.2 <= seconds['training'] < 2.0
+  assert common.timing_summary(workdir).startswith('training 0.0 min')
+  with common.timed_stage(Workdir(tmp_path / 'never_made'), 'total'):
+    pass  # A study that failed before making its workdir leaves nothing behind.
+  assert not (tmp_path / 'never_made').exists()
 
 
 def test_compare_runs_tool_tabulates_each_gans_latest_report(finished_run):

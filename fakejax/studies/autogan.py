@@ -190,10 +190,13 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   """Runs the study in `workdir` (resuming what is there); returns the comparison rows."""
   workdir, mesh = common.start(config, workdir)
   settings = loop.LoopSettings.from_config(config)
-  data = common.study_data(config, workdir, mesh, train=settings)
-  # Of several seeds, the classifiers train as replicas; the autoencoders once.
-  autoencoder_params = train_autoencoders(config.autoencoders, settings.one_seed(), workdir,
-                                          data.reals, mesh)
-  for variant in variants(config):
-    train_classifier(config, settings, workdir, variant, autoencoder_params, data, mesh)
-  return evaluate(config, workdir, 'latest', mesh, data, autoencoder_params)
+  with common.timed_stage(workdir, 'data'):
+    data = common.study_data(config, workdir, mesh, train=settings)
+  with common.timed_stage(workdir, 'training'):
+    # Of several seeds, the classifiers train as replicas; the autoencoders once.
+    autoencoder_params = train_autoencoders(config.autoencoders, settings.one_seed(), workdir,
+                                            data.reals, mesh)
+    for variant in variants(config):
+      train_classifier(config, settings, workdir, variant, autoencoder_params, data, mesh)
+  with common.timed_stage(workdir, 'evaluation'):
+    return evaluate(config, workdir, 'latest', mesh, data, autoencoder_params)

@@ -122,15 +122,19 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[
   logging.info('Real images: %d train, %d validation, %d seen-class test, %d anomaly test.',
                len(reals.train), len(reals.validation), len(reals.test_seen),
                len(reals.test_anomaly))
-  runs = common.train_gans(config, loop.LoopSettings.from_config(config), reals, workdir, mesh)
+  with common.timed_stage(workdir, 'training'):
+    runs = common.train_gans(config, loop.LoopSettings.from_config(config), reals, workdir,
+                             mesh)
   trained = {name: {'resumed_from_step': run.resumed_from_step, 'num_steps': run.num_steps}
              for name, run in runs.items()}
   if config.train_only:
     logging.info('Trained %s; train_only: no quality measurement nor evaluation.', sorted(runs))
     return trained
   seeds = replicas.seeds_of(config.seed, config.seeds)
-  quality = measure_quality(config, workdir, common.replica_runs(runs, seeds), reals, mesh)
-  reports = evaluate(config, workdir, 'latest', mesh, reals)
+  with common.timed_stage(workdir, 'quality'):
+    quality = measure_quality(config, workdir, common.replica_runs(runs, seeds), reals, mesh)
+  with common.timed_stage(workdir, 'evaluation'):
+    reports = evaluate(config, workdir, 'latest', mesh, reals)
   results = {name: {**trained[name],
                     'quality': {seed: quality[replica_name]
                                 for seed, replica_name in common.replica_names(name, seeds)}}

@@ -304,9 +304,19 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   """Runs the study in `workdir` (resuming what is there); returns the table rows."""
   workdir, mesh = common.start(config, workdir)
   settings = loop.LoopSettings.from_config(config)
-  data = common.study_data(config, workdir, mesh, train=settings,
-                           more_sources=autoencoder_sources(config, workdir, mesh,
-                                                            settings.one_seed()))
+  with common.timed_stage(workdir, 'data'):  # The fake pool, with the autoencoders' fakes.
+    data = common.study_data(config, workdir, mesh, train=settings,
+                             more_sources=autoencoder_sources(config, workdir, mesh,
+                                                              settings.one_seed()))
+  with common.timed_stage(workdir, 'training'):
+    train_detectors(config, settings, workdir, data, mesh)
+  with common.timed_stage(workdir, 'evaluation'):
+    return evaluate(config, workdir, 'latest', mesh, data)
+
+
+def train_detectors(config: ml_collections.ConfigDict, settings: loop.LoopSettings,
+                    workdir: Workdir, data: fake_pool.StudyData, mesh: Mesh) -> None:
+  """Trains (or resumes) the classifiers and real-only detectors, then fits the fusions."""
   input_kind = config.classifier.input
   # Restored with its input by `fakejax.detectors`; raw images need no record (as before).
   metadata = {} if input_kind == 'image' else {'input': input_kind}
@@ -320,4 +330,3 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     fitted = common.fit_fusion(config, workdir, name, data, mesh)
     if jax.process_index() == 0:
       fitted.write(workdir.fusion(name).path / fusion.FUSION_JSON)
-  return evaluate(config, workdir, 'latest', mesh, data)
