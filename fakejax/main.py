@@ -29,10 +29,10 @@ def main(argv) -> None:
   # Imported after the runtime flags took effect (XLA reads its flags once).
   import jax  # pylint: disable=g-import-not-at-top
   from fakejax import studies  # pylint: disable=g-import-not-at-top
+  from fakejax.studies import common  # pylint: disable=g-import-not-at-top
   from fakejax.train import loop  # pylint: disable=g-import-not-at-top
   logging.info('Config:\n%s', FLAGS.config)
   studies.validate(FLAGS.config, num_devices=jax.device_count())
-  from fakejax.studies import common  # pylint: disable=g-import-not-at-top
   workdir = Workdir(FLAGS.workdir)
   try:
     with common.timed_stage(workdir, 'total'):
@@ -41,8 +41,9 @@ def main(argv) -> None:
     logging.warning('%s', preempted)
     runtime.leave_distributed()
     sys.exit(PREEMPTED_EXIT_CODE)
-  logging.info('Wall time in %s, summed over its invocations: %s', FLAGS.workdir,
-               common.timing_summary(workdir))
+  if jax.process_index() == 0:
+    logging.info('Wall time in %s, summed over its invocations: %s', FLAGS.workdir,
+                 common.timing_summary(workdir))
   runtime.leave_distributed()
 
 

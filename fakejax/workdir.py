@@ -20,6 +20,7 @@ import pathlib
 
 CONFIG_JSON = 'config.json'
 REPORT_JSON = 'report.json'
+TIMING_JSON = 'timing.json'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Workdir:
   @property
   def timing_json(self) -> pathlib.Path:
     """Seconds per stage of the study and in all ('total'), summed over invocations."""
-    return self.root / 'timing.json'
+    return self.root / TIMING_JSON
 
   @property
   def fake_pool(self) -> pathlib.Path:

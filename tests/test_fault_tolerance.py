@@ -1,5 +1,6 @@
 """Preemption, damaged checkpoints, unwritable workdirs and non-finite losses."""
 
+import json
 import pathlib
 import signal
 import subprocess
@@ -43,10 +44,14 @@ def test_sigterm_saves_a_checkpoint_exits_and_the_same_command_resumes(request, 
   stopped_at = int(stderr.split('stopped by SIGTERM at step ')[1].split(';')[0])
   assert stopped_at < TINY_STEPS
   assert (tmp_path / GANS[0] / 'checkpoints' / str(stopped_at) / 'state').is_dir()
+  stopped = json.loads((tmp_path / 'timing.json').read_text())  # The stopped run's time.
+  assert list(stopped) == ['training', 'total'] and stopped['total'] >= stopped['training'] > 0
 
   result = run_main(tmp_path, tfds_data_dir, TRAIN_ONLY, variant=ONE_GAN_VARIANT)
   assert f'Resumed from the checkpoint of step {stopped_at}' in result.stderr
   assert not (tmp_path / 'quality').exists() and not (tmp_path / 'report.md').exists()
+  resumed = json.loads((tmp_path / 'timing.json').read_text())
+  assert resumed['training'] > stopped['training'] and resumed['total'] > stopped['total']
   # Asked for only now: these runs go on while another worker trains the reference.
   reference_dir = request.getfixturevalue('finished_run')
   assert_same_final_parameters(tmp_path, reference_dir, gans=ONE_GAN)

@@ -95,6 +95,11 @@ def test_timed_stages_add_up_and_count_a_block_that_was_stopped(tmp_path):
   seconds = common.stage_seconds(workdir)
   assert list(seconds) == ['training'] and 0.2 <= seconds['training'] < 2.0
   assert common.timing_summary(workdir).startswith('training 0.0 min')
+  workdir.timing_json.write_text('[1, 2]')  # Not a record of seconds: it warns, no more.
+  with pytest.raises(KeyboardInterrupt):
+    with common.timed_stage(workdir, 'training'):
+      raise KeyboardInterrupt
+  assert common.timing_summary(workdir).startswith('not recorded (')
   with common.timed_stage(Workdir(tmp_path / 'never_made'), 'total'):
     pass  # A study that failed before making its workdir leaves nothing behind.
   assert not (tmp_path / 'never_made').exists()

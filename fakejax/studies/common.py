@@ -60,15 +60,22 @@ def record_training_time(run: TrainedGenerator, seconds: float) -> None:
 def stage_seconds(workdir: Workdir) -> dict[str, float]:
   """The wall time of each stage recorded in the workdir (timing.json), {} if none."""
   path = workdir.timing_json
-  return json.loads(path.read_text()) if path.is_file() else {}
+  if not path.is_file():
+    return {}
+  seconds = json.loads(path.read_text())
+  if not (isinstance(seconds, dict) and
+          all(isinstance(value, (int, float)) for value in seconds.values())):
+    raise ValueError(f'{path} is not a JSON object of seconds per stage')
+  return seconds
 
 
 @contextlib.contextmanager
 def timed_stage(workdir: Workdir, stage: str):
   """Adds the wall time of the block to `stage` in the workdir's timing.json, summed over
   the invocations that resume the study. A block stopped by an exception (preemption)
-  adds what it ran: that time was spent. Process 0 writes; a failed write only warns,
-  so it never hides the error that stopped the block."""
+  adds what it ran: that time was spent. Process 0 writes, through a temporary file so
+  that a kill mid-write leaves the old record; a failed write only warns, so it never
+  hides the error that stopped the block."""
   start = time.perf_counter()
   try:
     yield
@@ -76,17 +83,21 @@ def timed_stage(workdir: Workdir, stage: str):
     if jax.process_index() == 0 and workdir.root.is_dir():
       try:
         seconds = stage_seconds(workdir)
-        seconds[stage] = round(seconds.get(stage, 0.0) + time.perf_counter() - start, 1)
-        workdir.timing_json.write_text(json.dumps(seconds, indent=2) + '\n')
+        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
+        temporary = workdir.timing_json.with_suffix('.json.tmp')
+        temporary.write_text(json.dumps(seconds, indent=2) + '\n')
+        temporary.replace(workdir.timing_json)
       except (OSError, ValueError) as error:
-        logging.warning('Could not record the time of stage %r in %s: %s', stage,
-                        workdir.timing_json, error)
+        logging.warning('Could not record the time of stage %r: %s', stage, error)
 
 
 def timing_summary(workdir: Workdir) -> str:
   """'training 12.3 min, evaluation 1.0 min, total 13.5 min': the recorded stages."""
-  return ', '.join(f'{stage} {seconds / 60:.1f} min'
-                   for stage, seconds in stage_seconds(workdir).items())
+  try:
+    seconds = stage_seconds(workdir)
+  except (OSError, ValueError) as error:
+    return f'not recorded ({error})'
+  return ', '.join(f'{stage} {value / 60:.1f} min' for stage, value in seconds.items())
 
 
 def training_seconds(runs: dict[str, RunDir]) -> dict[str, float]:
