@@ -50,11 +50,19 @@ TrainedGenerator = gan_trainer.GanRun | generator_trainer.GeneratorRun
 TRAINING_FILE = 'training.json'
 
 
+def write_running_total(path: pathlib.Path, record: dict) -> None:
+  """Writes a record that invocations add to (a wall time kept across resumes) through a
+  temporary file: a kill mid-write leaves the previous total, not a torn file."""
+  temporary = path.with_suffix('.json.tmp')
+  temporary.write_text(json.dumps(record, indent=2) + '\n')
+  temporary.replace(path)
+
+
 def record_training_time(run: TrainedGenerator, seconds: float) -> None:
   """Adds this invocation's training wall time to the model's total (kept across resumes)."""
   path = run.run.path / TRAINING_FILE
   total = json.loads(path.read_text())['train_seconds'] if path.exists() else 0.0
-  path.write_text(json.dumps({'num_steps': run.num_steps, 'train_seconds': total + seconds}) + '\n')
+  write_running_total(path, {'num_steps': run.num_steps, 'train_seconds': total + seconds})
 
 
 def stage_seconds(workdir: Workdir) -> dict[str, float]:
@@ -73,9 +81,8 @@ def stage_seconds(workdir: Workdir) -> dict[str, float]:
 def timed_stage(workdir: Workdir, stage: str):
   """Adds the wall time of the block to `stage` in the workdir's timing.json, summed over
   the invocations that resume the study. A block stopped by an exception (preemption)
-  adds what it ran: that time was spent. Process 0 writes, through a temporary file so
-  that a kill mid-write leaves the old record; a failed write only warns, so it never
-  hides the error that stopped the block."""
+  adds what it ran: that time was spent. Process 0 writes (`write_running_total`); a
+  failed write only warns, so it never hides the error that stopped the block."""
   start = time.perf_counter()
   try:
     yield
@@ -84,9 +91,7 @@ def timed_stage(workdir: Workdir, stage: str):
       try:
         seconds = stage_seconds(workdir)
         seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
-        temporary = workdir.timing_json.with_suffix('.json.tmp')
-        temporary.write_text(json.dumps(seconds, indent=2) + '\n')
-        temporary.replace(workdir.timing_json)
+        write_running_total(workdir.timing_json, seconds)
       except (OSError, ValueError) as error:
         logging.warning('Could not record the time of stage %r: %s', stage, error)
 
