@@ -27,3 +27,9 @@ def exit_on_user_error(main):
       print(f'error: {error}', file=sys.stderr, flush=True)
       sys.exit(USER_ERROR_EXIT_CODE)
   return wrapped
+
+
+class NonFiniteTraining(UserError, FloatingPointError):
+  """Training met a NaN or Inf loss or gradient: the config's learning rate (or model) is
+  what to change; the last checkpoint holds the last finite state."""
+

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from fakejax import sharding
+from fakejax import errors, sharding
 from fakejax.models import build_gan
 from fakejax.train import checkpoints, gan_steps, gan_trainer, loop
 from fakejax.workdir import Workdir
@@ -137,6 +137,9 @@ def test_non_finite_loss_stops_training_naming_step_and_metric(tiny_config, tmp_
   images = np.random.default_rng(0).integers(0, 255, (256, 28, 28, 1), dtype=np.uint8)
   with pytest.raises(FloatingPointError, match=r'Non-finite .*loss.* at step (\d+)') as error:
     train_tiny_gan(tiny_config, 'dcgan_tf', images, tmp_path)
+  # One clear message (no traceback from `main`), naming the run and what to change.
+  assert isinstance(error.value, errors.UserError)
+  assert str(error.value).startswith('dcgan_tf (') and 'learning rate' in str(error.value)
   failed_at = int(str(error.value).split(' at step ')[1].split(' ')[0])
   saved = [int(p.name) for p in (tmp_path / 'dcgan_tf' / 'checkpoints').iterdir()
            if p.name.isdigit()]

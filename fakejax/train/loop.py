@@ -21,7 +21,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from fakejax import runtime, sharding
+from fakejax import errors, runtime, sharding
 from fakejax.data import pipeline
 from fakejax.train import checkpoints, replicas
 from fakejax.workdir import RunDir
@@ -170,6 +170,11 @@ def restore_or_init(manager, like_state, data_iterator: grain.DatasetIterator,
   return state, step
 
 
+NON_FINITE_ADVICE = (
+    'The last checkpoint written holds the last finite state: lower the learning rate (or '
+    'set --config.skip_nonfinite_updates=True) and run the same command again to resume.')
+
+
 def flush_metrics(writer, step: int, pending: list[dict], skip_nonfinite: bool = False) -> None:
   """Writes the mean of the metrics since the last flush; stops on non-finite values.
 
@@ -181,9 +186,9 @@ def flush_metrics(writer, step: int, pending: list[dict], skip_nonfinite: bool =
   values = jax.device_get({name: np.asarray([m[name] for m in pending]) for name in pending[0]})
   skipped = values.pop('skipped_update') > 0
   if skipped.all():
-    raise FloatingPointError(
+    raise errors.NonFiniteTraining(
         f'Every update of steps {step - len(pending) + 1}-{step} was non-finite and skipped; '
-        'training stopped, the last checkpoint written holds the last finite state.')
+        f'training stopped. {NON_FINITE_ADVICE}')
   means = {name: float(np.mean(v[~skipped])) for name, v in values.items()}
   if skip_nonfinite:
     means['skipped_updates'] = float(skipped.sum())
@@ -191,9 +196,9 @@ def flush_metrics(writer, step: int, pending: list[dict], skip_nonfinite: bool =
       logging.warning('%d non-finite updates skipped up to step %d.', skipped.sum(), step)
   bad = sorted(name for name, value in means.items() if not np.isfinite(value))
   if bad:
-    raise FloatingPointError(
-        f'Non-finite {", ".join(bad)} at step {step} ({means}); training stopped, the last '
-        'checkpoint written holds the last finite state.')
+    raise errors.NonFiniteTraining(
+        f'Non-finite {", ".join(bad)} at step {step} ({means}); training stopped. '
+        f'{NON_FINITE_ADVICE}')
   writer.write_scalars(step, means)
   logging.info('step %d: %s', step, ', '.join(f'{k}={v:.4f}' for k, v in sorted(means.items())))
   pending.clear()
@@ -257,7 +262,10 @@ def train(job: Job, settings: LoopSettings, train_data: Batch, run: RunDir,
     steps = _Steps(job=job, settings=settings, mesh=mesh, manager=manager,
                    writer=make_writer(run.tensorboard), data_iterator=data_iterator,
                    steps_per_epoch=steps_per_epoch, num_steps=num_steps)
-    state, num_steps = steps.run(state, start_step)
+    try:
+      state, num_steps = steps.run(state, start_step)
+    except errors.NonFiniteTraining as error:
+      raise errors.NonFiniteTraining(f'{job.name} ({run.path}): {error}') from None
   return TrainResult(state=state, resumed_from_step=start_step, num_steps=num_steps, run=run)
 
 
