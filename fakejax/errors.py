@@ -16,6 +16,11 @@ class UserError(Exception):
   """An error in what the user asked for, whose message says what to do about it."""
 
 
+class NonFiniteTraining(UserError, FloatingPointError):
+  """Training met a NaN or Inf loss or gradient: the config's learning rate (or model) is
+  what to change; the last checkpoint holds the last finite state."""
+
+
 def exit_on_user_error(main):
   """Wraps a command's `main` (absl's `main(argv)` or a tool's): a UserError prints
   'error: <message>' and exits 1."""
@@ -27,9 +32,3 @@ def exit_on_user_error(main):
       print(f'error: {error}', file=sys.stderr, flush=True)
       sys.exit(USER_ERROR_EXIT_CODE)
   return wrapped
-
-
-class NonFiniteTraining(UserError, FloatingPointError):
-  """Training met a NaN or Inf loss or gradient: the config's learning rate (or model) is
-  what to change; the last checkpoint holds the last finite state."""
-
