@@ -35,7 +35,9 @@ GENERATOR_SCHEMA = {
     'features': tuple,
     # Its family's own keys (OPTIONS_SCHEMA of train/<family>_steps.py; check_generators).
     'options': {'*': object},
-    'optimizer': OPTIMIZER_SCHEMA,
+    # decay_steps > 0: a cosine decay to 0 over that many steps; clip_global_norm > 0:
+    # gradients clipped to that global norm (0: off, for both).
+    'optimizer': {**OPTIMIZER_SCHEMA, 'decay_steps': int, 'clip_global_norm': float},
     'batch_size': int,
     'num_epochs': int,
     'ema_decay': float,
@@ -404,6 +406,8 @@ GENERATOR_RULES = {
     'generators.*.architecture': Choice(GENERATORS),
     'generators.*.batch_size': BATCH, 'generators.*.num_epochs': POSITIVE,
     'generators.*.optimizer.learning_rate': POSITIVE,
+    'generators.*.optimizer.decay_steps': NOT_NEGATIVE,
+    'generators.*.optimizer.clip_global_norm': NOT_NEGATIVE,
     'generators.*.ema_decay': Range(0, 1, high_open=True),
 }
 # Per family, its options' rules, and how many widths its model takes (U-Net widths are

@@ -94,6 +94,8 @@ def test_generators_option_adds_other_families_in_the_variant_asked():
     ('generators.ddpm.options.noise_schedule', 'sqrt', "use one of \\['cosine', 'linear'\\]"),
     ('generators.ddpm.features', (8, 12, 16), 'multiples of 8'),
     ('generators.vae.ema_decay', 1.0, r'in \[0, 1\)'),
+    ('generators.vae.optimizer.decay_steps', -1, '>= 0'),
+    ('generators.vae.optimizer.clip_global_norm', -1.0, '>= 0'),
     ('generators.vae.architecture', 'glow', 'use one of'),
     ('quality.neighbours', 0, 'positive'),
     ('quality.feature_classifier.batch_size', 33, 'divisible'),
