@@ -1,6 +1,7 @@
 """The non-adversarial generator families (VAE, diffusion, flow): they learn, resume after a kill
 to the parameters of an uninterrupted run, and sample deterministically per seed."""
 
+import logging
 import shutil
 
 import jax
@@ -106,6 +107,23 @@ def test_sampler_is_deterministic_per_seed(name):
   assert first.shape == (1, 12, *IMAGE_SHAPE) and first.dtype == np.uint8
   np.testing.assert_array_equal(first, again)
   assert np.any(first != other)
+
+
+def test_slow_sampling_logs_its_progress(monkeypatch, caplog):
+  _, gen_config = tiny_generator('vae')
+  mesh = sharding.build_mesh()
+  job, generator = generator_trainer.generator_job('vae', gen_config, IMAGE_SHAPE, 0, False, mesh)
+  variables = jax.tree.map(lambda leaf: leaf[None],
+                           generator_state.sampling_variables(job.init(jax.random.PRNGKey(0))))
+  sampler = scoring.Sampler(generator.generate(), variables, generator.latent_dim, mesh, 8)
+  monkeypatch.setattr(scoring, 'PROGRESS_EVERY_S', 0.0)  # As if every batch were slow.
+  caplog.set_level(logging.INFO, logger='absl')
+  sampler.generate(20, 0)
+  progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith('Sampled')]
+  # Batches of 8: after 8 and 16 of 20; none at the end, which its caller reports.
+  assert [m.split(' images/s')[0].split(' (')[0] for m in progress] == [
+      'Sampled 8 of 20 images per checkpoint', 'Sampled 16 of 20 images per checkpoint']
+  assert all('ETA' in m for m in progress)
 
 
 def test_a_pool_described_with_tuples_is_reused_not_drawn_again(tmp_path):
