@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs import dcgan_fmnist
-from fakejax import sharding
+from fakejax import errors, sharding
 from fakejax.data import fake_pool
 from fakejax.evaluation import scoring
 from fakejax.studies import common, dcgan
@@ -93,6 +93,18 @@ def test_killed_run_resumes_to_the_parameters_of_an_uninterrupted_run(name, tmp_
   # The DCGAN study's discriminators meet the same test fakes among 'others'.
   others = dcgan.other_family_fakes(config, Workdir(tmp_path / 'killed'), sharding.build_mesh())
   np.testing.assert_array_equal(others[name], fakes['test'])
+
+
+def test_a_decay_shorter_than_training_is_refused_before_any_step(tmp_path):
+  config, gen_config = tiny_generator('realnvp')
+  gen_config.batch_size, gen_config.num_epochs = 8, 2
+  gen_config.optimizer.decay_steps = 10  # 48 images at batch 8 for 2 epochs: 12 steps.
+  run = Workdir(tmp_path).generator('realnvp')
+  with pytest.raises(errors.UserError, match=r"'generators.realnvp.optimizer.decay_steps' "
+                     r'is 10, but realnvp trains 12 steps.*0 for the last 2. Set it to 12'):
+    generator_trainer.train_generator('realnvp', gen_config, loop.LoopSettings.from_config(
+        config), blobs(48), run, sharding.build_mesh())
+  assert not run.path.exists()
 
 
 @pytest.mark.parametrize('name', FAMILIES)

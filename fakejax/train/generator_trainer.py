@@ -13,7 +13,8 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from fakejax import sharding
+from fakejax import errors, sharding
+from fakejax.data import pipeline
 from fakejax.models import GENERATORS, build_generator
 from fakejax.train import (checkpoints, diffusion_steps, flow_steps, gan_steps, generator_state,
                            loop, optimizers, replicas, vae_steps)
@@ -116,10 +117,25 @@ class GeneratorRun:
         self.sampling_variables, k))
 
 
+def check_decay_covers_training(name: str, gen_config: ml_collections.ConfigDict,
+                                num_examples: int) -> None:
+  """A learning-rate decay that ends before training would leave its last steps at 0."""
+  decay_steps = gen_config.optimizer.get('decay_steps', 0)
+  num_steps = (pipeline.steps_per_epoch(num_examples, gen_config.batch_size)
+               * gen_config.num_epochs)
+  if 0 < decay_steps < num_steps:
+    raise errors.UserError(
+        f"Config key 'generators.{name}.optimizer.decay_steps' is {decay_steps}, but "
+        f'{name} trains {num_steps} steps ({gen_config.num_epochs} epochs of {num_examples} '
+        f'images at batch {gen_config.batch_size}): its learning rate would be 0 for the '
+        f'last {num_steps - decay_steps}. Set it to {num_steps}, or 0 for a constant rate.')
+
+
 def train_generator(name: str, gen_config: ml_collections.ConfigDict,
                     settings: loop.LoopSettings, train_images: np.ndarray, run: RunDir,
                     mesh: Mesh) -> GeneratorRun:
   """Trains (or resumes) generator `name` on uint8 `train_images`."""
+  check_decay_covers_training(name, gen_config, len(train_images))
   job, generator = generator_job(name, gen_config, train_images.shape[1:], settings.seed,
                                  settings.skip_nonfinite_updates, mesh)
   result = loop.train(job, settings.for_model(gen_config), train_images, run, mesh)
