@@ -14,7 +14,6 @@ import numpy as np
 from jax.sharding import Mesh
 
 from fakejax import errors, sharding
-from fakejax.data import pipeline
 from fakejax.models import GENERATORS, build_generator
 from fakejax.train import (checkpoints, diffusion_steps, flow_steps, gan_steps, generator_state,
                            loop, optimizers, replicas, vae_steps)
@@ -118,11 +117,9 @@ class GeneratorRun:
 
 
 def check_decay_covers_training(name: str, gen_config: ml_collections.ConfigDict,
-                                num_examples: int) -> None:
+                                num_examples: int, num_steps: int) -> None:
   """A learning-rate decay that ends before training would leave its last steps at 0."""
-  decay_steps = gen_config.optimizer.get('decay_steps', 0)
-  num_steps = (pipeline.steps_per_epoch(num_examples, gen_config.batch_size)
-               * gen_config.num_epochs)
+  decay_steps = gen_config.optimizer.decay_steps
   if 0 < decay_steps < num_steps:
     raise errors.UserError(
         f"Config key 'generators.{name}.optimizer.decay_steps' is {decay_steps}, but "
@@ -135,10 +132,12 @@ def train_generator(name: str, gen_config: ml_collections.ConfigDict,
                     settings: loop.LoopSettings, train_images: np.ndarray, run: RunDir,
                     mesh: Mesh) -> GeneratorRun:
   """Trains (or resumes) generator `name` on uint8 `train_images`."""
-  check_decay_covers_training(name, gen_config, len(train_images))
+  settings = settings.for_model(gen_config)
+  _, num_steps = loop.run_length(settings, train_images)
+  check_decay_covers_training(name, gen_config, len(train_images), num_steps)
   job, generator = generator_job(name, gen_config, train_images.shape[1:], settings.seed,
                                  settings.skip_nonfinite_updates, mesh)
-  result = loop.train(job, settings.for_model(gen_config), train_images, run, mesh)
+  result = loop.train(job, settings, train_images, run, mesh)
   return GeneratorRun(name=name, generator=generator,
                       sampling_variables=generator_state.sampling_variables(result.state),
                       num_steps=result.num_steps, resumed_from_step=result.resumed_from_step,

@@ -234,12 +234,17 @@ def with_replicas(job: Job, settings: LoopSettings, train_data: Batch, mesh: Mes
   return job, settings, data
 
 
+def run_length(settings: LoopSettings, train_data: Batch) -> tuple[int, int]:
+  """(steps per epoch, steps in all) of training on `train_data` with these settings."""
+  steps_per_epoch = pipeline.steps_per_epoch(pipeline.count_examples(train_data),
+                                             settings.batch_size)
+  return steps_per_epoch, steps_per_epoch * settings.num_epochs
+
+
 def train(job: Job, settings: LoopSettings, train_data: Batch, run: RunDir,
           mesh: Mesh) -> TrainResult:
   """Trains (or resumes) `job` on `train_data` (arrays with a leading example axis)."""
-  steps_per_epoch = pipeline.steps_per_epoch(pipeline.count_examples(train_data),
-                                             settings.batch_size)
-  num_steps = steps_per_epoch * settings.num_epochs
+  steps_per_epoch, num_steps = run_length(settings, train_data)
   job, settings, data_iterator = with_replicas(job, settings, train_data, mesh)
   like_state = sharding.abstract_replicated(job.init, mesh)
   # Room for the kept checkpoints plus the one being written, before any compute.
